@@ -1,0 +1,105 @@
+"""The ``cfbench`` command line. User errors print one paragraph and exit with status 2."""
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from pathlib import Path
+
+from cfbench.errors import UserError
+
+
+def _cmd_run(args) -> int:
+    from cfbench.runner import Runner, RunSpec
+    from cfbench.tables import table
+
+    spec = RunSpec(task=args.task, methods=args.methods.split(","), n=args.n, batch_size=args.batch_size,
+                   seed=args.seed, device=args.device, out=args.out, metrics=args.metrics,
+                   overrides=args.set or [])
+    run = Runner(spec).execute()
+    print(table([str(run.root)], None, "markdown", with_ci=True))
+    print(f"Results: {run.root}/ (samples.parquet, metrics.csv, run.json, images/, masks/, figures/)")
+    print(f"Paper table: cfbench table {run.root} --table 1 --format latex")
+    return 0
+
+
+def _cmd_list(args) -> int:
+    from cfbench.methods import METHODS
+    from cfbench.metrics import METRICS
+    from cfbench.tasks import TASKS
+
+    registry = {"methods": METHODS, "tasks": TASKS, "metrics": METRICS}[args.kind]
+    width = max(len(e.name) for e in registry.entries())
+    for entry in registry.entries():
+        print(f"{entry.name:<{width}}  {entry.summary}")
+    return 0
+
+
+def _cmd_table(args) -> int:
+    from cfbench.tables import table
+
+    print(table(args.runs, args.table, args.format, with_ci=args.ci), end="")
+    return 0
+
+
+def _cmd_assets(args) -> int:
+    from cfbench.tasks.synth_tasks import ASSETS
+    from cfbench.tasks.training import BUILDERS, build
+
+    only = args.only.split(",") if args.only else None
+    for name in only or []:
+        if name not in BUILDERS:
+            raise UserError(f"Unknown asset '{name}'. Assets: {', '.join(BUILDERS)}.")
+    build(Path(args.out) if args.out else ASSETS, only)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cfbench", description="Benchmark visual counterfactual explanations.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="generate and score counterfactuals")
+    r.add_argument("--task", required=True)
+    r.add_argument("--methods", required=True, help="comma-separated method names")
+    r.add_argument("--n", type=int, default=32, help="number of samples (default 32)")
+    r.add_argument("--batch-size", type=int, default=16)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
+    r.add_argument("--out", type=Path, default=None, help="run directory (default results/runs/<task>-<time>)")
+    r.add_argument("--metrics", default="all", help="all, or a comma-separated list")
+    r.add_argument("--set", action="append", metavar="METHOD.PARAM=VALUE", help="override a hyperparameter")
+    r.set_defaults(func=_cmd_run)
+
+    ls = sub.add_parser("list", help="list registered methods, tasks or metrics")
+    ls.add_argument("kind", choices=["methods", "tasks", "metrics"])
+    ls.set_defaults(func=_cmd_list)
+
+    t = sub.add_parser("table", help="render a paper table from run directories")
+    t.add_argument("runs", nargs="+")
+    t.add_argument("--table", type=int, default=None)
+    t.add_argument("--format", choices=["latex", "markdown", "csv"], default="markdown")
+    t.add_argument("--ci", action="store_true", help="show 95%% bootstrap half-widths")
+    t.set_defaults(func=_cmd_table)
+
+    a = sub.add_parser("assets", help="rebuild the shipped synthetic assets")
+    a.add_argument("action", choices=["build"])
+    a.add_argument("--only", default=None, help="comma-separated subset of assets")
+    a.add_argument("--out", default=None, help="directory (default: the shipped tasks/assets)")
+    a.set_defaults(func=_cmd_assets)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as err:
+        print("cfbench: error: " + textwrap.fill(str(err), width=100), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cfbench: interrupted; run the same command again to resume.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,19 @@
+"""Device choice: ``auto`` means CUDA when present, else CPU."""
+from __future__ import annotations
+
+import torch
+
+from cfbench.errors import UserError
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise UserError(f"Unknown device '{name}': use auto, cpu, cuda or cuda:N.") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"Device '{name}' was requested but CUDA is not available on this machine; "
+                        "use --device cpu or --device auto.")
+    return device

@@ -1,0 +1,253 @@
+"""``cfbench run``: generate counterfactuals batch by batch, score them, write the run directory.
+
+Resume: samples are committed per batch (images first, then the batch's ``parts/`` file), so a
+killed run started again with the same arguments skips every committed sample. Without ``--out``
+the newest unfinished run of the same configuration under ``results/runs/`` is resumed.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import subprocess
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from cfbench import seeding
+from cfbench.device import resolve_device
+from cfbench.errors import UserError
+from cfbench.method import resolve_hparams
+from cfbench.methods import METHODS
+from cfbench.metrics import METRICS
+from cfbench.metrics.base import Metric, SampleContext
+from cfbench.results import METRIC_COLUMNS, RunDir, quantize, save_pngs, write_frame, write_json
+from cfbench.tasks import TASKS
+from cfbench.types import Batch
+
+DEFAULT_ROOT = Path("results/runs")
+_PACKAGES = ("torch", "torchvision", "diffusers", "captum", "quantus", "torch-fidelity", "lpips",
+             "pandas", "numpy")
+
+
+@dataclass
+class RunSpec:
+    task: str
+    methods: list[str]
+    n: int | None = 32
+    batch_size: int = 16
+    seed: int = 0
+    device: str = "auto"
+    out: Path | None = None
+    metrics: str = "all"
+    overrides: list[str] = field(default_factory=list)
+
+
+def parse_overrides(items: list[str], methods: list[str]) -> dict[str, dict[str, str]]:
+    """``METHOD.PARAM=VALUE`` strings -> {method: {param: value}}."""
+    parsed: dict[str, dict[str, str]] = {m: {} for m in methods}
+    for item in items:
+        key, eq, value = item.partition("=")
+        method, dot, param = key.partition(".")
+        if not eq or not dot or not method or not param or value == "":
+            raise UserError(f"Malformed --set '{item}': write METHOD.PARAM=VALUE, e.g. --set slcf.lr=0.02.")
+        if method not in parsed:
+            raise UserError(f"--set '{item}' names method '{method}', which is not in --methods "
+                            f"({', '.join(methods)}).")
+        parsed[method][param] = value
+    return parsed
+
+
+def _metric_names(spec: str) -> list[str]:
+    return METRICS.names() if spec.strip() == "all" else METRICS.parse_list(spec)
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for pkg in _PACKAGES:
+        try:
+            found[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+class Runner:
+    def __init__(self, spec: RunSpec):
+        self.spec = spec
+        if spec.n is not None and spec.n < 1:
+            raise UserError(f"--n must be a positive number of samples (got {spec.n}).")
+        if spec.batch_size < 1:
+            raise UserError(f"--batch-size must be at least 1 (got {spec.batch_size}).")
+        task_entry = TASKS.get(spec.task)
+        self.methods = METHODS.parse_list(",".join(spec.methods))
+        if len(set(self.methods)) != len(self.methods):
+            raise UserError(f"--methods lists a method twice: {','.join(self.methods)}.")
+        self.metric_names = _metric_names(spec.metrics)
+        overrides = parse_overrides(spec.overrides, self.methods)
+        self.hparams = {m: resolve_hparams(m, METHODS.get(m).load(), METHODS.get(m).preset, overrides[m])
+                        for m in self.methods}
+        self.device = resolve_device(spec.device)
+        self.task = task_entry.load()(device=self.device, **task_entry.preset)
+        self.sample_ids = self.task.sample_ids(spec.n)
+        self.config = {"task": spec.task, "methods": self.hparams, "n": len(self.sample_ids),
+                       "seed": spec.seed, "metrics": self.metric_names}
+        self.run = RunDir(self._choose_out())
+
+    # -- where to write -------------------------------------------------------------------------
+    def _choose_out(self) -> Path:
+        if self.spec.out is not None:
+            out = Path(self.spec.out)
+            if (out / "run.json").exists():
+                self._check_same_config(out)
+            return out
+        for previous in sorted(DEFAULT_ROOT.glob(f"{self.spec.task}-*"), reverse=True):
+            try:
+                info = json.loads((previous / "run.json").read_text())
+            except (OSError, ValueError):
+                continue
+            if not info.get("finished") and info.get("config") == self.config:
+                print(f"Resuming the unfinished run in {previous}")
+                return previous
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        return DEFAULT_ROOT / f"{self.spec.task}-{stamp}"
+
+    def _check_same_config(self, out: Path) -> None:
+        try:
+            previous = json.loads((out / "run.json").read_text()).get("config")
+        except ValueError:
+            previous = None
+        if previous != self.config:
+            raise UserError(f"'{out}' already holds a run with different settings (task, methods, "
+                            "hyperparameters, n, seed or metrics). Use another --out, or repeat that "
+                            "run's exact arguments to resume it.")
+
+    def _prepare_out(self) -> dict:
+        root = self.run.root
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            probe = root / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as err:
+            raise UserError(f"Cannot write to the output directory '{root}': {err.strerror}. "
+                            "Pass a writable directory with --out.") from err
+        info = self.run.read_run_json() if self.run.run_json.exists() else {}
+        info.update({
+            "config": self.config, "task": self.spec.task, "methods": self.hparams,
+            "n": len(self.sample_ids), "seed": self.spec.seed, "device": str(self.device),
+            "batch_size": self.spec.batch_size, "metrics": self.metric_names,
+            "versions": _versions(), "git_commit": _git_commit(), "finished": False,
+            "task_provenance": self.task.provenance(),
+        })
+        info.setdefault("started", dt.datetime.now().isoformat(timespec="seconds"))
+        write_json(self.run.run_json, info)
+        return info
+
+    # -- generation -----------------------------------------------------------------------------
+    def execute(self) -> RunDir:
+        info = self._prepare_out()
+        metrics = {name: METRICS.get(name).load()(self.task, self.device) for name in self.metric_names}
+        unavailable = {n: why for n, m in metrics.items() if (why := m.unavailable())}
+        active = {n: m for n, m in metrics.items() if n not in unavailable}
+        method_provenance = {}
+        for name in self.methods:
+            method_provenance[name] = self._generate(name, active)
+        info.update(method_provenance=method_provenance, metrics_unavailable=unavailable)
+        write_json(self.run.run_json, info)
+        self._finalize(active, info)
+        return self.run
+
+    def _generate(self, name: str, metrics: dict[str, Metric]) -> dict:
+        entry = METHODS.get(name)
+        done = self.run.finished_rows(name)
+        done_ids = set(done["sample_id"]) if done is not None else set()
+        todo = [s for s in self.sample_ids if s not in done_ids]
+        if not todo:
+            return {}
+        method = entry.load()(self.task, self.device, **self.hparams[name])
+        bar = tqdm(total=len(self.sample_ids), initial=len(self.sample_ids) - len(todo), desc=name, unit="cf")
+        for start in range(0, len(todo), self.spec.batch_size):
+            ids = todo[start:start + self.spec.batch_size]
+            self._generate_batch(name, method, ids, metrics)
+            bar.update(len(ids))
+        bar.close()
+        return method.provenance()
+
+    def _generate_batch(self, name: str, method, ids: list[str], metrics: dict[str, Metric]) -> None:
+        samples = self.task.load(ids)
+        images = samples.images.to(self.device)
+        source = samples.labels.to(self.device)
+        batch = Batch(images, source, self.task.target_of(source), ids,
+                      generators=seeding.generators_for(self.spec.seed, ids))
+        _sync(self.device)
+        t0 = time.perf_counter()
+        cfs = method.generate(batch)
+        _sync(self.device)
+        seconds = (time.perf_counter() - t0) / len(ids)
+        cfs.images = quantize(cfs.images)
+        clf = self.task.classifier
+        with torch.no_grad():
+            logits_before, logits_after = clf(images), clf(cfs.images)
+        ctx = SampleContext(self.task, batch, samples, cfs, logits_before, logits_after)
+        pred_after = logits_after.argmax(1)
+        rows = {
+            "sample_id": ids, "method": name, "source": source.tolist(), "target": batch.target.tolist(),
+            "pred_before": logits_before.argmax(1).tolist(), "pred_after": pred_after.tolist(),
+            "flipped": (pred_after == batch.target).tolist(),
+            "steps": cfs.info["steps"].tolist(), "nfe": cfs.info["nfe"].tolist(), "seconds": seconds,
+        }
+        for metric in metrics.values():
+            for col, values in metric.per_sample(ctx).items():
+                rows[col] = values.detach().cpu().tolist()
+        save_pngs(self.run.images(), ids, images)
+        save_pngs(self.run.images(name), ids, cfs.images)
+        if cfs.masks is not None:
+            save_pngs(self.run.masks(name), ids, cfs.masks)
+        self.run.write_part(name, pd.DataFrame(rows))
+
+    # -- summary --------------------------------------------------------------------------------
+    def _finalize(self, metrics: dict[str, Metric], info: dict) -> None:
+        order = {s: i for i, s in enumerate(self.sample_ids)}
+        frames = []
+        for name in self.methods:
+            rows = self.run.finished_rows(name)
+            rows = rows[rows["sample_id"].isin(order)]
+            frames.append(rows.sort_values("sample_id", key=lambda s: s.map(order)))
+        samples = pd.concat(frames, ignore_index=True)
+        write_frame(self.run.samples, samples)
+        table = []
+        for name in self.methods:
+            rows = samples[samples["method"] == name]
+            record = {"task": self.spec.task, "method": name, "n": len(rows)}
+            for col in METRIC_COLUMNS:
+                value, ci = metrics[col].summarize(self.run, name, rows) if col in metrics else (None, None)
+                record[col], record[f"{col}_ci"] = value, ci
+            table.append(record)
+        write_frame(self.run.metrics, pd.DataFrame(table))
+        from cfbench.figures import write_run_figures
+
+        write_run_figures(self.run, self.methods, self.sample_ids)
+        info.update(finished=True, ended=dt.datetime.now().isoformat(timespec="seconds"),
+                    metric_provenance={n: m.provenance() for n, m in metrics.items() if m.provenance()})
+        write_json(self.run.run_json, info)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+

@@ -1,0 +1,12 @@
+"""Validity: did the edit reach the target class?"""
+from __future__ import annotations
+
+from cfbench.metrics.base import Metric
+
+
+class FlipRate(Metric):
+    """FR: share of samples whose prediction after the edit is the target class (a fraction)."""
+
+    name = "FR"
+    higher_is_better = True
+    column = "flipped"

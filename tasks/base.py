@@ -1,0 +1,89 @@
+"""The ``Task`` interface: data, the classifier under explanation, and lazily loaded components.
+
+Components (classifier, autoencoder, SimSiam, FID features, ...) load on first use and are cached,
+so a run that never needs the diffusion prior never loads it. A component that a task cannot
+provide raises ``UserError`` naming what is missing and how to provide it.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import torch
+from torch import nn
+
+from cfbench.errors import UserError
+
+
+@dataclass
+class TaskSamples:
+    """Images (N,3,H,W in [0,1]), labels (N,), ids, and ground-truth masks (N,1,H,W) if known."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    sample_ids: list[str]
+    gt_masks: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class Task(abc.ABC):
+    name: str
+    description: str = ""
+    class_names: tuple[str, ...]
+    pair: tuple[int, int]          # the two classes; each is flipped to the other
+    image_size: int
+    has_ground_truth: bool = False   # carries causal/object/spurious masks
+
+    def __init__(self, device: torch.device = torch.device("cpu")):
+        self.device = device
+
+    def target_of(self, source: torch.Tensor) -> torch.Tensor:
+        """The counterfactual target for each source class (both directions of the pair)."""
+        a, b = self.pair
+        if not bool(((source == a) | (source == b)).all()):
+            raise ValueError(f"task {self.name}: a source class is outside the pair {self.pair}")
+        return torch.where(source == a, torch.full_like(source, b), torch.full_like(source, a))
+
+    @abc.abstractmethod
+    def sample_ids(self, n: int | None) -> list[str]:
+        """The first ``n`` ids of the evaluation split (all when ``n`` is None), in a fixed order."""
+
+    @abc.abstractmethod
+    def load(self, ids: list[str]) -> TaskSamples:
+        """The samples with these ids, in the given order."""
+
+    # Components. Subclasses override the loaders they can provide.
+    def _load_classifier(self) -> nn.Module:
+        raise self.missing("classifier")
+
+    def _load_autoencoder(self) -> nn.Module:
+        raise self.missing("autoencoder")
+
+    def _load_simsiam(self) -> nn.Module:
+        raise self.missing("SimSiam encoder")
+
+    @cached_property
+    def classifier(self) -> nn.Module:
+        return _frozen(self._load_classifier()).to(self.device)
+
+    @cached_property
+    def autoencoder(self) -> nn.Module:
+        return _frozen(self._load_autoencoder()).to(self.device)
+
+    @cached_property
+    def simsiam(self) -> nn.Module:
+        return _frozen(self._load_simsiam()).to(self.device)
+
+    def missing(self, what: str) -> UserError:
+        return UserError(f"Task '{self.name}' has no {what}.")
+
+    def provenance(self) -> dict:
+        """Which models this task uses, and which of them are stand-ins, for run.json and captions."""
+        return {}
+
+
+def _frozen(model: nn.Module) -> nn.Module:
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model

@@ -1,0 +1,33 @@
+import torch
+
+from cfbench.tasks.training import psnr
+
+
+def test_classifier_is_accurate_on_evaluation_split(task):
+    s = task.load(task.sample_ids(64))
+    with torch.no_grad():
+        acc = (task.classifier(s.images).argmax(1) == s.labels).float().mean()
+    assert acc >= 0.95
+
+
+def test_autoencoder_reconstructs_with_16_channel_16x16_latent(task):
+    s = task.load(task.sample_ids(16))
+    with torch.no_grad():
+        z = task.autoencoder.encode(s.images)
+        rec = task.autoencoder.decode(z)
+    assert z.shape[1:] == (16, 16, 16)
+    assert psnr(rec, s.images).mean() >= 26.0
+
+
+def test_simsiam_embeds_and_is_not_collapsed(task):
+    s = task.load(task.sample_ids(32))
+    with torch.no_grad():
+        e = torch.nn.functional.normalize(task.simsiam.embed(s.images), dim=1)
+    assert e.shape == (32, 128)
+    assert e.std(0).mean() > 0.01
+
+
+def test_models_are_frozen_and_in_eval_mode(task):
+    for model in (task.classifier, task.autoencoder, task.simsiam):
+        assert not model.training
+        assert not any(p.requires_grad for p in model.parameters())

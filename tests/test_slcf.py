@@ -1,0 +1,33 @@
+import torch
+
+from cfbench import seeding
+from cfbench.methods.slcf import SLCF
+from cfbench.method import hparam_defaults
+from cfbench.types import Batch
+
+
+def make_batch(task, ids, seed=0):
+    s = task.load(ids)
+    return Batch(s.images, s.labels, task.target_of(s.labels), ids,
+                 generators=seeding.generators_for(seed, ids)), s
+
+
+def test_slcf_flips_a_small_batch_and_returns_its_mask(task):
+    method = SLCF(task, torch.device("cpu"), **hparam_defaults(SLCF))
+    batch, _ = make_batch(task, task.sample_ids(6))
+    cf = method.generate(batch)
+    assert cf.images.shape == batch.images.shape and 0 <= cf.images.min() and cf.images.max() <= 1
+    with torch.no_grad():
+        pred = task.classifier(cf.images).argmax(1)
+    assert (pred == batch.target).float().mean() >= 5 / 6
+    assert cf.masks.shape == (6, 1, 64, 64) and cf.masks.max() <= 1 and (cf.masks == 0).any()
+    assert (cf.info["nfe"] >= cf.info["steps"]).all() and (cf.info["steps"] >= 1).all()
+
+
+def test_sample_result_does_not_depend_on_its_batch(task):
+    method = SLCF(task, torch.device("cpu"), **hparam_defaults(SLCF))
+    ids = task.sample_ids(16)
+    together = method.generate(make_batch(task, ids)[0]).images
+    for i in (0, 7):
+        alone = method.generate(make_batch(task, [ids[i]])[0]).images
+        assert (alone[0] - together[i]).abs().max() <= 1e-4
