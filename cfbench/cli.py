@@ -15,7 +15,7 @@ def _cmd_run(args) -> int:
 
     spec = RunSpec(task=args.task, methods=args.methods.split(","), n=args.n, batch_size=args.batch_size,
                    seed=args.seed, device=args.device, out=args.out, metrics=args.metrics,
-                   overrides=args.set or [])
+                   overrides=args.set or [], regions=args.regions)
     run = Runner(spec).execute()
     print(table([str(run.root)], None, "markdown", with_ci=True))
     print(f"Results: {run.root}/ (samples.parquet, metrics.csv, run.json, images/, masks/, figures/)")
@@ -42,6 +42,25 @@ def _cmd_table(args) -> int:
     return 0
 
 
+def _cmd_regress(args) -> int:
+    from cfbench.regress import regress
+
+    return regress(args.run, args.baseline, args.tolerance or [], args.update)
+
+
+def _cmd_localize(args) -> int:
+    from cfbench.localize import LocalizeSpec, localize, parse_attributions
+    from cfbench.tables import table
+
+    spec = LocalizeSpec(task=args.task, attributions=parse_attributions(args.attributions), n=args.n,
+                        batch_size=args.batch_size, seed=args.seed, device=args.device, out=args.out)
+    run = localize(spec)
+    print(table([str(run.root)], 4, "markdown", with_ci=True))
+    print(f"Results: {run.root}/ (localize.csv, localize_samples.parquet, run.json, figures/)")
+    print(f"LaTeX: cfbench table {run.root} --table 4 --format latex")
+    return 0
+
+
 def _cmd_assets(args) -> int:
     from cfbench.tasks.synth_tasks import ASSETS
     from cfbench.tasks.training import BUILDERS, build
@@ -51,6 +70,25 @@ def _cmd_assets(args) -> int:
         if name not in BUILDERS:
             raise UserError(f"Unknown asset '{name}'. Assets: {', '.join(BUILDERS)}.")
     build(Path(args.out) if args.out else ASSETS, only)
+    return 0
+
+
+def _cmd_traits(args) -> int:
+    from cfbench.device import resolve_device
+    from cfbench.tasks import TASKS
+    from cfbench.traits import isolate_traits, write_traits
+
+    if args.top < 1:
+        raise UserError(f"--top must be at least 1 (got {args.top}).")
+    entry = TASKS.get(args.task)
+    task = entry.load()(device=resolve_device(args.device), **entry.preset)
+    report = isolate_traits(task, args.sample, top=args.top, seed=args.seed)
+    out = args.out or Path("results/traits") / f"{args.task}-{args.sample}"
+    png, js = write_traits(report, out)
+    for e in report.edits:
+        print(f"feature {e.feature:4d}: {e.before:.3f} -> {e.after:.3f} (counterfactual {e.counterfactual:.3f}), "
+              f"other features changed by {e.other_features_l1:.3f}, p(target) {e.target_probability:.2f}")
+    print(f"Figure: {png}\nNumbers: {js}")
     return 0
 
 
@@ -68,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, default=None, help="run directory (default results/runs/<task>-<time>)")
     r.add_argument("--metrics", default="all", help="all, or a comma-separated list")
     r.add_argument("--set", action="append", metavar="METHOD.PARAM=VALUE", help="override a hyperparameter")
+    r.add_argument("--regions", type=Path, default=None, metavar="DIR",
+                   help="region masks for region-constrained methods (rcsb): DIR/<sample id>.png, white = may change")
     r.set_defaults(func=_cmd_run)
 
     ls = sub.add_parser("list", help="list registered methods, tasks or metrics")
@@ -81,11 +121,39 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--ci", action="store_true", help="show 95%% bootstrap half-widths")
     t.set_defaults(func=_cmd_table)
 
+    g = sub.add_parser("regress", help="compare a run's metrics with a baseline; exit 1 on a regression")
+    g.add_argument("run")
+    g.add_argument("--baseline", required=True, help="baseline JSON, e.g. results/baselines/<task>.json")
+    g.add_argument("--tolerance", action="append", metavar="METRIC=VALUE",
+                   help="override a tolerance: METRIC=0.05 (absolute) or METRIC=10%% (relative)")
+    g.add_argument("--update", action="store_true", help="rewrite the baseline from this run")
+    g.set_defaults(func=_cmd_regress)
+
+    lo = sub.add_parser("localize", help="score attribution maps (SLCF Table 4)")
+    lo.add_argument("--task", required=True)
+    lo.add_argument("--attributions", default="lime,ixg,gc,lc,sc,gig,gbp,ig,lag",
+                    help="comma-separated: lime,ixg,gc,lc,sc,gig,gbp,ig,lag (default: all)")
+    lo.add_argument("--n", type=int, default=64)
+    lo.add_argument("--batch-size", type=int, default=32)
+    lo.add_argument("--seed", type=int, default=0)
+    lo.add_argument("--device", default="auto")
+    lo.add_argument("--out", type=Path, default=None, help="directory (default results/runs/localize-<task>-<time>)")
+    lo.set_defaults(func=_cmd_localize)
+
     a = sub.add_parser("assets", help="rebuild the shipped synthetic assets")
     a.add_argument("action", choices=["build"])
     a.add_argument("--only", default=None, help="comma-separated subset of assets")
     a.add_argument("--out", default=None, help="directory (default: the shipped tasks/assets)")
     a.set_defaults(func=_cmd_assets)
+
+    tr = sub.add_parser("traits", help="isolate the SAE traits a sample's SLCF counterfactual changes")
+    tr.add_argument("--task", required=True)
+    tr.add_argument("--sample", required=True, help="sample id, e.g. 00003")
+    tr.add_argument("--top", type=int, default=5, help="number of SAE features to isolate (default 5)")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--device", default="auto")
+    tr.add_argument("--out", type=Path, default=None, help="directory (default results/traits/<task>-<sample>)")
+    tr.set_defaults(func=_cmd_traits)
     return p
 
 

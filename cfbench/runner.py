@@ -24,6 +24,7 @@ from cfbench.device import resolve_device
 from cfbench.errors import UserError
 from cfbench.method import resolve_hparams
 from cfbench.methods import METHODS
+from cfbench.methods.regions import load_user_regions
 from cfbench.metrics import METRICS
 from cfbench.metrics.base import Metric, SampleContext
 from cfbench.results import METRIC_COLUMNS, RunDir, quantize, save_pngs, write_frame, write_json
@@ -46,6 +47,7 @@ class RunSpec:
     out: Path | None = None
     metrics: str = "all"
     overrides: list[str] = field(default_factory=list)
+    regions: Path | None = None      # user region masks for region-constrained methods (--regions)
 
 
 def parse_overrides(items: list[str], methods: list[str]) -> dict[str, dict[str, str]]:
@@ -104,8 +106,14 @@ class Runner:
         self.device = resolve_device(spec.device)
         self.task = task_entry.load()(device=self.device, **task_entry.preset)
         self.sample_ids = self.task.sample_ids(spec.n)
+        if spec.regions is not None and not Path(spec.regions).is_dir():
+            raise UserError(f"--regions '{spec.regions}' is not a directory: pass a folder with one PNG "
+                            "region mask per sample id (white = the region that may change).")
         self.config = {"task": spec.task, "methods": self.hparams, "n": len(self.sample_ids),
-                       "seed": spec.seed, "metrics": self.metric_names}
+                       "seed": spec.seed, "metrics": self.metric_names,
+                       "assets": self.task.provenance().get("asset_digest")}
+        if spec.regions is not None:
+            self.config["regions"] = str(Path(spec.regions).resolve())
         self.run = RunDir(self._choose_out())
 
     # -- where to write -------------------------------------------------------------------------
@@ -133,7 +141,7 @@ class Runner:
             previous = None
         if previous != self.config:
             raise UserError(f"'{out}' already holds a run with different settings (task, methods, "
-                            "hyperparameters, n, seed or metrics). Use another --out, or repeat that "
+                            "hyperparameters, n, seed, metrics or shipped assets). Use another --out, or repeat that "
                             "run's exact arguments to resume it.")
 
     def _prepare_out(self) -> dict:
@@ -190,10 +198,12 @@ class Runner:
 
     def _generate_batch(self, name: str, method, ids: list[str], metrics: dict[str, Metric]) -> None:
         samples = self.task.load(ids)
-        images = samples.images.to(self.device)
+        images = quantize(samples.images.to(self.device))   # exactly what images/original/*.png hold
         source = samples.labels.to(self.device)
         batch = Batch(images, source, self.task.target_of(source), ids,
-                      generators=seeding.generators_for(self.spec.seed, ids))
+                      generators=seeding.generators_for(self.spec.seed, ids),
+                      regions=None if self.spec.regions is None else
+                      load_user_regions(Path(self.spec.regions), ids, images.shape[-2:]).to(self.device))
         _sync(self.device)
         t0 = time.perf_counter()
         cfs = method.generate(batch)

@@ -62,6 +62,15 @@ class Task(abc.ABC):
     def _load_simsiam(self) -> nn.Module:
         raise self.missing("SimSiam encoder")
 
+    def _load_sae(self) -> nn.Module:
+        raise self.missing("sparse autoencoder")
+
+    def _load_diffusion_prior(self) -> nn.Module:
+        """Tasks without a shipped prior use a user-supplied diffusers DDPM folder (``tasks/diffusion.py``)."""
+        from cfbench.tasks.diffusion import user_prior
+
+        return user_prior(self.name)
+
     @cached_property
     def classifier(self) -> nn.Module:
         return _frozen(self._load_classifier()).to(self.device)
@@ -73,6 +82,16 @@ class Task(abc.ABC):
     @cached_property
     def simsiam(self) -> nn.Module:
         return _frozen(self._load_simsiam()).to(self.device)
+
+    @cached_property
+    def sae(self) -> nn.Module:
+        """Sparse autoencoder on the classifier's penultimate activations (``tasks/sae.py``)."""
+        return _frozen(self._load_sae()).to(self.device)
+
+    @cached_property
+    def diffusion_prior(self) -> nn.Module:
+        """Denoising model + noise schedule for diffusion-based methods (RCSB)."""
+        return _frozen(self._load_diffusion_prior()).to(self.device)
 
     def missing(self, what: str) -> UserError:
         return UserError(f"Task '{self.name}' has no {what}.")

@@ -5,6 +5,7 @@ trained on (see ``training.py``). Models are the project-trained assets in ``ass
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from functools import cached_property
 from pathlib import Path
@@ -73,21 +74,41 @@ class SyntheticTask(Task):
     def _load_autoencoder(self):
         from diffusers import AutoencoderKL
 
-        return LatentAutoencoder(AutoencoderKL.from_pretrained(str(_asset("autoencoder"))))
+        return LatentAutoencoder(AutoencoderKL.from_pretrained(str(_asset("autoencoder")), low_cpu_mem_usage=False))
 
     def _load_simsiam(self):
         model = SimSiam()
         model.load_state_dict(load_file(str(_asset("simsiam.safetensors"))))
         return model
 
+    def _load_sae(self):
+        from cfbench.tasks.sae import MatryoshkaSAE
+
+        return MatryoshkaSAE.from_state_dict(load_file(str(_asset("sae.safetensors"))))
+
+    def _load_diffusion_prior(self):
+        from cfbench.tasks.diffusion import load_prior
+
+        return load_prior(_asset("diffusion_prior"), f"task '{self.name}'")
+
     @cached_property
     def manifest(self) -> dict:
         return json.loads(_asset("manifest.json").read_text())
 
+    @cached_property
+    def asset_digest(self) -> str:
+        """sha256 over every shipped asset file, so run.json says exactly which weights were used."""
+        digest = hashlib.sha256()
+        for path in sorted(p for p in ASSETS.rglob("*") if p.is_file() and p.name != "manifest.json"):
+            digest.update(path.relative_to(ASSETS).as_posix().encode())
+            digest.update(path.read_bytes())
+        return digest.hexdigest()[:16]
+
     def provenance(self) -> dict:
         return {
+            "asset_digest": self.asset_digest,
             "classifier": "project-trained SmallResNet on synthetic images (tasks/assets)",
-            "autoencoder": "project-trained diffusers AutoencoderKL, 16-ch latent, 16x16 grid "
+            "autoencoder": "project-trained diffusers AutoencoderKL, 16-ch latent, 32x32 grid "
                            "(stand-in for kl-f8-d16)",
             "simsiam": "project-trained SimSiam on synthetic images (stand-in for ResNet-50 SimSiam)",
             "bg_correlation": self.bg_correlation,

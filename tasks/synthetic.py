@@ -162,11 +162,36 @@ def _spots(rng, u, v, n, rmin, rmax) -> np.ndarray:
     return (d <= r ** 2).any(-1)
 
 
-def render(seed: int, index: int, label: int, bg_correlation: float = 0.0) -> SynthSample:
+def _clutter(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+    """Class-free texture on the background (dark/light spots and stripes of random colours).
+
+    Used only to train the classifier: it learns that spots or stripes count only on the coat,
+    so it cannot be flipped by painting texture onto the background.
+    """
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
+    out = img.copy()
+    for _ in range(rng.integers(1, 4)):
+        colour = rng.uniform(0, 1, 3)
+        if rng.random() < 0.5:
+            cy, cx = rng.uniform(0, SIZE, (2, rng.integers(5, 40)))
+            r = rng.uniform(1.0, 3.0, len(cy))
+            hit = ((yy[..., None] - cy) ** 2 + (xx[..., None] - cx) ** 2 <= r ** 2).any(-1)
+        else:
+            angle, freq = rng.uniform(0, np.pi), rng.uniform(0.1, 0.3)
+            hit = np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * freq * 2 * np.pi) > 0.6
+            hit &= _smooth_noise(rng, 2, 1.0) > 0.3
+        out[hit] = colour
+    return out
+
+
+def render(seed: int, index: int, label: int, bg_correlation: float = 0.0,
+           clutter: bool = False) -> SynthSample:
     """Render one image of class ``label``; the same arguments always give the same pixels."""
     rng = _rng(seed, index)
     family = _FAMILY[label]
     img = _background(rng, label, bg_correlation)
+    if clutter:
+        img = _clutter(np.random.default_rng(np.random.SeedSequence([seed, index, 1])), img)
     u, v = _local_coords(rng, family)
     coat, parts = _silhouette(rng, family, u, v)
     img = np.where(coat[..., None], _coat_texture(rng, label, u, v), img)

@@ -17,6 +17,7 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from cfbench.results import write_json
 from cfbench.tasks import synthetic
 from cfbench.tasks.models import LatentAutoencoder, SimSiam, SynthClassifier, autoencoder_config
 
@@ -24,12 +25,15 @@ TRAIN_SEED, HELDOUT_SEED = 101, 202
 ALL_CLASSES = tuple(range(len(synthetic.CLASSES)))
 
 
-def synth_images(seed: int, n: int, classes=ALL_CLASSES, bg_correlation: float = 0.0):
-    """``n`` generated images as a uint8 tensor N x 3 x 64 x 64 (compact in memory) and labels."""
+def synth_images(seed: int, n: int, classes=ALL_CLASSES, bg_correlation: float = 0.0,
+                 clutter_rate: float = 0.0):
+    """``n`` generated images as a uint8 tensor N x 3 x 64 x 64 (compact in memory) and labels;
+    every image whose index falls in the first ``clutter_rate`` of each 100 gets background clutter."""
     imgs = np.empty((n, synthetic.SIZE, synthetic.SIZE, 3), np.uint8)
     labels = np.empty(n, np.int64)
     for i in tqdm(range(n), desc=f"render seed={seed}", leave=False):
-        s = synthetic.render(seed, i, synthetic.label_for(i, classes), bg_correlation)
+        s = synthetic.render(seed, i, synthetic.label_for(i, classes), bg_correlation,
+                             clutter=(i // 6) % 100 < clutter_rate * 100)
         imgs[i] = np.round(s.image * 255)
         labels[i] = s.label
     return torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels)
@@ -57,23 +61,32 @@ def _train_loop(params, steps: int, lr: float, loss_fn: Callable[[int], torch.Te
             bar.set_postfix(loss=f"{loss.item():.4f}")
 
 
-def train_classifier(n_train=18000, steps=1500, batch=64, seed=0) -> tuple[SynthClassifier, dict]:
+def train_classifier(n_train=18000, steps=1500, batch=64, seed=0, clutter_rate=0.5, max_noise=0.06):
+    """Half the training images carry background clutter and every batch gets Gaussian pixel
+    noise of a random strength: the classifier must find the class on the coat, and speckle
+    (the cheapest adversarial edit) is not class evidence, so counterfactual edits must be semantic."""
     torch.manual_seed(seed)
-    x, y = synth_images(TRAIN_SEED, n_train)
+    x, y = synth_images(TRAIN_SEED, n_train, clutter_rate=clutter_rate)
     model = SynthClassifier()
     gen = torch.Generator().manual_seed(seed)
 
     def loss(_):
         idx = torch.randint(len(x), (batch,), generator=gen)
-        return F.cross_entropy(model(as_float(x[idx])), y[idx])
+        xb = as_float(x[idx])
+        sigma = torch.rand(batch, 1, 1, 1, generator=gen) * max_noise
+        xb = (xb + sigma * torch.randn(xb.shape, generator=gen)).clamp(0, 1)
+        return F.cross_entropy(model(xb), y[idx])
 
     model.train()
     _train_loop(model.parameters(), steps, 3e-3, loss, "classifier")
     model.eval()
-    xv, yv = synth_images(HELDOUT_SEED, 3000)
-    with torch.no_grad():
-        pred = torch.cat([model(as_float(xb)).argmax(1) for xb in xv.split(256)])
-    return model, {"heldout_accuracy": float((pred == yv).float().mean()), "heldout_n": len(yv)}
+    stats = {}
+    for name, rate in (("heldout_accuracy", 0.0), ("heldout_accuracy_clutter", 1.0)):
+        xv, yv = synth_images(HELDOUT_SEED, 3000, clutter_rate=rate)
+        with torch.no_grad():
+            pred = torch.cat([model(as_float(xb)).argmax(1) for xb in xv.split(256)])
+        stats[name] = float((pred == yv).float().mean())
+    return model, {**stats, "heldout_n": 3000}
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -82,7 +95,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return 10 * torch.log10(1 / mse)
 
 
-def train_autoencoder(n_train=12000, steps=3600, batch=32, seed=0, kl_weight=1e-6, crop=32, full_steps=300):
+def train_autoencoder(n_train=12000, steps=2400, batch=32, seed=0, kl_weight=1e-6, crop=32, full_steps=200):
     """Fully convolutional, so most steps train on random ``crop`` x ``crop`` patches (4x cheaper
     on a CPU); the last ``full_steps`` use whole images so the mid-block attention sees them."""
     from diffusers import AutoencoderKL
@@ -95,7 +108,7 @@ def train_autoencoder(n_train=12000, steps=3600, batch=32, seed=0, kl_weight=1e-
     def loss(step):
         xb = as_float(x[torch.randint(len(x), (batch,), generator=gen)])
         if step < steps - full_steps:
-            top, left = (int(v) for v in torch.randint(0, 64 - crop + 1, (2,), generator=gen) // 4 * 4)
+            top, left = (int(v) for v in torch.randint(0, 64 - crop + 1, (2,), generator=gen) // 2 * 2)
             xb = xb[:, :, top:top + crop, left:left + crop]
         post = vae.encode(xb * 2 - 1).latent_dist
         rec = (vae.decode(post.sample()).sample + 1) / 2
@@ -105,16 +118,25 @@ def train_autoencoder(n_train=12000, steps=3600, batch=32, seed=0, kl_weight=1e-
     vae.train()
     _train_loop(vae.parameters(), steps, 2e-3, loss, "autoencoder")
     vae.eval()
+    set_scaling_factor(vae, x[:1024])
     ae = LatentAutoencoder(vae)
     xv, _ = synth_images(HELDOUT_SEED, 512)
     with torch.no_grad():
         p = torch.cat([psnr(ae(as_float(xb)), as_float(xb)) for xb in xv.split(64)])
     return vae, {"heldout_psnr_db": float(p.mean()), "heldout_psnr_db_min": float(p.min()),
-                 "heldout_n": len(xv)}
+                 "heldout_n": len(xv), "scaling_factor": vae.config.scaling_factor}
+
+
+def set_scaling_factor(vae, images: torch.Tensor) -> None:
+    """Record 1 / std of the latent modes as the config's ``scaling_factor`` (diffusers convention)."""
+    with torch.no_grad():
+        z = torch.cat([vae.encode(as_float(b) * 2 - 1).latent_dist.mode() for b in images.split(128)])
+    vae.register_to_config(scaling_factor=float(1 / z.std()))
 
 
 def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """SimSiam views: per-sample random resized crop, horizontal flip and colour jitter."""
+    """SimSiam views: per-sample random resized crop, horizontal flip and mild brightness jitter
+    (no hue/saturation jitter: coat colour is class evidence here, the features should keep it)."""
     from torchvision.transforms.v2 import functional as TF
 
     out = []
@@ -125,13 +147,12 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         v = TF.resized_crop(img, top, left, side, side, [64, 64], antialias=True)
         if torch.rand(1, generator=gen) < 0.5:
             v = TF.horizontal_flip(v)
-        v = TF.adjust_brightness(v, float(torch.empty(1).uniform_(0.7, 1.3, generator=gen)))
-        v = TF.adjust_saturation(v, float(torch.empty(1).uniform_(0.7, 1.3, generator=gen)))
+        v = TF.adjust_brightness(v, float(torch.empty(1).uniform_(0.8, 1.2, generator=gen)))
         out.append(v.clamp(0, 1))
     return torch.stack(out)
 
 
-def train_simsiam(n_train=12000, steps=800, batch=128, seed=0):
+def train_simsiam(n_train=12000, steps=500, batch=128, seed=0):
     torch.manual_seed(seed)
     x, y = synth_images(TRAIN_SEED + 2, n_train)
     model = SimSiam()
@@ -144,7 +165,7 @@ def train_simsiam(n_train=12000, steps=800, batch=128, seed=0):
         return -(F.cosine_similarity(p1, z2.detach()).mean() + F.cosine_similarity(p2, z1.detach()).mean()) / 2
 
     model.train()
-    _train_loop(model.parameters(), steps, 0.05 * batch / 256 * 10, loss, "simsiam")
+    _train_loop(model.parameters(), steps, 1e-3, loss, "simsiam")
     model.eval()
     xv, yv = synth_images(HELDOUT_SEED, 1200)
     with torch.no_grad():
@@ -176,10 +197,22 @@ def _save_simsiam(out: Path) -> dict:
     return stats
 
 
+def _save_sae(out: Path) -> dict:
+    from cfbench.tasks.sae import build_synthetic_sae
+    return build_synthetic_sae(out)
+
+
+def _save_diffusion_prior(out: Path) -> dict:
+    from cfbench.tasks.diffusion import save_prior
+    return save_prior(out)
+
+
 BUILDERS: dict[str, Callable[[Path], dict]] = {
     "classifier": _save_classifier,
     "autoencoder": _save_autoencoder,
     "simsiam": _save_simsiam,
+    "sae": _save_sae,           # reads the classifier, so it comes after it
+    "diffusion_prior": _save_diffusion_prior,
 }
 
 
@@ -187,13 +220,15 @@ def build(out: Path, only: list[str] | None = None) -> dict:
     """Train the requested assets (default: all), save them under ``out`` and update the manifest."""
     out.mkdir(parents=True, exist_ok=True)
     manifest_path = out / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    manifest: dict = {}
     for name in only or list(BUILDERS):
         t0 = time.time()
         stats = BUILDERS[name](out)
         stats.update(train_seconds=round(time.time() - t0, 1), torch=torch.__version__,
                      threads=torch.get_num_threads())
+        # Re-read before writing: another asset may have been rebuilt meanwhile.
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
         manifest[name] = stats
-        manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+        write_json(manifest_path, manifest)
         print(f"{name}: {stats}")
     return manifest

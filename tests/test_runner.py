@@ -33,7 +33,7 @@ def test_run_writes_the_results_contract(tmp_path):
     assert list(metrics.columns[:3]) == ["task", "method", "n"]
     assert metrics.loc[0, "FR"] == pytest.approx(samples["flipped"].mean())
     assert metrics.loc[0, "GT_IN"] == pytest.approx(samples["GT_IN"].mean())
-    assert "FR_ci" in metrics and pd.isna(metrics.loc[0, "FID"])
+    assert "FR_ci" in metrics and metrics.loc[0, "FID"] > 0 and pd.isna(metrics.loc[0, "FID_ci"])
     for sid in samples["sample_id"]:
         assert (run.images() / f"{sid}.png").exists() and (run.images("slcf") / f"{sid}.png").exists()
         assert (run.masks("slcf") / f"{sid}.png").exists()
