@@ -1,0 +1,177 @@
+"""Matryoshka sparse autoencoder (SAE) on a classifier's penultimate activations.
+
+SLCF's "Ours + SAE" variant penalises how much the counterfactual changes the SAE code of the
+classifier's features, and trait isolation edits one SAE feature at a time; both need a
+dictionary of sparse, roughly monosemantic features. Matryoshka training (every dictionary
+prefix must reconstruct on its own) orders features from general to specific and keeps early
+features from being split into many near-duplicates.
+
+Architecture (as the SLCF paper): h = ReLU(W_e (a - b_d) + b_e), a' = W_d h + b_d, loss
+sum over prefixes k of ||a - a'_k||^2 + l1 * ||h_{:k}||_1, decoder columns kept at unit norm.
+Activations are divided by one scalar (so that E||a||^2 = width) before encoding; that keeps
+``l1`` and the trait-loss weight meaningful across classifiers.
+
+Why a small module and not a library: sae-lens (the maintained option that resolves with the
+pinned torch) pulls in ~55 packages (transformer-lens, datasets, wandb, ...) to hook language
+models, and its Matryoshka SAE is BatchTopK, not the ReLU + L1 prefix loss used here.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class MatryoshkaSAE(nn.Module):
+    def __init__(self, width: int, size: int, prefixes: tuple[int, ...] | None = None):
+        super().__init__()
+        self.prefixes = tuple(prefixes or _doubling_prefixes(size))
+        if self.prefixes[-1] != size or list(self.prefixes) != sorted(set(self.prefixes)):
+            raise ValueError(f"prefixes must increase and end at the dictionary size {size}: {self.prefixes}")
+        self.w_enc = nn.Parameter(torch.empty(size, width))
+        self.b_enc = nn.Parameter(torch.zeros(size))
+        self.w_dec = nn.Parameter(torch.empty(width, size))
+        self.b_dec = nn.Parameter(torch.zeros(width))
+        self.register_buffer("scale", torch.ones(()))
+        self.register_buffer("prefix_sizes", torch.tensor(self.prefixes))
+        nn.init.kaiming_uniform_(self.w_dec)
+        self.normalise_decoder()
+        with torch.no_grad():
+            self.w_enc.copy_(self.w_dec.T)
+
+    @property
+    def size(self) -> int:
+        return self.w_enc.shape[0]
+
+    def pre_activation(self, a: torch.Tensor) -> torch.Tensor:
+        """The encoder before its ReLU (has a gradient where a feature is still off)."""
+        return (a / self.scale - self.b_dec) @ self.w_enc.T + self.b_enc
+
+    def encode(self, a: torch.Tensor) -> torch.Tensor:
+        """h_enc: sparse non-negative code (B, size) of raw activations (B, width)."""
+        return F.relu(self.pre_activation(a))
+
+    def decode(self, h: torch.Tensor, prefix: int | None = None) -> torch.Tensor:
+        """Reconstruction in raw activation units from the first ``prefix`` features (all by default)."""
+        k = prefix or self.size
+        return (h[:, :k] @ self.w_dec[:, :k].T + self.b_dec) * self.scale
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(a))
+
+    def loss(self, a: torch.Tensor, l1: float) -> torch.Tensor:
+        """Matryoshka loss on a batch of raw activations (mean over the batch)."""
+        target = a / self.scale
+        h = self.encode(a)
+        total = a.new_zeros(())
+        for k in self.prefixes:
+            rec = h[:, :k] @ self.w_dec[:, :k].T + self.b_dec
+            total = total + (target - rec).pow(2).sum(1).mean() + l1 * h[:, :k].sum(1).mean()
+        return total
+
+    @torch.no_grad()
+    def normalise_decoder(self) -> None:
+        self.w_dec /= self.w_dec.norm(dim=0, keepdim=True).clamp_min(1e-8)
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> "MatryoshkaSAE":
+        size, width = state["w_enc"].shape
+        sae = cls(width, size, tuple(int(k) for k in state["prefix_sizes"]))
+        sae.load_state_dict(state)
+        return sae
+
+
+def _doubling_prefixes(size: int, first: int = 32) -> tuple[int, ...]:
+    prefixes, k = [], min(first, size)
+    while k < size:
+        prefixes.append(k)
+        k *= 2
+    return tuple(prefixes + [size])
+
+
+def train_sae(activations: torch.Tensor, *, expansion: int = 8, l1: float = 0.3, steps: int = 4000,
+              batch: int = 256, lr: float = 1e-3, seed: int = 0) -> MatryoshkaSAE:
+    """Fit a Matryoshka SAE to (N, width) activations with Adam (fixed seed, cosine schedule)."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    width = activations.shape[1]
+    sae = MatryoshkaSAE(width, expansion * width)
+    with torch.no_grad():
+        sae.scale.fill_(float(activations.pow(2).sum(1).mean().div(width).sqrt()))
+        sae.b_dec.copy_(activations.mean(0) / sae.scale)
+    opt = torch.optim.Adam(sae.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    for _ in range(steps):
+        idx = torch.randint(len(activations), (batch,), generator=gen)
+        loss = sae.loss(activations[idx], l1)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        sae.normalise_decoder()
+    return sae.eval()
+
+
+@torch.no_grad()
+def evaluate_sae(sae: MatryoshkaSAE, activations: torch.Tensor) -> dict:
+    """Explained variance (full dictionary and per prefix), mean active features, dead features."""
+    h = sae.encode(activations)
+    centred = (activations - activations.mean(0)).pow(2).sum()
+
+    def explained(prefix):
+        return float(1 - (activations - sae.decode(h, prefix)).pow(2).sum() / centred)
+
+    return {
+        "explained_variance": explained(None),
+        "explained_variance_per_prefix": {str(k): round(explained(k), 4) for k in sae.prefixes},
+        "mean_active_features": float((h > 0).float().sum(1).mean()),
+        "dead_features": int(((h > 0).sum(0) == 0).sum()),
+        "dictionary_size": sae.size,
+        "width": int(activations.shape[1]),
+        "heldout_n": len(activations),
+    }
+
+
+def split_classifier(classifier: nn.Module) -> tuple[Callable, Callable]:
+    """(features, head) with ``head(features(x))`` = logits: the SAE reads ``features``.
+
+    Classifiers used with an SAE expose ``penultimate(x)`` and the linear head ``fc``
+    (as the synthetic classifier and torchvision ResNets' ``fc`` do).
+    """
+    from cfbench.errors import UserError
+
+    if not (hasattr(classifier, "penultimate") and hasattr(classifier, "fc")):
+        raise UserError(f"The classifier {type(classifier).__name__} does not expose `penultimate(x)` "
+                        "and `fc`, which the sparse autoencoder needs to read its activations.")
+    return classifier.penultimate, classifier.fc
+
+
+@torch.no_grad()
+def penultimate_activations(classifier: nn.Module, images: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    """Penultimate activations of a float image batch (N,3,H,W in [0,1]), in chunks."""
+    features, _ = split_classifier(classifier)
+    return torch.cat([features(x) for x in images.split(chunk)])
+
+
+def build_synthetic_sae(out: Path, n_train: int = 12000, n_heldout: int = 2000) -> dict:
+    """The shipped asset: an SAE on the synthetic classifier in ``out`` (trained first), saved as
+    ``sae.safetensors``; returns its held-out measurements for the manifest."""
+    from safetensors.torch import load_file, save_file
+
+    from cfbench.tasks import training
+    from cfbench.tasks.models import SynthClassifier
+
+    clf = SynthClassifier()
+    clf.load_state_dict(load_file(str(out / "classifier.safetensors")))
+    clf.eval()
+
+    def acts(seed, n):
+        images, _ = training.synth_images(seed, n)
+        return torch.cat([penultimate_activations(clf, training.as_float(x)) for x in images.split(1024)])
+
+    sae = train_sae(acts(training.TRAIN_SEED + 3, n_train))
+    save_file(sae.state_dict(), str(out / "sae.safetensors"))
+    return {**evaluate_sae(sae, acts(training.HELDOUT_SEED, n_heldout)), "train_n": n_train}
