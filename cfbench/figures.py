@@ -1,46 +1,90 @@
-"""Figures written into a run directory: counterfactual triplets with the method's mask."""
+"""Figures written into a run directory, as the VCE papers show them.
+
+- ``triplets_<method>.png`` (Figure 2 of the papers): original, counterfactual, |difference|.
+- ``masks_<method>.png`` (Figure 5): the method's mask overlaid on the original.
+- ``cout_curves.png``: mean p(source) and p(target) along COUT's insertion, one colour per method.
+"""
 from __future__ import annotations
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from cfbench.results import RunDir, load_pngs  # noqa: E402
 
-TRIPLET_SAMPLES = 6
+FIGURE_SAMPLES = 6
 
 
 def write_run_figures(run: RunDir, methods: list[str], sample_ids: list[str]) -> None:
     run.figures.mkdir(parents=True, exist_ok=True)
-    ids = sample_ids[:TRIPLET_SAMPLES]
+    ids = sample_ids[:FIGURE_SAMPLES]
     original = load_pngs(run.images(), ids)
     for method in methods:
-        fig = triplet_figure(run, method, ids, original)
-        fig.savefig(run.figures / f"triplets_{method}.png", dpi=110, bbox_inches="tight")
-        plt.close(fig)
+        _save(triplet_figure(run, method, ids, original), run, f"triplets_{method}.png")
+        if run.masks(method).exists():
+            _save(mask_figure(run, method, ids, original), run, f"masks_{method}.png")
+    samples = pd.read_parquet(run.samples) if run.samples.exists() else None
+    if samples is not None and "COUT_curve_target" in samples:
+        _save(cout_curve_figure(samples, methods, original[0, 0].numel()), run, "cout_curves.png")
+
+
+def _save(fig, run: RunDir, name: str) -> None:
+    fig.savefig(run.figures / name, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _grid(rows: int, cols: int):
+    return plt.subplots(rows, cols, figsize=(1.8 * cols, 1.8 * rows), squeeze=False)
 
 
 def triplet_figure(run: RunDir, method: str, ids: list[str], original):
-    """Rows: samples. Columns: original, counterfactual, |difference|, mask over the original."""
+    """Rows: samples. Columns: original, counterfactual, channel-summed |x_cf - x|."""
     cf = load_pngs(run.images(method), ids)
-    has_mask = run.masks(method).exists()
-    masks = load_pngs(run.masks(method), ids) if has_mask else None
-    cols = 4 if has_mask else 3
-    fig, axes = plt.subplots(len(ids), cols, figsize=(1.8 * cols, 1.8 * len(ids)), squeeze=False)
+    fig, axes = _grid(len(ids), 3)
     for r, sid in enumerate(ids):
-        diff = (cf[r] - original[r]).abs().sum(0)
         panels = [(original[r].permute(1, 2, 0), None, f"{sid} original"),
                   (cf[r].permute(1, 2, 0), None, "counterfactual"),
-                  (diff, "magma", "|x_cf - x|")]
-        if has_mask:
-            panels.append((original[r].permute(1, 2, 0), None, "mask"))
-        for c, (img, cmap, title) in enumerate(panels):
-            ax = axes[r, c]
+                  ((cf[r] - original[r]).abs().sum(0), "magma", "|x_cf - x|")]
+        for ax, (img, cmap, title) in zip(axes[r], panels):
             ax.imshow(img.numpy(), cmap=cmap, interpolation="nearest")
-            if title == "mask":
-                ax.imshow(masks[r, 0].numpy(), cmap="jet", alpha=0.45, vmin=0, vmax=1)
             ax.set_title(title, fontsize=7)
             ax.axis("off")
     fig.suptitle(method, fontsize=9)
+    return fig
+
+
+def mask_figure(run: RunDir, method: str, ids: list[str], original):
+    """The method's mask (jet, translucent) over each original, in one row."""
+    masks = load_pngs(run.masks(method), ids)
+    fig, axes = _grid(1, len(ids))
+    for ax, sid, img, mask in zip(axes[0], ids, original, masks):
+        ax.imshow(img.permute(1, 2, 0).numpy(), interpolation="nearest")
+        ax.imshow(mask[0].numpy(), cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        ax.set_title(sid, fontsize=7)
+        ax.axis("off")
+    fig.suptitle(f"{method}: mask", fontsize=9)
+    return fig
+
+
+def cout_curve_figure(samples: pd.DataFrame, methods: list[str], num_pixels: int):
+    """Mean probability curves along the insertion (solid: target, dashed: source), COUT in the legend."""
+    from cfbench.metrics.cout import insertion_counts
+
+    fractions = insertion_counts(num_pixels).numpy() / num_pixels
+    fig, ax = plt.subplots(figsize=(4.2, 3.0))
+    for i, method in enumerate(methods):
+        rows = samples[samples["method"] == method]
+        if rows.empty:
+            continue
+        target, source = (np.stack(rows[c].to_numpy()) for c in ("COUT_curve_target", "COUT_curve_source"))
+        colour = f"C{i}"
+        ax.plot(fractions, target.mean(0), color=colour, label=f"{method} (COUT {rows['COUT'].mean():.3f})")
+        ax.plot(fractions, source.mean(0), color=colour, linestyle="--")
+    ax.set_xlabel("share of counterfactual pixels inserted")
+    ax.set_ylabel("mean probability")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7, title="solid: target, dashed: source", title_fontsize=7)
     return fig

@@ -1,0 +1,187 @@
+"""FID and sFID between a method's counterfactuals and the originals, through torch-fidelity.
+
+FID compares all originals with all counterfactuals. sFID (as in ACE and its successors) removes
+the advantage of a method that barely edits: the pairs are split at random into two halves,
+FID(originals of half 1, counterfactuals of half 2) and FID(originals of half 2, counterfactuals
+of half 1) are computed, 10 times with a fixed seed, and all 20 are averaged. ``sFID_ci`` holds the
+spread of the 10 repetitions (half the 2.5-97.5 percentile range); FID itself has no interval.
+
+Features come from a torch-fidelity feature extractor: its Inception-v3 (pool3, 2048-d) on real
+tasks, from the local weights file named by ``CFBENCH_INCEPTION``; on synthetic tasks the shipped
+SimSiam (projector output, 128-d), registered with torch-fidelity as ``cfbench-simsiam`` and
+recorded as a stand-in. Images are streamed from the run directory in batches, so memory holds
+only the feature matrices (n x d), never the images of a whole run.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cfbench.errors import UserError
+from cfbench.metrics.base import Metric
+from cfbench.results import load_pngs
+
+SIMSIAM = "cfbench-simsiam"
+INCEPTION = "inception-v3-compat"
+KEY_METRIC_FID = "frechet_inception_distance"   # torch-fidelity's result key
+SFID_REPEATS = 10
+SFID_SEED = 0
+STREAM_BATCH = 64
+
+
+@functools.cache
+def register_simsiam() -> None:
+    """Register cfbench's SimSiam with torch-fidelity as ``cfbench-simsiam`` (weights from
+    ``feature_extractor_weights_path``). Done on first use: torch-fidelity is slow to import."""
+    from safetensors.torch import load_file
+    from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
+
+    from cfbench.tasks.models import SimSiam
+
+    class SimSiamFeatures(FeatureExtractorBase):
+        def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
+            super().__init__(name, features_list)
+            if feature_extractor_weights_path is None:
+                raise ValueError(f"{SIMSIAM} needs feature_extractor_weights_path (a SimSiam safetensors file)")
+            self.simsiam = SimSiam()
+            self.simsiam.load_state_dict(load_file(str(feature_extractor_weights_path)))
+
+        @staticmethod
+        def get_provided_features_list():
+            return ("128",)
+
+        @staticmethod
+        def get_default_feature_layer_for_metric(metric):
+            return "128"
+
+        @staticmethod
+        def can_be_compiled():
+            return False
+
+        @staticmethod
+        def get_dummy_input_for_compile():
+            return torch.zeros(1, 3, 64, 64, dtype=torch.uint8)
+
+        def forward(self, x):
+            """uint8 B x 3 x H x W (torch-fidelity's convention) -> the 128-d embedding."""
+            return (self.simsiam.embed(x.float() / 255),)
+
+    if SIMSIAM not in FEATURE_EXTRACTORS_REGISTRY:
+        register_feature_extractor(SIMSIAM, SimSiamFeatures)
+
+
+def feature_source(task) -> tuple[str, str, dict]:
+    """(torch-fidelity extractor name, weights path, provenance) for a task; UserError if none."""
+    from cfbench.tasks.synth_tasks import SyntheticTask, _asset
+
+    if isinstance(task, SyntheticTask):
+        return SIMSIAM, str(_asset("simsiam.safetensors")), {
+            "features": f"torch-fidelity extractor '{SIMSIAM}': projector output (128-d) of the "
+                        "project-trained synthetic SimSiam, a stand-in for Inception-v3 pool3"}
+    weights = os.environ.get("CFBENCH_INCEPTION")
+    if weights and Path(weights).is_file():
+        return INCEPTION, weights, {}
+    raise UserError(f"FID on task '{task.name}' needs torch-fidelity's Inception-v3 weights "
+                    "(pt_inception-2015-12-05-6726825d.pth): set CFBENCH_INCEPTION to that file "
+                    f"(now {weights or 'unset'}); cfbench does not download them.")
+
+
+@functools.lru_cache(maxsize=2)
+def _extractor(name: str, weights: str, cuda: bool):
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+    from torch_fidelity.utils import create_feature_extractor
+
+    register_simsiam()
+    return create_feature_extractor(name, [FEATURE_EXTRACTORS_REGISTRY[name].get_default_feature_layer_for_metric(
+        "fid")], cuda=cuda, feature_extractor_weights_path=weights, verbose=False)
+
+
+@functools.lru_cache(maxsize=8)
+def folder_features(name: str, weights: str, cuda: bool, folder: str, ids: tuple[str, ...]) -> np.ndarray:
+    """(n, d) features of the PNGs ``folder/<id>.png``, read and embedded STREAM_BATCH at a time."""
+    extractor = _extractor(name, weights, cuda)
+    chunks = []
+    for start in range(0, len(ids), STREAM_BATCH):
+        images = load_pngs(Path(folder), list(ids[start:start + STREAM_BATCH]))
+        batch = torch.round(images * 255).to(torch.uint8)
+        with torch.no_grad():
+            (feats,) = extractor(batch.cuda() if cuda else batch)
+        chunks.append(feats.double().cpu().numpy())
+    return np.concatenate(chunks)
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """FID between two feature sets with torch-fidelity's statistics and distance."""
+    from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+
+    stats = [fid_features_to_statistics(torch.from_numpy(np.ascontiguousarray(f))) for f in (a, b)]
+    return float(fid_statistics_to_metric(*stats, verbose=False)[KEY_METRIC_FID])
+
+
+def split_fid(originals: np.ndarray, counterfactuals: np.ndarray, repeats: int = SFID_REPEATS,
+              seed: int = SFID_SEED) -> np.ndarray:
+    """(repeats,) sFID values: each the mean of the two cross-half FIDs of one random split."""
+    rng = np.random.default_rng(seed)
+    n = len(originals)
+    values = []
+    for _ in range(repeats):
+        perm = rng.permutation(n)
+        one, two = perm[: n // 2], perm[n // 2:]
+        values.append((frechet_distance(originals[one], counterfactuals[two])
+                       + frechet_distance(originals[two], counterfactuals[one])) / 2)
+    return np.array(values)
+
+
+class _FeatureDistance(Metric):
+    higher_is_better = False
+    min_samples = 2
+
+    def __init__(self, task, device):
+        super().__init__(task, device)
+        try:
+            self.extractor, self.weights, self._provenance = feature_source(task)
+            self._why = None
+        except UserError as err:
+            self._why = str(err)
+
+    def unavailable(self):
+        return self._why
+
+    def provenance(self):
+        return self._provenance
+
+    def features(self, run, method, rows) -> tuple[np.ndarray, np.ndarray]:
+        ids = tuple(rows["sample_id"])
+        cuda = self.device.type == "cuda"
+        return tuple(folder_features(self.extractor, self.weights, cuda, str(folder), ids)
+                     for folder in (run.images(), run.images(method)))
+
+
+class FID(_FeatureDistance):
+    """FID: all originals against all counterfactuals of a method."""
+
+    name = "FID"
+
+    def summarize(self, run, method, rows):
+        if len(rows) < self.min_samples:
+            return None, None
+        return frechet_distance(*self.features(run, method, rows)), None
+
+
+class SplitFID(_FeatureDistance):
+    """sFID: cross-half FIDs over 10 seeded random splits; the CI column is their spread."""
+
+    name = "sFID"
+    min_samples = 4
+
+    def summarize(self, run, method, rows):
+        if len(rows) < self.min_samples:
+            return None, None
+        values = split_fid(*self.features(run, method, rows))
+        lo, hi = np.percentile(values, [2.5, 97.5])
+        return float(values.mean()), float((hi - lo) / 2)

@@ -1,0 +1,80 @@
+"""Paper tables from hand-made run directories: layouts, best/second marks, captions, LaTeX."""
+import json
+
+import pandas as pd
+import pytest
+
+from cfbench.errors import UserError
+from cfbench.results import METRIC_COLUMNS
+from cfbench.tables import table
+
+
+def fake_run(path, task, rows, provenance=None, n=8):
+    path.mkdir(parents=True)
+    info = {"task": task, "n": n, "seed": 0, "metric_provenance": provenance or {},
+            "metrics_unavailable": {"LPIPS": "no AlexNet weights"}}
+    (path / "run.json").write_text(json.dumps(info))
+    frame = pd.DataFrame([{"task": task, "method": m, "n": n, **{c: v.get(c) for c in METRIC_COLUMNS},
+                           **{f"{c}_ci": 0.01 for c in METRIC_COLUMNS}} for m, v in rows.items()])
+    frame.to_csv(path / "metrics.csv", index=False)
+    return str(path)
+
+
+METHOD_ROWS = {
+    "a": {"FID": 3.0, "sFID": 9.0, "S3": 0.90, "COUT": 0.50, "FR": 1.0},
+    "b": {"FID": 1.0, "sFID": 8.0, "S3": 0.95, "COUT": 0.40, "FR": 0.75},
+    "c": {"FID": 2.0, "sFID": 7.0, "S3": 0.80, "COUT": 0.60, "FR": 0.875},
+}
+
+
+def test_table1_latex_marks_best_and_second_by_direction(tmp_path):
+    run = fake_run(tmp_path / "r", "synth_x", METHOD_ROWS, {"FID": {"features": "a SimSiam stand-in"}})
+    tex = table([run], 1, "latex", with_ci=False)
+    lines = {line.split("&")[1].strip(): line for line in tex.splitlines() if line.count("&") == 6}
+    assert r"\textbf{1.000}" in lines["b"] and r"\underline{2.000}" in lines["c"]     # FID: lower is better
+    assert r"\textbf{0.950}" in lines["b"] and r"\underline{0.900}" in lines["a"]     # S3: higher is better
+    assert r"\textbf{100.0}" in lines["a"]                                             # FR as a percentage
+    assert r"\begin{tabular}{llccccc}" in tex and r"\toprule" in tex and r"\bottomrule" in tex
+    assert r"FID $\downarrow$" in tex and r"S3 $\uparrow$" in tex
+    caption = next(line for line in tex.splitlines() if line.startswith(r"\caption"))
+    assert "synth\\_x (n=8, seed=0)" in caption and "SimSiam stand-in" in caption and "LPIPS" in caption
+
+
+def test_ci_and_markdown(tmp_path):
+    run = fake_run(tmp_path / "r", "synth_x", METHOD_ROWS)
+    md = table([run], 2, "markdown", with_ci=True)
+    assert "**1.000 ± 0.010**" in md and "S3" not in md.split("\n\n")[1]   # Table 2 has no S3 column
+    assert "**100.0 ± 1.0**" in md
+
+
+def test_tasks_are_ranked_in_separate_blocks(tmp_path):
+    one = fake_run(tmp_path / "one", "t1", {"a": {"FID": 1.0}, "b": {"FID": 2.0}})
+    two = fake_run(tmp_path / "two", "t2", {"a": {"FID": 5.0}, "b": {"FID": 4.0}})
+    csv = pd.read_csv(pd.io.common.StringIO(table([one, two], 1, "csv", with_ci=False)))
+    assert list(csv["task"]) == ["t1", "t1", "t2", "t2"]
+    md = table([one, two], 1, "markdown", with_ci=False)
+    assert "**1.000**" in md and "**4.000**" in md and "<u>2.000</u>" in md and "<u>5.000</u>" in md
+
+
+def test_table3_maps_ablation_methods_to_edit_and_mask(tmp_path):
+    rows = {"slcf": {"FR": 1.0, "COUT": 0.5}, "other": {"FR": 0.1, "COUT": 0.9},
+            "pixel": {"FR": 0.5, "COUT": 0.1}, "latent": {"FR": 0.8, "COUT": 0.2}}
+    csv = table([fake_run(tmp_path / "r", "t", rows)], 3, "csv", with_ci=False)
+    frame = pd.read_csv(pd.io.common.StringIO(csv))
+    assert list(zip(frame["Edit"], frame["Mask"])) == [("Pixel", "–"), ("Latent", "–"), ("Latent", "LAG")]
+    with pytest.raises(UserError, match="ablation methods"):
+        table([fake_run(tmp_path / "s", "t", {"other": {"FR": 1.0}})], 3, "csv", with_ci=False)
+
+
+def test_table4_reads_localization_directories(tmp_path):
+    path = tmp_path / "loc"
+    path.mkdir()
+    (path / "run.json").write_text(json.dumps({"task": "t", "n": 64, "seed": 0}))
+    pd.DataFrame([{"task": "t", "Attribution": "IG", "key": "ig", "n": 64, "PF": 0.2, "PF_ci": 0.01,
+                   "AUROC": 0.8, "AUROC_ci": 0.02},
+                  {"task": "t", "Attribution": "LAG", "key": "lag", "n": 64, "PF": 0.1, "PF_ci": 0.01,
+                   "AUROC": 0.9, "AUROC_ci": 0.02}]).to_csv(path / "localize.csv", index=False)
+    md = table([str(path)], 4, "markdown", with_ci=False)
+    assert "PF ↓" in md and "AUROC ↑" in md and "**0.100**" in md and "**0.900**" in md
+    with pytest.raises(UserError, match="localize"):
+        table([fake_run(tmp_path / "r", "t", METHOD_ROWS)], 4, "markdown", with_ci=False)
