@@ -1,0 +1,147 @@
+"""The diffusion prior: a ``diffusers`` UNet2DModel + DDPMScheduler, and how the synthetic one is trained.
+
+Why pixel space: region-constrained inpainting must leave every pixel outside the region exactly as
+it was and edit freely inside it; a pixel-space prior sees the region boundary at full resolution,
+and it does not depend on the autoencoder. Why so small: it is trained on a shared 2-core CPU in
+about 20 minutes. The UNet has no attention, so it is fully convolutional: it is trained on random
+32 x 32 crops (4x cheaper than whole images) and applied to whole 64 x 64 images; the coat textures
+it must synthesise are local. The noise schedule is the cosine one (better for small images).
+
+On disk a prior is a standard diffusers DDPM pipeline folder (``model_index.json``, ``unet/``,
+``scheduler/``), so a real task can use any user-supplied diffusers checkpoint of that layout, given
+by the environment variable ``CFBENCH_DIFFUSION_PRIOR`` (like the real tasks' other weights).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from cfbench.errors import UserError
+
+CROP = 32
+ENV = "CFBENCH_DIFFUSION_PRIOR"
+
+
+def unet_config() -> dict:
+    return dict(sample_size=64, in_channels=3, out_channels=3, layers_per_block=1,
+                block_out_channels=(32, 32, 64), down_block_types=("DownBlock2D",) * 3,
+                up_block_types=("UpBlock2D",) * 3, norm_num_groups=8)
+
+
+def scheduler_config() -> dict:
+    return dict(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="epsilon",
+                clip_sample=False)
+
+
+class DiffusionPrior(nn.Module):
+    """[0, 1]-image interface over an epsilon-predicting UNet and its scheduler's noise schedule.
+
+    The model works in [-1, 1]; ``noised`` and ``denoise`` convert, so callers stay in cfbench's
+    image convention. ``denoise`` is Tweedie's formula: the posterior-mean estimate of x0.
+    """
+
+    def __init__(self, unet, scheduler, source: str = ""):
+        super().__init__()
+        self.source = source          # where it was loaded from, for run.json
+        self.unet = unet
+        self.scheduler = scheduler
+        self.num_train_timesteps = scheduler.config.num_train_timesteps
+        self.register_buffer("alphas_cumprod", scheduler.alphas_cumprod.clone().float(), persistent=False)
+
+    def abar(self, t: torch.Tensor) -> torch.Tensor:
+        return self.alphas_cumprod[t].view(-1, 1, 1, 1)
+
+    def noised(self, x: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """x_t in model space ([-1, 1] scale) for images x in [0, 1]."""
+        a = self.abar(t)
+        return a.sqrt() * (x * 2 - 1) + (1 - a).sqrt() * noise
+
+    def epsilon(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.unet(x_t, t).sample
+
+    def denoise(self, x_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(predicted noise, Tweedie estimate of x0 as an image in [0, 1])."""
+        eps = self.epsilon(x_t, t)
+        a = self.abar(t)
+        x0 = (x_t - (1 - a).sqrt() * eps) / a.sqrt()
+        return eps, ((x0 + 1) / 2).clamp(0, 1)
+
+
+def load_prior(path: Path, what: str) -> DiffusionPrior:
+    """A diffusers DDPM pipeline folder (``unet/`` + ``scheduler/``) as a ``DiffusionPrior``."""
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    path = Path(path)
+    if not (path / "unet").is_dir() or not (path / "scheduler").is_dir():
+        raise UserError(f"The diffusion prior for {what} was not found at '{path}': expected a diffusers "
+                        "DDPM pipeline folder with 'unet/' (UNet2DModel, epsilon prediction, 3 channels) "
+                        "and 'scheduler/' (DDPMScheduler), e.g. one saved with "
+                        "DDPMPipeline.save_pretrained().")
+    unet = UNet2DModel.from_pretrained(str(path), subfolder="unet")
+    scheduler = DDPMScheduler.from_pretrained(str(path), subfolder="scheduler")
+    if scheduler.config.prediction_type != "epsilon" or unet.config.in_channels != 3:
+        raise UserError(f"The diffusion prior at '{path}' must predict epsilon on 3-channel images "
+                        f"(it has prediction_type={scheduler.config.prediction_type!r}, "
+                        f"in_channels={unet.config.in_channels}).")
+    return DiffusionPrior(unet, scheduler, str(path))
+
+
+def user_prior(task_name: str) -> DiffusionPrior:
+    """The prior named by ``CFBENCH_DIFFUSION_PRIOR``, for tasks that ship none."""
+    value = os.environ.get(ENV)
+    if not value:
+        raise UserError(f"Task '{task_name}' ships no diffusion prior: set {ENV} to a diffusers DDPM "
+                        "pipeline folder ('unet/' + 'scheduler/', e.g. saved with DDPMPipeline.save_pretrained) "
+                        "trained on images of this task's domain.")
+    return load_prior(Path(value).expanduser(), f"task '{task_name}' (from {ENV})")
+
+
+def train_prior(n_train=6000, steps=1000, batch=32, lr=2e-3, seed=0):
+    """Epsilon-prediction DDPM training on random crops with horizontal flips (fixed seeds)."""
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    from cfbench.tasks.training import HELDOUT_SEED, TRAIN_SEED, _train_loop, as_float, psnr, synth_images
+
+    torch.manual_seed(seed)
+    x, _ = synth_images(TRAIN_SEED + 3, n_train)
+    unet, scheduler = UNet2DModel(**unet_config()), DDPMScheduler(**scheduler_config())
+    prior = DiffusionPrior(unet, scheduler)
+    gen = torch.Generator().manual_seed(seed)
+
+    def loss(_):
+        xb = as_float(x[torch.randint(len(x), (batch,), generator=gen)])
+        top, left = (int(v) for v in torch.randint(0, 64 - CROP + 1, (2,), generator=gen))
+        xb = xb[:, :, top:top + CROP, left:left + CROP]
+        if torch.rand(1, generator=gen) < 0.5:
+            xb = xb.flip(-1)
+        t = torch.randint(0, prior.num_train_timesteps, (batch,), generator=gen)
+        noise = torch.randn(xb.shape, generator=gen)
+        return F.mse_loss(prior.epsilon(prior.noised(xb, noise, t), t), noise)
+
+    unet.train()
+    _train_loop(unet.parameters(), steps, lr, loss, "diffusion_prior")
+    unet.eval()
+    # Held-out evidence that it denoises: PSNR of the Tweedie estimate vs. of the noisy input.
+    xv = as_float(synth_images(HELDOUT_SEED, 128)[0])
+    stats = {"heldout_n": len(xv)}
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for level in (100, 300, 600):
+            t = torch.full((len(xv),), level)
+            x_t = prior.noised(xv, torch.randn(xv.shape, generator=gen), t)
+            noisy = ((x_t / prior.abar(t).sqrt() + 1) / 2).clamp(0, 1)
+            stats[f"psnr_db_t{level}"] = {"noisy": round(float(psnr(noisy, xv).mean()), 2),
+                                          "denoised": round(float(psnr(prior.denoise(x_t, t)[1], xv).mean()), 2)}
+    return prior, stats
+
+
+def save_prior(out: Path) -> dict:
+    from diffusers import DDPMPipeline
+
+    prior, stats = train_prior()
+    DDPMPipeline(unet=prior.unet, scheduler=prior.scheduler).save_pretrained(str(out / "diffusion_prior"))
+    return stats
