@@ -172,9 +172,10 @@ class Runner:
         metrics = {name: METRICS.get(name).load()(self.task, self.device) for name in self.metric_names}
         unavailable = {n: why for n, m in metrics.items() if (why := m.unavailable())}
         active = {n: m for n, m in metrics.items() if n not in unavailable}
-        method_provenance = {}
+        method_provenance = info.get("method_provenance", {})
         for name in self.methods:
-            method_provenance[name] = self._generate(name, active)
+            # A method with nothing left to generate keeps what an earlier session recorded.
+            method_provenance[name] = self._generate(name, active) or method_provenance.get(name, {})
         info.update(method_provenance=method_provenance, metrics_unavailable=unavailable)
         write_json(self.run.run_json, info)
         self._finalize(active, info)
