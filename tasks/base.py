@@ -26,6 +26,16 @@ class TaskSamples:
     gt_masks: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
+def _component(loader: str, doc: str) -> cached_property:
+    """A lazily loaded, cached, frozen model on the task's device, built by the method ``loader``."""
+
+    def load(self) -> nn.Module:
+        return _frozen(getattr(self, loader)()).to(self.device)
+
+    load.__doc__ = doc
+    return cached_property(load)
+
+
 class Task(abc.ABC):
     name: str
     description: str = ""
@@ -71,27 +81,11 @@ class Task(abc.ABC):
 
         return user_prior(self.name)
 
-    @cached_property
-    def classifier(self) -> nn.Module:
-        return _frozen(self._load_classifier()).to(self.device)
-
-    @cached_property
-    def autoencoder(self) -> nn.Module:
-        return _frozen(self._load_autoencoder()).to(self.device)
-
-    @cached_property
-    def simsiam(self) -> nn.Module:
-        return _frozen(self._load_simsiam()).to(self.device)
-
-    @cached_property
-    def sae(self) -> nn.Module:
-        """Sparse autoencoder on the classifier's penultimate activations (``tasks/sae.py``)."""
-        return _frozen(self._load_sae()).to(self.device)
-
-    @cached_property
-    def diffusion_prior(self) -> nn.Module:
-        """Denoising model + noise schedule for diffusion-based methods (RCSB)."""
-        return _frozen(self._load_diffusion_prior()).to(self.device)
+    classifier = _component("_load_classifier", "The classifier under explanation.")
+    autoencoder = _component("_load_autoencoder", "Autoencoder whose latent SLCF edits.")
+    simsiam = _component("_load_simsiam", "SimSiam encoder (S^3, and FID features on synthetic tasks).")
+    sae = _component("_load_sae", "Sparse autoencoder on the classifier's penultimate activations.")
+    diffusion_prior = _component("_load_diffusion_prior", "Denoising model + noise schedule (RCSB).")
 
     def missing(self, what: str) -> UserError:
         return UserError(f"Task '{self.name}' has no {what}.")
