@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import textwrap
 from pathlib import Path
@@ -92,6 +93,21 @@ def _cmd_traits(args) -> int:
     return 0
 
 
+def _cmd_sae(args) -> int:
+    from cfbench.device import resolve_device
+    from cfbench.tasks import TASKS
+    from cfbench.tasks.sae import train_task_sae
+
+    entry = TASKS.get(args.task)
+    task = entry.load()(device=resolve_device(args.device), **entry.preset)
+    out = args.out or Path("results/sae") / f"{args.task}.safetensors"
+    report = train_task_sae(task, args.n, out, batch_size=args.batch_size, expansion=args.expansion, l1=args.l1,
+                            steps=args.steps, seed=args.seed)
+    print(json.dumps(report, indent=2))
+    print(f"SAE: {out}\nNumbers: {out}.json\nUse it with: export CFBENCH_SAE={out.resolve()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cfbench", description="Benchmark visual counterfactual explanations.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -154,6 +170,20 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--device", default="auto")
     tr.add_argument("--out", type=Path, default=None, help="directory (default results/traits/<task>-<sample>)")
     tr.set_defaults(func=_cmd_traits)
+
+    sa = sub.add_parser("sae", help="train the sparse autoencoder a task's SLCF + SAE variant and traits need")
+    sa.add_argument("action", choices=["train"])
+    sa.add_argument("--task", required=True)
+    sa.add_argument("--n", type=int, required=True, help="first N samples of the evaluation split (10%% held out)")
+    sa.add_argument("--batch-size", type=int, default=64)
+    sa.add_argument("--device", default="auto")
+    sa.add_argument("--out", type=Path, default=None,
+                    help="safetensors file (default results/sae/<task>.safetensors); numbers go to <out>.json")
+    sa.add_argument("--expansion", type=int, default=8, help="dictionary size / activation width (default 8)")
+    sa.add_argument("--l1", type=float, default=0.3, help="sparsity weight (default 0.3)")
+    sa.add_argument("--steps", type=int, default=4000, help="Adam steps (default 4000)")
+    sa.add_argument("--seed", type=int, default=0)
+    sa.set_defaults(func=_cmd_sae)
     return p
 
 

@@ -12,3 +12,5 @@ for _pair in ("zebra_sorrel", "cheetah_cougar", "egyptian_persian"):
 for _name in ("celeba_smile", "celeba_age"):
     TASKS.add(_name, "cfbench.tasks.real:CheckpointTask",
               f"CelebA {_name.split('_')[1]} (needs data + a classifier checkpoint)", task_name=_name)
+TASKS.add("cub_pair", "cfbench.tasks.real:CubPairTask",
+          "CUB-200-2011 class pair from CFBENCH_CUB_CLASSES (needs data + a classifier checkpoint)")

@@ -1,4 +1,4 @@
-"""Real-data tasks: ImageNet pairs and CelebA smile/age (CUB is not wired up yet).
+"""Real-data tasks: ImageNet pairs, CelebA smile/age and a CUB-200-2011 class pair.
 
 Data comes from a user-given root and weights (environment variables below), loaded through the ecosystem's own loaders: torchvision weights, diffusers
 ``from_pretrained`` and local checkpoint paths. Offline, or with anything missing, loading stops
@@ -7,10 +7,16 @@ with a ``UserError`` that names what is missing and how to provide it.
 Environment variables:
   CFBENCH_DATA_ROOT     ImageNet: <root>/imagenet/val/<wnid>/*.JPEG; CelebA: <root>/celeba/
                         (img_align_celeba/ + list_attr_celeba.txt + list_eval_partition.txt);
-                        CUB: <root>/CUB_200_2011/ (images/ + images.txt + train_test_split.txt)
+                        CUB: <root>/CUB_200_2011/ (images/ + images.txt + image_class_labels.txt
+                        + train_test_split.txt; the test split is is_training_image == 0)
   CFBENCH_AUTOENCODER   diffusers AutoencoderKL directory or hub id (kl-f8-d16 for SLCF)
-  CFBENCH_CLASSIFIER    checkpoint path of the classifier for CelebA / CUB
+  CFBENCH_CLASSIFIER    TorchScript classifier for CelebA / CUB (inputs in [0,1]); CelebA: logits
+                        (negative, positive) of the attribute; CUB: 200 logits, index = class id - 1
+  CFBENCH_CUB_CLASSES   the CUB pair as "<class id>,<class id>" (ids 1..200 as in classes.txt);
+                        default "59,62": California Gull <-> Herring Gull, two look-alike gulls
   CFBENCH_SIMSIAM       official SimSiam ResNet-50 checkpoint (for S^3)
+  CFBENCH_SAE           sparse autoencoder on the classifier's penultimate activations (SLCF +
+                        SAE, traits): the safetensors file `cfbench sae train --task T` writes
 """
 from __future__ import annotations
 
@@ -31,6 +37,7 @@ IMAGENET_PAIRS = {  # task -> ((class index, wnid, name), (class index, wnid, na
     "egyptian_persian": ((285, "n02124075", "Egyptian cat"), (283, "n02123394", "Persian cat")),
 }
 CELEBA_ATTRIBUTES = {"celeba_smile": "Smiling", "celeba_age": "Young"}
+CUB_DEFAULT_CLASSES = "59,62"  # California Gull, Herring Gull
 
 
 def _env_path(var: str, what: str, how: str) -> Path:
@@ -45,7 +52,7 @@ def _env_path(var: str, what: str, how: str) -> Path:
 
 def data_root() -> Path:
     return _env_path("CFBENCH_DATA_ROOT", "The dataset root",
-                     "the directory that holds imagenet/ or celeba/")
+                     "the directory that holds imagenet/, celeba/ or CUB_200_2011/")
 
 
 class ResizedClassifier(nn.Module):
@@ -55,10 +62,24 @@ class ResizedClassifier(nn.Module):
         super().__init__()
         self.model, self.size, self.normalize = model, size, Normalize()
 
-    def forward(self, x):
+    def _prepare(self, x):
         if x.shape[-1] != self.size:
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
-        return self.model(self.normalize(x))
+        return self.normalize(x)
+
+    def forward(self, x):
+        return self.model(self._prepare(x))
+
+    def penultimate(self, x):
+        """What a torchvision ResNet feeds its ``fc``: ``fc(penultimate(x)) == forward(x)``, for the SAE."""
+        m = self.model
+        x = m.maxpool(m.relu(m.bn1(m.conv1(self._prepare(x)))))
+        x = m.layer4(m.layer3(m.layer2(m.layer1(x))))
+        return torch.flatten(m.avgpool(x), 1)
+
+    @property
+    def fc(self) -> nn.Module:
+        return self.model.fc
 
 
 def _load_image_files(files: list[Path], size: int) -> torch.Tensor:
@@ -113,6 +134,22 @@ class _FolderTask(Task):
         path = _env_path("CFBENCH_SIMSIAM", "The SimSiam checkpoint",
                          "the official SimSiam ResNet-50 checkpoint (checkpoint_0099.pth.tar)")
         return load_official_simsiam(path)
+
+    def _load_sae(self):
+        from safetensors.torch import load_file
+
+        from cfbench.tasks.sae import MatryoshkaSAE
+
+        path = _env_path("CFBENCH_SAE", f"The sparse autoencoder for '{self.name}'",
+                         f"the file written by `cfbench sae train --task {self.name} --n 5000`")
+        sae = MatryoshkaSAE.from_state_dict(load_file(str(path)))
+        # An SAE trained for another classifier would otherwise fail later as a shape error deep in a method.
+        fc = getattr(self.classifier, "fc", None)
+        if isinstance(fc, nn.Linear) and fc.in_features != sae.w_enc.shape[1]:
+            raise UserError(f"The sparse autoencoder {path} (CFBENCH_SAE) reads {sae.w_enc.shape[1]} activations, "
+                            f"but the classifier of '{self.name}' has {fc.in_features}: train one for this task "
+                            f"with `cfbench sae train --task {self.name}`.")
+        return sae
 
 
 def load_official_simsiam(path: Path) -> nn.Module:
@@ -176,18 +213,8 @@ class ImageNetPairTask(_FolderTask):
                             f"resnet50-0676ba61.pth into $TORCH_HOME/hub/checkpoints/ ({type(err).__name__}).") from err
 
 
-class CheckpointTask(_FolderTask):
-    """CelebA smile/age: the classifier is a user checkpoint (CFBENCH_CLASSIFIER)."""
-
-    def __init__(self, task_name: str, device: torch.device = torch.device("cpu")):
-        super().__init__(device)
-        self.name = task_name
-        self.pair = (0, 1)
-        self.class_names = ("negative", "positive")
-        self.description = f"{name}: binary attribute task on a user-provided classifier checkpoint"
-
-    def _files(self):
-        return _celeba_files(data_root() / "celeba", CELEBA_ATTRIBUTES[self.name])
+class _ScriptedClassifierTask(_FolderTask):
+    """The classifier is the user's TorchScript file (CFBENCH_CLASSIFIER): no torchvision weights exist."""
 
     def _load_classifier(self):
         path = _env_path("CFBENCH_CLASSIFIER", f"The classifier checkpoint for '{self.name}'",
@@ -195,13 +222,60 @@ class CheckpointTask(_FolderTask):
         return torch.jit.load(str(path), map_location="cpu")
 
 
+class CheckpointTask(_ScriptedClassifierTask):
+    """CelebA smile/age: the classifier is a user checkpoint (CFBENCH_CLASSIFIER)."""
+
+    def __init__(self, task_name: str, device: torch.device = torch.device("cpu")):
+        super().__init__(device)
+        self.name = task_name
+        self.pair = (0, 1)
+        self.class_names = ("negative", "positive")
+        self.description = f"{task_name}: binary attribute task on a user-provided classifier checkpoint"
+
+    def _files(self):
+        return _celeba_files(data_root() / "celeba", CELEBA_ATTRIBUTES[self.name])
+
+
+class CubPairTask(_ScriptedClassifierTask):
+    """Two CUB-200-2011 classes (CFBENCH_CUB_CLASSES) on the test split; labels are class id - 1."""
+
+    class_names = tuple(f"cub_{i:03d}" for i in range(1, 201))  # the class ids of classes.txt
+
+    def __init__(self, device: torch.device = torch.device("cpu")):
+        super().__init__(device)
+        self.name = "cub_pair"
+        spec = os.environ.get("CFBENCH_CUB_CLASSES") or CUB_DEFAULT_CLASSES
+        try:
+            a, b = (int(c) for c in spec.split(","))
+            valid = 1 <= a <= 200 and 1 <= b <= 200 and a != b
+        except ValueError:
+            valid = False
+        if not valid:
+            raise UserError(f"CFBENCH_CUB_CLASSES must be two different CUB class ids 1..200 as in "
+                            f"classes.txt, e.g. \"{CUB_DEFAULT_CLASSES}\"; got \"{spec}\".")
+        self.pair = (a - 1, b - 1)
+        self.description = f"CUB-200-2011 test split, class {a} <-> {b}, user-provided classifier checkpoint"
+
+    def _files(self):
+        return _cub_files(data_root() / "CUB_200_2011", self.pair)
+
+
+def _require(dataset: str, *paths: Path) -> None:
+    for f in paths:
+        if not f.exists():
+            raise UserError(f"{dataset} is incomplete: {f} is missing.")
+
+
+def _fields(path: Path) -> dict[str, list[str]]:
+    """A '<key> <value>...' list file (CelebA's and CUB's metadata) as key -> values."""
+    return {line[0]: line[1:] for line in map(str.split, path.read_text().splitlines()) if line}
+
+
 def _celeba_files(root: Path, attribute: str):
     """(id, path, label) of the CelebA test split; label 1 where the attribute is present."""
     attrs, split = root / "list_attr_celeba.txt", root / "list_eval_partition.txt"
-    for f in (attrs, split, root / "img_align_celeba"):
-        if not f.exists():
-            raise UserError(f"CelebA is incomplete: {f} is missing.")
-    test = {line.split()[0] for line in split.read_text().splitlines() if line.split()[1:] == ["2"]}
+    _require("CelebA", attrs, split, root / "img_align_celeba")
+    test = {name for name, values in _fields(split).items() if values == ["2"]}
     lines = attrs.read_text().splitlines()
     column = lines[1].split().index(attribute) + 1
     found = []
@@ -209,4 +283,17 @@ def _celeba_files(root: Path, attribute: str):
         fields = line.split()
         if fields[0] in test:
             found.append((fields[0].split(".")[0], root / "img_align_celeba" / fields[0], int(fields[column] == "1")))
+    return found
+
+
+def _cub_files(root: Path, labels: tuple[int, ...]):
+    """(id, path, label) of the CUB test split restricted to ``labels`` (class id - 1)."""
+    names = ("images.txt", "image_class_labels.txt", "train_test_split.txt")
+    _require("CUB-200-2011", *(root / n for n in names), root / "images")
+    paths, classes, split = (_fields(root / n) for n in names)
+    found = []
+    for image, (relative,) in paths.items():
+        label = int(classes[image][0]) - 1
+        if split[image] == ["0"] and label in labels:
+            found.append((relative.rsplit(".", 1)[0], root / "images" / relative, label))
     return found

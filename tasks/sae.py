@@ -94,11 +94,12 @@ def _doubling_prefixes(size: int, first: int = 32) -> tuple[int, ...]:
 
 def train_sae(activations: torch.Tensor, *, expansion: int = 8, l1: float = 0.3, steps: int = 4000,
               batch: int = 256, lr: float = 1e-3, seed: int = 0) -> MatryoshkaSAE:
-    """Fit a Matryoshka SAE to (N, width) activations with Adam (fixed seed, cosine schedule)."""
+    """Fit a Matryoshka SAE to (N, width) activations with Adam (fixed seed, cosine schedule), on the
+    activations' device (a ResNet-50 dictionary is too slow to fit on a CPU)."""
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     width = activations.shape[1]
-    sae = MatryoshkaSAE(width, expansion * width)
+    sae = MatryoshkaSAE(width, expansion * width).to(activations.device)
     with torch.no_grad():
         sae.scale.fill_(float(activations.pow(2).sum(1).mean().div(width).sqrt()))
         sae.b_dec.copy_(activations.mean(0) / sae.scale)
@@ -154,6 +155,58 @@ def penultimate_activations(classifier: nn.Module, images: torch.Tensor, chunk: 
     """Penultimate activations of a float image batch (N,3,H,W in [0,1]), in chunks."""
     features, _ = split_classifier(classifier)
     return torch.cat([features(x) for x in images.split(chunk)])
+
+
+def train_task_sae(task, n: int, out: Path, *, batch_size: int = 64, expansion: int = 8, l1: float = 0.3,
+                   steps: int = 4000, seed: int = 0) -> dict:
+    """An SAE for a task's classifier, fitted to the first ``n`` evaluation samples and saved to ``out``
+    (safetensors, for CFBENCH_SAE) with its held-out measurements in ``<out>.json``; returns those.
+
+    Real tasks ship no SAE, so this is how a user gets one for their data and classifier. A random
+    10% of the activations is held out so that the reported explained variance is not a training fit.
+    """
+    import json
+
+    from safetensors.torch import save_file
+    from tqdm.auto import tqdm
+
+    from cfbench.errors import UserError
+
+    if n < 20:
+        raise UserError(f"Training an SAE needs --n of at least 20, so that the held-out 10% has two samples (got {n}).")
+    for name, value in (("--batch-size", batch_size), ("--expansion", expansion), ("--steps", steps)):
+        if value < 1:
+            raise UserError(f"{name} must be at least 1 (got {value}).")
+    out = Path(out)
+    report_path = out.with_name(out.name + ".json")
+    if out.is_dir():
+        raise UserError(f"--out '{out}' is a directory: pass a file, e.g. {out / (task.name + '.safetensors')}.")
+    try:  # fail now rather than after the long part
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe = out.parent / f".{out.name}.write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise UserError(f"Cannot write the SAE to '{out}': {err.strerror}. Pass a writable file with --out.") from err
+
+    ids = task.sample_ids(n)
+    chunks = []
+    with tqdm(total=len(ids), desc=f"activations {task.name}", unit="img") as bar:
+        for start in range(0, len(ids), batch_size):
+            images = task.load(ids[start:start + batch_size]).images.to(task.device)
+            chunks.append(penultimate_activations(task.classifier, images, chunk=batch_size))
+            bar.update(len(images))
+    activations = torch.cat(chunks)
+    order = torch.randperm(len(activations), generator=torch.Generator().manual_seed(seed))
+    held = len(activations) // 10
+    if held < 2:
+        raise UserError(f"Task '{task.name}' has only {len(activations)} samples; an SAE needs at least 20.")
+    sae = train_sae(activations[order[held:]], expansion=expansion, l1=l1, steps=steps, seed=seed)
+    report = {**evaluate_sae(sae, activations[order[:held]]), "task": task.name,
+              "train_n": len(activations) - held, "expansion": expansion, "l1": l1, "steps": steps, "seed": seed}
+    save_file(sae.cpu().state_dict(), str(out))
+    report_path.write_text(json.dumps(report, indent=2) + "\n")
+    return report
 
 
 def build_synthetic_sae(out: Path, n_train: int = 12000, n_heldout: int = 2000) -> dict:

@@ -1,0 +1,102 @@
+"""Real-data tasks without real data: construction, clear errors, CUB parsing on a tiny fake copy."""
+import pytest
+import torch
+import torchvision
+from PIL import Image
+from torch import nn
+
+from cfbench.errors import UserError
+from cfbench.tasks import TASKS
+from cfbench.tasks.real import ResizedClassifier
+from cfbench.tasks.sae import split_classifier, train_task_sae
+
+CUB_IMAGES = {  # image id -> (relative path, class id, is_training_image)
+    "1": ("059.California_Gull/California_Gull_0001.png", 59, 0),
+    "2": ("059.California_Gull/California_Gull_0002.png", 59, 1),
+    "3": ("062.Herring_Gull/Herring_Gull_0003.png", 62, 0),
+    "4": ("001.Black_footed_Albatross/Black_footed_Albatross_0004.png", 1, 0),
+}
+
+
+def make(name):
+    entry = TASKS.get(name)
+    return entry.load()(device=torch.device("cpu"), **entry.preset)
+
+
+@pytest.fixture
+def cub(tmp_path, monkeypatch):
+    root = tmp_path / "CUB_200_2011"
+    for i, (rel, _, _) in CUB_IMAGES.items():
+        (root / "images" / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (40, 30), (int(i) * 50, 80, 120)).save(root / "images" / rel)
+    for name, column in (("images.txt", 0), ("image_class_labels.txt", 1), ("train_test_split.txt", 2)):
+        (root / name).write_text("".join(f"{i} {v[column]}\n" for i, v in CUB_IMAGES.items()))
+    (root / "classes.txt").write_text("1 001.Black_footed_Albatross\n59 059.California_Gull\n62 062.Herring_Gull\n")
+    monkeypatch.setenv("CFBENCH_DATA_ROOT", str(tmp_path))
+    monkeypatch.delenv("CFBENCH_CUB_CLASSES", raising=False)
+    return root
+
+
+@pytest.mark.parametrize("name", ["celeba_smile", "celeba_age", "cub_pair"])
+def test_real_tasks_construct_without_data_and_name_what_is_missing(name, monkeypatch):
+    monkeypatch.delenv("CFBENCH_DATA_ROOT", raising=False)
+    task = make(name)
+    assert task.name == name
+    with pytest.raises(UserError, match="CFBENCH_DATA_ROOT"):
+        task.sample_ids(4)
+
+
+def test_cub_pair_reads_the_test_split_of_the_two_classes(cub):
+    task = make("cub_pair")
+    assert task.pair == (58, 61)
+    ids = task.sample_ids(None)
+    assert ids == ["059.California_Gull/California_Gull_0001", "062.Herring_Gull/Herring_Gull_0003"]
+    samples = task.load(ids)
+    assert samples.labels.tolist() == [58, 61] and samples.images.shape == (2, 3, 256, 256)
+    assert task.target_of(samples.labels).tolist() == [61, 58]
+
+
+def test_cub_classes_come_from_the_environment(cub, monkeypatch):
+    monkeypatch.setenv("CFBENCH_CUB_CLASSES", "1,59")
+    assert make("cub_pair").sample_ids(None) == ["001.Black_footed_Albatross/Black_footed_Albatross_0004",
+                                                 "059.California_Gull/California_Gull_0001"]
+    for bad in ("59", "59,59", "0,62", "59,x"):
+        monkeypatch.setenv("CFBENCH_CUB_CLASSES", bad)
+        with pytest.raises(UserError, match="CFBENCH_CUB_CLASSES"):
+            make("cub_pair")
+
+
+@pytest.mark.parametrize("missing", ["images.txt", "image_class_labels.txt", "train_test_split.txt", "images"])
+def test_incomplete_cub_is_a_user_error(cub, missing):
+    target = cub / missing
+    if target.is_dir():
+        for f in sorted(target.rglob("*"), reverse=True):
+            f.unlink() if f.is_file() else f.rmdir()
+        target.rmdir()
+    else:
+        target.unlink()
+    with pytest.raises(UserError, match=f"CUB-200-2011 is incomplete: .*{missing}"):
+        make("cub_pair").sample_ids(2)
+
+
+def test_resized_resnet_splits_into_penultimate_and_fc():
+    resnet = torchvision.models.ResNet(torchvision.models.resnet.BasicBlock, [1, 1, 1, 1], num_classes=3)
+    model = ResizedClassifier(resnet, 32).eval()
+    features, head = split_classifier(model)
+    x = torch.rand(2, 3, 48, 48)
+    with torch.no_grad():
+        assert features(x).shape == (2, 512)
+        torch.testing.assert_close(head(features(x)), model(x))
+
+
+def test_scripted_classifier_without_penultimate_cannot_train_an_sae(cub, tmp_path, monkeypatch):
+    path = tmp_path / "clf.pt"
+    torch.jit.script(nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 200))).save(str(path))
+    monkeypatch.setenv("CFBENCH_CLASSIFIER", str(path))
+    monkeypatch.setenv("CFBENCH_CUB_CLASSES", "1,59")
+    task = make("cub_pair")
+    with pytest.raises(UserError, match="penultimate"):
+        train_task_sae(task, 20, tmp_path / "sae.safetensors")
+    monkeypatch.delenv("CFBENCH_SAE", raising=False)
+    with pytest.raises(UserError, match="CFBENCH_SAE"):
+        task.sae
