@@ -25,6 +25,9 @@ The guidance recipe, each step switchable for ablations:
 - ``truncation``: start at t = tau * T from the original content noised to that level, instead of
   pure noise at the top of the schedule.
 - ``s``: guidance scale; x0_hat <- x0_hat - s * lr * direction (s = 0 is unguided inpainting).
+  The paper gives no pixel step size for its prior; ``lr`` = 0.04 was chosen on the synthetic tasks
+  (n = 16, seed 0): at 0.01 adding a pattern (plain -> spotted/striped) rarely flips (rcsb_c FR
+  0.50-0.63), at 0.04 all three presets flip >= 0.75 and rcsb_c flips every sample.
 
 Region sources (``region``): ``auto`` (default: the ``--regions DIR`` masks when given, else IG
 cells), ``ig``, ``freeform`` (area share in [freeform_min, freeform_max]), ``gt_object``, ``user``::
@@ -52,7 +55,7 @@ class RCSB(CounterfactualMethod):
 
     def __init__(self, task, device, *, a: float = 0.1, c: int = 4, s: float = 3.0, tau: float = 0.6,
                  region: str = "auto", freeform_min: float = 0.1, freeform_max: float = 0.2,
-                 ig_steps: int = 50, steps: int = 50, lr: float = 0.01, tweedie: bool = True,
+                 ig_steps: int = 50, steps: int = 50, lr: float = 0.04, tweedie: bool = True,
                  adam: bool = True, adaptive_norm: bool = True, truncation: bool = True):
         super().__init__(task, device, a=a, c=c, s=s, tau=tau, region=region, freeform_min=freeform_min,
                          freeform_max=freeform_max, ig_steps=ig_steps, steps=steps, lr=lr, tweedie=tweedie,

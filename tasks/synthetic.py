@@ -67,9 +67,10 @@ def _background(rng: np.random.Generator, label: int, bg_correlation: float) -> 
 
 def _local_coords(rng: np.random.Generator, family: str):
     """Animal-frame coordinates (u along the body, v downward) for every pixel."""
-    scale = rng.uniform(13.0, 16.5) if family != "cat" else rng.uniform(12.0, 15.0)
-    cx = rng.uniform(26, 38)
-    cy = rng.uniform(26, 36)
+    scale = {"horse": rng.uniform(17.5, 21.5), "bigcat": rng.uniform(18.5, 22.5),
+             "cat": rng.uniform(18.0, 21.5)}[family]
+    cx = rng.uniform(29, 35)
+    cy = rng.uniform(24, 31)
     theta = rng.uniform(-0.25, 0.25)
     flip = rng.choice([-1.0, 1.0])
     yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32) + 0.5
@@ -86,9 +87,9 @@ def _ellipse(u, v, cu, cv, au, av):
 def _silhouette(rng: np.random.Generator, family: str, u, v):
     """Return (coat mask, non-causal parts mask) in the animal frame."""
     shape = {  # body axes, leg length, head centre/axes, neck
-        "horse": dict(body=(1.0, 0.42), leg=0.95, head=(1.45, -0.95, 0.38, 0.2), neck=True, tail=0.7),
-        "bigcat": dict(body=(1.1, 0.36), leg=0.7, head=(1.25, -0.35, 0.32, 0.27), neck=False, tail=1.1),
-        "cat": dict(body=(0.9, 0.42), leg=0.55, head=(1.0, -0.55, 0.4, 0.36), neck=False, tail=0.9),
+        "horse": dict(body=(1.0, 0.55), leg=0.95, head=(1.45, -0.95, 0.38, 0.2), neck=True, tail=0.7),
+        "bigcat": dict(body=(1.1, 0.5), leg=0.7, head=(1.25, -0.35, 0.32, 0.27), neck=False, tail=1.1),
+        "cat": dict(body=(0.95, 0.6), leg=0.55, head=(1.0, -0.55, 0.4, 0.36), neck=False, tail=0.9),
     }[family]
     bu, bv = shape["body"]
     bu *= rng.uniform(0.9, 1.1)
@@ -106,8 +107,9 @@ def _silhouette(rng: np.random.Generator, family: str, u, v):
     for x0 in (-0.7 * bu, -0.45 * bu, 0.45 * bu, 0.7 * bu):
         swing = rng.uniform(-0.35, 0.35)
         du = u - (x0 + swing * (v - 0.2))
-        leg = (np.abs(du) <= 0.09) & (v >= 0.1) & (v <= 0.2 + leg_len)
-        foot = leg & (v >= 0.2 + leg_len - 0.13)
+        leg_end = bv - 0.2 + leg_len
+        leg = (np.abs(du) <= 0.09) & (v >= 0.1) & (v <= leg_end)
+        foot = leg & (v >= leg_end - 0.13)
         coat |= leg & ~foot
         parts |= foot
     tail_len = shape["tail"] * rng.uniform(0.8, 1.2)
@@ -139,11 +141,11 @@ def _coat_texture(rng: np.random.Generator, label: int, u, v) -> np.ndarray:
         tan = np.array([0.80, 0.62, 0.36]) + rng.normal(0, 0.04, 3)
         base = np.broadcast_to(tan, u.shape + (3,)).copy()
         if label == 2:
-            base[_spots(rng, u, v, 70, 0.07, 0.1)] = np.array([0.12, 0.09, 0.06])
+            base[_spots(rng, u, v, 120, 0.07, 0.1)] = np.array([0.12, 0.09, 0.06])
     elif label == 4:  # Egyptian cat: grey with dark spots and stripes
         grey = np.array([0.62, 0.62, 0.60]) + rng.normal(0, 0.03, 3)
         base = np.broadcast_to(grey, u.shape + (3,)).copy()
-        dark = _spots(rng, u, v, 40, 0.06, 0.09)
+        dark = _spots(rng, u, v, 70, 0.06, 0.09)
         dark |= (np.sin(2 * np.pi * (u * 3.0 + rng.uniform(0, 1))) > 0.75) & (np.abs(u) > 0.6)
         base[dark] = np.array([0.18, 0.18, 0.2])
     else:  # Persian cat: light, fluffy coat

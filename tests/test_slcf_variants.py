@@ -6,6 +6,7 @@ from cfbench import seeding
 from cfbench.method import resolve_hparams
 from cfbench.methods import METHODS
 from cfbench.types import Batch
+from conftest import in_float64
 
 VARIANTS = ["slcf_lag1", "slcf_lig", "slcf_ig", "latent", "pixel", "pixel_ig", "slcf_sae"]
 UNMASKED = {"latent", "pixel"}
@@ -17,9 +18,9 @@ def build(task, name, **overrides):
     return cls(task, torch.device("cpu"), **{**resolve_hparams(name, cls, entry.preset, {}), **overrides})
 
 
-def make_batch(task, ids, seed=0):
+def make_batch(task, ids, seed=0, dtype=torch.float32):
     s = task.load(ids)
-    return Batch(s.images, s.labels, task.target_of(s.labels), ids, generators=seeding.generators_for(seed, ids))
+    return Batch(s.images.to(dtype), s.labels, task.target_of(s.labels), ids, generators=seeding.generators_for(seed, ids))
 
 
 @pytest.mark.parametrize("name", VARIANTS)
@@ -41,6 +42,8 @@ def test_variant_flips_a_small_batch_and_returns_its_mask(task, name):
 def test_variant_result_does_not_depend_on_its_batch(task, name):
     method = build(task, name, ig_steps=8, stage1_steps=5, stage2_steps=10)   # not converged: the
     ids = task.sample_ids(2)                                                   # property holds anyway
-    together = method.generate(make_batch(task, ids)).images
-    alone = method.generate(make_batch(task, ids[1:])).images
+    modules = [task.classifier, task.autoencoder] + ([task.sae] if name == "slcf_sae" else [])
+    with in_float64(*modules):
+        together = method.generate(make_batch(task, ids, dtype=torch.float64)).images
+        alone = method.generate(make_batch(task, ids[1:], dtype=torch.float64)).images
     assert (alone[0] - together[1]).abs().max() <= 1e-4
