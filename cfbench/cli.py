@@ -111,14 +111,15 @@ def _cmd_sae(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cfbench", description="Benchmark visual counterfactual explanations.")
     sub = p.add_subparsers(dest="command", required=True)
+    on_task = argparse.ArgumentParser(add_help=False)   # options of every command that works on a task
+    on_task.add_argument("--task", required=True)
+    on_task.add_argument("--seed", type=int, default=0)
+    on_task.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
 
-    r = sub.add_parser("run", help="generate and score counterfactuals")
-    r.add_argument("--task", required=True)
+    r = sub.add_parser("run", parents=[on_task], help="generate and score counterfactuals")
     r.add_argument("--methods", required=True, help="comma-separated method names")
     r.add_argument("--n", type=int, default=32, help="number of samples (default 32)")
     r.add_argument("--batch-size", type=int, default=16)
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
     r.add_argument("--out", type=Path, default=None, help="run directory (default results/runs/<task>-<time>)")
     r.add_argument("--metrics", default="all", help="all, or a comma-separated list")
     r.add_argument("--set", action="append", metavar="METHOD.PARAM=VALUE", help="override a hyperparameter")
@@ -145,14 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--update", action="store_true", help="rewrite the baseline from this run")
     g.set_defaults(func=_cmd_regress)
 
-    lo = sub.add_parser("localize", help="score attribution maps (SLCF Table 4)")
-    lo.add_argument("--task", required=True)
+    lo = sub.add_parser("localize", parents=[on_task], help="score attribution maps (SLCF Table 4)")
     lo.add_argument("--attributions", default="lime,ixg,gc,lc,sc,gig,gbp,ig,lag",
                     help="comma-separated: lime,ixg,gc,lc,sc,gig,gbp,ig,lag (default: all)")
     lo.add_argument("--n", type=int, default=64)
     lo.add_argument("--batch-size", type=int, default=32)
-    lo.add_argument("--seed", type=int, default=0)
-    lo.add_argument("--device", default="auto")
     lo.add_argument("--out", type=Path, default=None, help="directory (default results/runs/localize-<task>-<time>)")
     lo.set_defaults(func=_cmd_localize)
 
@@ -162,27 +160,23 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--out", default=None, help="directory (default: the shipped tasks/assets)")
     a.set_defaults(func=_cmd_assets)
 
-    tr = sub.add_parser("traits", help="isolate the SAE traits a sample's SLCF counterfactual changes")
-    tr.add_argument("--task", required=True)
+    tr = sub.add_parser("traits", parents=[on_task],
+                        help="isolate the SAE traits a sample's SLCF counterfactual changes")
     tr.add_argument("--sample", required=True, help="sample id, e.g. 00003")
     tr.add_argument("--top", type=int, default=5, help="number of SAE features to isolate (default 5)")
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--device", default="auto")
     tr.add_argument("--out", type=Path, default=None, help="directory (default results/traits/<task>-<sample>)")
     tr.set_defaults(func=_cmd_traits)
 
-    sa = sub.add_parser("sae", help="train the sparse autoencoder a task's SLCF + SAE variant and traits need")
+    sa = sub.add_parser("sae", parents=[on_task],
+                        help="train the sparse autoencoder a task's SLCF + SAE variant and traits need")
     sa.add_argument("action", choices=["train"])
-    sa.add_argument("--task", required=True)
     sa.add_argument("--n", type=int, required=True, help="first N samples of the evaluation split (10%% held out)")
     sa.add_argument("--batch-size", type=int, default=64)
-    sa.add_argument("--device", default="auto")
     sa.add_argument("--out", type=Path, default=None,
                     help="safetensors file (default results/sae/<task>.safetensors); numbers go to <out>.json")
     sa.add_argument("--expansion", type=int, default=8, help="dictionary size / activation width (default 8)")
     sa.add_argument("--l1", type=float, default=0.3, help="sparsity weight (default 0.3)")
     sa.add_argument("--steps", type=int, default=4000, help="Adam steps (default 4000)")
-    sa.add_argument("--seed", type=int, default=0)
     sa.set_defaults(func=_cmd_sae)
     return p
 
