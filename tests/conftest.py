@@ -6,7 +6,9 @@ from contextlib import contextmanager
 import pytest
 import torch
 
+from cfbench import seeding
 from cfbench.tasks import TASKS
+from cfbench.types import Batch
 
 torch.set_num_threads(2)
 
@@ -24,6 +26,13 @@ def task():
 @pytest.fixture(scope="session")
 def zebra_task():
     return make_task("synth_zebra_sorrel")
+
+
+def make_batch(task, ids, seed=0, dtype=torch.float32, regions=None) -> Batch:
+    """The runner's batch for ``ids``: images, labels, targets and per-sample generators."""
+    s = task.load(ids)
+    return Batch(s.images.to(dtype), s.labels, task.target_of(s.labels), ids,
+                 generators=seeding.generators_for(seed, ids), regions=regions)
 
 
 @contextmanager

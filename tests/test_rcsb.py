@@ -6,25 +6,18 @@ import pytest
 import torch
 from PIL import Image
 
-from cfbench import seeding
 from cfbench.cli import main
 from cfbench.errors import UserError
 from cfbench.methods.rcsb import RCSB
 from cfbench.results import quantize
 from cfbench.tasks.diffusion import ENV, user_prior
-from cfbench.types import Batch
+from conftest import make_batch
 
 FAST = dict(steps=5, ig_steps=4)           # 3 denoising steps at tau = 0.6: seconds, not minutes
 
 
-def make_batch(task, ids, regions=None):
-    s = task.load(ids)
-    return Batch(s.images, s.labels, task.target_of(s.labels), ids,
-                 generators=seeding.generators_for(0, ids), regions=regions)
-
-
 def run(task, ids, regions=None, **hparams):
-    return RCSB(task, torch.device("cpu"), **{**FAST, **hparams}).generate(make_batch(task, ids, regions))
+    return RCSB(task, torch.device("cpu"), **{**FAST, **hparams}).generate(make_batch(task, ids, regions=regions))
 
 
 def test_prior_denoises_a_noised_synthetic_image(task):

@@ -3,7 +3,8 @@ import torch
 
 from cfbench.tasks import training
 from cfbench.tasks.sae import MatryoshkaSAE, evaluate_sae, penultimate_activations
-from test_slcf_variants import build, make_batch
+from conftest import make_batch
+from test_slcf_variants import build
 
 
 def test_shipped_sae_reconstructs_held_out_activations_with_few_features(task):

@@ -1,21 +1,13 @@
 import torch
 
-from cfbench import seeding
 from cfbench.methods.slcf import SLCF
 from cfbench.method import hparam_defaults
-from cfbench.types import Batch
-from conftest import in_float64
-
-
-def make_batch(task, ids, seed=0, dtype=torch.float32):
-    s = task.load(ids)
-    return Batch(s.images.to(dtype), s.labels, task.target_of(s.labels), ids,
-                 generators=seeding.generators_for(seed, ids)), s
+from conftest import in_float64, make_batch
 
 
 def test_slcf_flips_a_small_batch_and_returns_its_mask(task):
     method = SLCF(task, torch.device("cpu"), **hparam_defaults(SLCF))
-    batch, _ = make_batch(task, task.sample_ids(6))
+    batch = make_batch(task, task.sample_ids(6))
     cf = method.generate(batch)
     assert cf.images.shape == batch.images.shape and 0 <= cf.images.min() and cf.images.max() <= 1
     with torch.no_grad():
@@ -29,8 +21,8 @@ def test_sample_result_does_not_depend_on_its_batch(task):
     method = SLCF(task, torch.device("cpu"), **{**hparam_defaults(SLCF), "stage2_steps": 60})
     ids = task.sample_ids(16)
     with in_float64(task.classifier, task.autoencoder):
-        together = method.generate(make_batch(task, ids, dtype=torch.float64)[0])
+        together = method.generate(make_batch(task, ids, dtype=torch.float64))
         for i in (0, 7):
-            alone = method.generate(make_batch(task, [ids[i]], dtype=torch.float64)[0])
+            alone = method.generate(make_batch(task, [ids[i]], dtype=torch.float64))
             assert (alone.images[0] - together.images[i]).abs().max() <= 1e-4
             assert alone.info["steps"][0] == together.info["steps"][i]

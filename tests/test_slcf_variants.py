@@ -2,11 +2,9 @@
 import pytest
 import torch
 
-from cfbench import seeding
 from cfbench.method import resolve_hparams
 from cfbench.methods import METHODS
-from cfbench.types import Batch
-from conftest import in_float64
+from conftest import in_float64, make_batch
 
 VARIANTS = ["slcf_lag1", "slcf_lig", "slcf_ig", "latent", "pixel", "pixel_ig", "slcf_sae"]
 UNMASKED = {"latent", "pixel"}
@@ -16,11 +14,6 @@ def build(task, name, **overrides):
     entry = METHODS.get(name)
     cls = entry.load()
     return cls(task, torch.device("cpu"), **{**resolve_hparams(name, cls, entry.preset, {}), **overrides})
-
-
-def make_batch(task, ids, seed=0, dtype=torch.float32):
-    s = task.load(ids)
-    return Batch(s.images.to(dtype), s.labels, task.target_of(s.labels), ids, generators=seeding.generators_for(seed, ids))
 
 
 @pytest.mark.parametrize("name", VARIANTS)
