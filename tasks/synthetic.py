@@ -165,16 +165,25 @@ def _spots(rng, u, v, n, rmin, rmax) -> np.ndarray:
 
 
 def _clutter(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
-    """Class-free texture on the background (dark/light spots and stripes of random colours).
+    """Texture on the background: spots and stripes of random colours, and patches of any
+    class's coat (zebra stripes, cheetah spots, ...).
 
-    Used only to train the classifier: it learns that spots or stripes count only on the coat,
-    so it cannot be flipped by painting texture onto the background.
+    Used only to train the classifier: it learns that a coat texture counts only on the animal,
+    so it cannot be flipped by painting texture onto the background, and its evidence (and so
+    every gradient-based mask) stays inside the ground-truth ``causal`` region.
     """
     yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
     out = img.copy()
     for _ in range(rng.integers(1, 4)):
         colour = rng.uniform(0, 1, 3)
-        if rng.random() < 0.5:
+        kind = rng.random()
+        if kind < 0.4:  # a patch of a random class's coat, in an arbitrary frame
+            u, v = (xx - rng.uniform(0, SIZE)) / 20, (yy - rng.uniform(0, SIZE)) / 20
+            coat = _coat_texture(rng, int(rng.integers(len(CLASSES))), u, v)
+            hit = _smooth_noise(rng, 3, 1.0) > 0.7
+            out[hit] = coat[hit]
+            continue
+        if kind < 0.7:
             cy, cx = rng.uniform(0, SIZE, (2, rng.integers(5, 40)))
             r = rng.uniform(1.0, 3.0, len(cy))
             hit = ((yy[..., None] - cy) ** 2 + (xx[..., None] - cx) ** 2 <= r ** 2).any(-1)
