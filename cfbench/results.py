@@ -7,10 +7,12 @@ trusts only samples that have a part.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -20,6 +22,29 @@ from PIL import Image
 from cfbench.errors import UserError
 
 METRIC_COLUMNS = ["FR", "COUT", "S3", "FID", "sFID", "LPIPS", "PF", "GT_IN", "GT_SPUR", "nfe", "sec_per_cf"]
+
+
+MAX_STEM_BYTES = 200   # file systems allow 255 bytes per name; room for a suffix and temp prefix
+
+
+def file_stem(sample_id: str) -> str:
+    """The file name (without suffix) that stands for a sample id in a run directory.
+
+    Sample ids come from datasets ('n02130308/ILSVRC2012_val_00000001', 'Herring Gull 03', ids
+    with unicode, dots or a leading dash), so every writer and reader of per-sample files goes
+    through this one encoding: characters outside [A-Za-z0-9_.-] are percent-encoded (UTF-8), as
+    are a leading '.' or '-' (hidden files, command-line options). It is the identity on ids like
+    '00042' and injective; names too long for a file system keep a prefix plus a hash (after a
+    '~', which the encoding never produces). The original id stays in samples.parquet.
+    """
+    if not sample_id:
+        raise ValueError("a sample id must not be empty")
+    stem = quote(sample_id, safe="").replace("~", "%7E")
+    if stem[0] in ".-":
+        stem = f"%{ord(stem[0]):02X}{stem[1:]}"
+    if len(stem) > MAX_STEM_BYTES:
+        stem = f"{stem[:MAX_STEM_BYTES - 17]}~{hashlib.sha256(sample_id.encode()).hexdigest()[:16]}"
+    return stem
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -68,19 +93,25 @@ def save_pngs(folder: Path, sample_ids: list[str], images: torch.Tensor) -> None
     folder.mkdir(parents=True, exist_ok=True)
     for sid, arr in zip(sample_ids, to_uint8(images)):
         img = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
-        path = folder / f"{sid}.png"
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{sid}.", suffix=".png")
+        path = png_path(folder, sid)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.stem}.", suffix=".png")
         os.close(fd)
         img.save(tmp, format="PNG")
         os.replace(tmp, path)
 
 
+def png_path(folder: Path, sample_id: str) -> Path:
+    return folder / f"{file_stem(sample_id)}.png"
+
+
+def read_png(path: Path) -> torch.Tensor:
+    """One PNG as (C,H,W) in [0, 1] (C is 1 for grey masks)."""
+    arr = np.array(Image.open(path))
+    return torch.from_numpy(arr[..., None] if arr.ndim == 2 else arr).permute(2, 0, 1).float() / 255
+
+
 def load_pngs(folder: Path, sample_ids: list[str]) -> torch.Tensor:
-    arrays = []
-    for sid in sample_ids:
-        arr = np.asarray(Image.open(folder / f"{sid}.png"))
-        arrays.append(arr[..., None] if arr.ndim == 2 else arr)
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255
+    return torch.stack([read_png(png_path(folder, sid)) for sid in sample_ids])
 
 
 class RunDir:
@@ -108,8 +139,9 @@ class RunDir:
         return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True) if files else None
 
     def write_part(self, method: str, rows: pd.DataFrame) -> None:
-        first, last = rows["sample_id"].iloc[0], rows["sample_id"].iloc[-1]
-        write_frame(self.parts(method) / f"{first}--{last}.parquet", rows)
+        """One batch's rows, named by a digest of its sample ids (so a rewrite replaces, never duplicates)."""
+        digest = hashlib.sha256("\0".join(sorted(rows["sample_id"])).encode()).hexdigest()[:20]
+        write_frame(self.parts(method) / f"{digest}.parquet", rows)
 
     @classmethod
     def existing(cls, path: str | Path) -> "RunDir":

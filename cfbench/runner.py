@@ -222,6 +222,8 @@ class Runner:
             "flipped": (pred_after == batch.target).tolist(),
             "steps": cfs.info["steps"].tolist(), "nfe": cfs.info["nfe"].tolist(), "seconds": seconds,
         }
+        if samples.files is not None:
+            rows["source_file"] = samples.files
         for metric in metrics.values():
             for col, values in metric.per_sample(ctx).items():
                 rows[col] = values.detach().cpu().tolist()

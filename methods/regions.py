@@ -135,17 +135,29 @@ def extract(source: str, batch: Batch, task, classifier, *, a: float, c: int, ig
     return top_cells(attribution, a, scaled_cell(c, x.shape[-1])), nfe
 
 
-def load_user_regions(folder: Path, sample_ids: list[str], size: tuple[int, int]) -> torch.Tensor:
-    """``--regions DIR`` masks: ``<sample id>.png`` (grey or colour; white = editable), resized to
-    ``size`` with nearest neighbours and binarised at 0.5, as (B,1,H,W) in {0,1}."""
-    from cfbench.results import load_pngs
+def region_file(folder: Path, sample_id: str) -> Path | None:
+    """A sample's ``--regions`` PNG: named like the run's own files (``results.file_stem``), or, for
+    ids with a slash, at the id's own relative path (``n02130308/ILSVRC2012_val_00000001.png``)."""
+    from cfbench.results import png_path
 
-    missing = [s for s in sample_ids if not (folder / f"{s}.png").is_file()]
+    candidates = [png_path(folder, sample_id)]
+    if ".." not in Path(sample_id).parts and not Path(sample_id).is_absolute():
+        candidates.append(folder / f"{sample_id}.png")
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def load_user_regions(folder: Path, sample_ids: list[str], size: tuple[int, int]) -> torch.Tensor:
+    """``--regions DIR`` masks (grey or colour; white = editable; see ``region_file``), resized to
+    ``size`` with nearest neighbours and binarised at 0.5, as (B,1,H,W) in {0,1}."""
+    from cfbench.results import read_png
+
+    files = {s: region_file(folder, s) for s in sample_ids}
+    missing = [s for s, f in files.items() if f is None]
     if missing:
         raise UserError(f"--regions {folder}: no region mask for sample(s) {', '.join(missing[:5])}; the folder "
                         "needs one PNG per sample id (e.g. 00000.png, white = the region that may change).")
     masks = []
     for sid in sample_ids:
-        m = load_pngs(folder, [sid])[:, :3].mean(1, keepdim=True)
+        m = read_png(files[sid])[None, :3].mean(1, keepdim=True)
         masks.append(F.interpolate(m, size=size, mode="nearest") if tuple(m.shape[-2:]) != tuple(size) else m)
     return (torch.cat(masks) > 0.5).float()

@@ -18,12 +18,14 @@ from cfbench.errors import UserError
 
 @dataclass
 class TaskSamples:
-    """Images (N,3,H,W in [0,1]), labels (N,), ids, and ground-truth masks (N,1,H,W) if known."""
+    """Images (N,3,H,W in [0,1]), labels (N,), ids, ground-truth masks (N,1,H,W) if known, and the
+    source file of each image where there is one (kept in samples.parquet)."""
 
     images: torch.Tensor
     labels: torch.Tensor
     sample_ids: list[str]
     gt_masks: dict[str, torch.Tensor] = field(default_factory=dict)
+    files: list[str] | None = None
 
 
 def _component(loader: str, doc: str, channels_last: bool = False) -> cached_property:

@@ -81,7 +81,7 @@ def load_prior(path: Path, what: str) -> DiffusionPrior:
                         "DDPM pipeline folder with 'unet/' (UNet2DModel, epsilon prediction, 3 channels) "
                         "and 'scheduler/' (DDPMScheduler), e.g. one saved with "
                         "DDPMPipeline.save_pretrained().")
-    unet = UNet2DModel.from_pretrained(str(path), subfolder="unet")
+    unet = UNet2DModel.from_pretrained(str(path), subfolder="unet", low_cpu_mem_usage=False)  # no accelerate notice
     scheduler = DDPMScheduler.from_pretrained(str(path), subfolder="scheduler")
     if scheduler.config.prediction_type != "epsilon" or unet.config.in_channels != 3:
         raise UserError(f"The diffusion prior at '{path}' must predict epsilon on 3-channel images "

@@ -5,7 +5,8 @@ Data comes from a user-given root and weights (environment variables below), loa
 with a ``UserError`` that names what is missing and how to provide it.
 
 Environment variables:
-  CFBENCH_DATA_ROOT     ImageNet: <root>/imagenet/val/<wnid>/*.JPEG; CelebA: <root>/celeba/
+  CFBENCH_DATA_ROOT     ImageNet: <root>/imagenet/val/<wnid>/*.JPEG, or the flat val/ILSVRC2012_val_*.JPEG
+                        with <root>/imagenet/LOC_val_solution.csv (Kaggle) or meta.bin (torchvision); CelebA: <root>/celeba/
                         (img_align_celeba/ + list_attr_celeba.txt + list_eval_partition.txt);
                         CUB: <root>/CUB_200_2011/ (images/ + images.txt + image_class_labels.txt
                         + train_test_split.txt; the test split is is_training_image == 0)
@@ -20,7 +21,9 @@ Environment variables:
 """
 from __future__ import annotations
 
+import itertools
 import os
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -102,20 +105,25 @@ class _FolderTask(Task):
     def _files(self) -> list[tuple[str, Path, int]]:
         raise NotImplementedError
 
+    @cached_property
+    def _index(self) -> dict[str, tuple[Path, int]]:
+        """Sample id -> (file, label), listed once per task object."""
+        return {sid: (path, label) for sid, path, label in self._files()}
+
     def sample_ids(self, n):
-        files = self._files()
-        # Interleave the two classes so any prefix is balanced, as on the synthetic tasks.
-        by_class = [[f for f in files if f[2] == c] for c in self.pair]
-        ordered = [x for pair in zip(*by_class) for x in pair]
-        return [sid for sid, _, _ in ordered[:n]]
+        # Interleave the two classes so any prefix is as balanced as the data allows.
+        by_class = [[sid for sid, (_, label) in self._index.items() if label == c] for c in self.pair]
+        ordered = [sid for group in itertools.zip_longest(*by_class) for sid in group if sid is not None]
+        return ordered[:n]
 
     def load(self, ids):
-        index = {sid: (path, label) for sid, path, label in self._files()}
-        missing = [i for i in ids if i not in index]
+        missing = [i for i in ids if i not in self._index]
         if missing:
             raise UserError(f"Task '{self.name}': unknown sample ids {missing[:3]}.")
-        images = _load_image_files([index[i][0] for i in ids], self.image_size)
-        return TaskSamples(images, torch.tensor([index[i][1] for i in ids]), list(ids))
+        files = [self._index[i][0] for i in ids]
+        images = _load_image_files(files, self.image_size)
+        return TaskSamples(images, torch.tensor([self._index[i][1] for i in ids]), list(ids),
+                           files=[str(f) for f in files])
 
     def _load_autoencoder(self):
         from diffusers import AutoencoderKL
@@ -191,15 +199,21 @@ class ImageNetPairTask(_FolderTask):
         self.description = f"ImageNet val {self.spec[0][2]} <-> {self.spec[1][2]}, ResNet-50"
 
     def _files(self):
-        val = data_root() / "imagenet" / "val"
-        found = []
-        for index, wnid, _ in self.spec:
-            folder = val / wnid
-            if not folder.is_dir():
-                raise UserError(f"Task '{self.name}' needs ImageNet validation images in {folder} "
-                                "(class-per-folder layout: imagenet/val/<wnid>/*.JPEG).")
-            found += [(f"{wnid}/{f.stem}", f, index) for f in sorted(folder.glob("*.JPEG"))]
-        return found
+        imagenet = data_root() / "imagenet"
+        val = imagenet / "val"
+        folders = [val / wnid for _, wnid, _ in self.spec]
+        if all(f.is_dir() for f in folders):
+            return [(f"{wnid}/{f.stem}", f, index) for (index, wnid, _), folder in zip(self.spec, folders)
+                    for f in sorted(folder.glob("*.JPEG"))]
+        flat = sorted(val.glob("ILSVRC2012_val_*.JPEG"))
+        if not flat:
+            raise UserError(f"Task '{self.name}' needs the ImageNet validation images in {val}, either in "
+                            f"class folders (val/<wnid>/*.JPEG, here {' and '.join(f.name for f in folders)}) or "
+                            "flat as shipped (val/ILSVRC2012_val_00000001.JPEG ...) with a label file; "
+                            f"found neither.")
+        labels = _flat_imagenet_labels(imagenet)
+        index = {wnid: i for i, wnid, _ in self.spec}
+        return [(f.stem, f, index[labels[f.stem]]) for f in flat if labels.get(f.stem) in index]
 
     def _load_classifier(self):
         import torchvision
@@ -211,6 +225,26 @@ class ImageNetPairTask(_FolderTask):
             raise UserError("The ImageNet ResNet-50 weights are not available offline. Run once with network "
                             "access (torchvision caches them under $TORCH_HOME), or copy "
                             f"resnet50-0676ba61.pth into $TORCH_HOME/hub/checkpoints/ ({type(err).__name__}).") from err
+
+
+def _flat_imagenet_labels(imagenet: Path) -> dict[str, str]:
+    """File stem -> wnid for the flat validation layout, from Kaggle's ``LOC_val_solution.csv`` or
+    torchvision's ``meta.bin`` (which ``torchvision.datasets.ImageNet`` writes from the devkit)."""
+    kaggle, meta = imagenet / "LOC_val_solution.csv", imagenet / "meta.bin"
+    if kaggle.is_file():
+        import pandas as pd
+
+        table = pd.read_csv(kaggle)
+        return dict(zip(table["ImageId"], table["PredictionString"].str.split().str[0]))
+    if meta.is_file():
+        from torchvision.datasets.imagenet import load_meta_file
+
+        _, val_wnids = load_meta_file(str(imagenet))
+        return {f"ILSVRC2012_val_{i:08d}": wnid for i, wnid in enumerate(val_wnids, start=1)}
+    raise UserError(f"The flat ImageNet validation images in {imagenet / 'val'} need a label file: "
+                    f"{kaggle} (Kaggle's, 'ImageId,PredictionString') or {meta} (torchvision's; make it from "
+                    "ILSVRC2012_devkit_t12.tar.gz with `python -c \"from torchvision.datasets.imagenet import "
+                    f"parse_devkit_archive; parse_devkit_archive('{imagenet}')\"`).")
 
 
 class _ScriptedClassifierTask(_FolderTask):
@@ -266,9 +300,11 @@ def _require(dataset: str, *paths: Path) -> None:
             raise UserError(f"{dataset} is incomplete: {f} is missing.")
 
 
-def _fields(path: Path) -> dict[str, list[str]]:
-    """A '<key> <value>...' list file (CelebA's and CUB's metadata) as key -> values."""
-    return {line[0]: line[1:] for line in map(str.split, path.read_text().splitlines()) if line}
+def _fields(path: Path, maxsplit: int = -1) -> dict[str, list[str]]:
+    """A '<key> <value>...' list file (CelebA's and CUB's metadata) as key -> values; with
+    ``maxsplit`` 1 the value is the rest of the line (a file name may hold spaces)."""
+    return {line[0]: line[1:] for line in (ln.split(maxsplit=maxsplit) for ln in path.read_text().splitlines())
+            if line}
 
 
 def _celeba_files(root: Path, attribute: str):
@@ -290,7 +326,7 @@ def _cub_files(root: Path, labels: tuple[int, ...]):
     """(id, path, label) of the CUB test split restricted to ``labels`` (class id - 1)."""
     names = ("images.txt", "image_class_labels.txt", "train_test_split.txt")
     _require("CUB-200-2011", *(root / n for n in names), root / "images")
-    paths, classes, split = (_fields(root / n) for n in names)
+    paths, classes, split = (_fields(root / n, maxsplit=1 if n == "images.txt" else -1) for n in names)
     found = []
     for image, (relative,) in paths.items():
         label = int(classes[image][0]) - 1

@@ -2,21 +2,14 @@
 import pytest
 import torch
 import torchvision
-from PIL import Image
 from torch import nn
+
+import real_fixtures as fake
 
 from cfbench.errors import UserError
 from cfbench.tasks import TASKS
 from cfbench.tasks.real import ResizedClassifier
 from cfbench.tasks.sae import split_classifier, train_task_sae
-
-CUB_IMAGES = {  # image id -> (relative path, class id, is_training_image)
-    "1": ("059.California_Gull/California_Gull_0001.png", 59, 0),
-    "2": ("059.California_Gull/California_Gull_0002.png", 59, 1),
-    "3": ("062.Herring_Gull/Herring_Gull_0003.png", 62, 0),
-    "4": ("001.Black_footed_Albatross/Black_footed_Albatross_0004.png", 1, 0),
-}
-
 
 def make(name):
     entry = TASKS.get(name)
@@ -25,16 +18,9 @@ def make(name):
 
 @pytest.fixture
 def cub(tmp_path, monkeypatch):
-    root = tmp_path / "CUB_200_2011"
-    for i, (rel, _, _) in CUB_IMAGES.items():
-        (root / "images" / rel).parent.mkdir(parents=True, exist_ok=True)
-        Image.new("RGB", (40, 30), (int(i) * 50, 80, 120)).save(root / "images" / rel)
-    for name, column in (("images.txt", 0), ("image_class_labels.txt", 1), ("train_test_split.txt", 2)):
-        (root / name).write_text("".join(f"{i} {v[column]}\n" for i, v in CUB_IMAGES.items()))
-    (root / "classes.txt").write_text("1 001.Black_footed_Albatross\n59 059.California_Gull\n62 062.Herring_Gull\n")
     monkeypatch.setenv("CFBENCH_DATA_ROOT", str(tmp_path))
     monkeypatch.delenv("CFBENCH_CUB_CLASSES", raising=False)
-    return root
+    return fake.cub(tmp_path)
 
 
 @pytest.mark.parametrize("name", ["celeba_smile", "celeba_age", "cub_pair"])
@@ -50,16 +36,18 @@ def test_cub_pair_reads_the_test_split_of_the_two_classes(cub):
     task = make("cub_pair")
     assert task.pair == (58, 61)
     ids = task.sample_ids(None)
-    assert ids == ["059.California_Gull/California_Gull_0001", "062.Herring_Gull/Herring_Gull_0003"]
+    assert ids == ["059.California_Gull/California_Gull_0001", "062.Herring_Gull/Herring_Gull_0003",
+                   "059.California_Gull/California_Gull_0005", "062.Herring_Gull/-Herring Gull ü.0006"]
     samples = task.load(ids)
-    assert samples.labels.tolist() == [58, 61] and samples.images.shape == (2, 3, 256, 256)
-    assert task.target_of(samples.labels).tolist() == [61, 58]
+    assert samples.labels.tolist() == [58, 61, 58, 61] and samples.images.shape == (4, 3, 256, 256)
+    assert task.target_of(samples.labels).tolist() == [61, 58, 61, 58]
 
 
 def test_cub_classes_come_from_the_environment(cub, monkeypatch):
     monkeypatch.setenv("CFBENCH_CUB_CLASSES", "1,59")
     assert make("cub_pair").sample_ids(None) == ["001.Black_footed_Albatross/Black_footed_Albatross_0004",
-                                                 "059.California_Gull/California_Gull_0001"]
+                                                 "059.California_Gull/California_Gull_0001",
+                                                 "059.California_Gull/California_Gull_0005"]
     for bad in ("59", "59,59", "0,62", "59,x"):
         monkeypatch.setenv("CFBENCH_CUB_CLASSES", bad)
         with pytest.raises(UserError, match="CFBENCH_CUB_CLASSES"):

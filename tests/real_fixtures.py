@@ -1,0 +1,140 @@
+"""Tiny stand-ins for the real tasks' data and weights, in the layouts the README documents.
+
+Randomly initialised weights are placed where the loaders look (torchvision's hub cache under
+``TORCH_HOME``, diffusers folders, TorchScript files), and a few small images per class are
+written in each dataset's own layout, so a real task runs end to end offline.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import nn
+
+IMAGENET_WNIDS = {"cheetah_cougar": ("n02130308", "n02125311"), "zebra_sorrel": ("n02391049", "n02389026"),
+                  "egyptian_persian": ("n02124075", "n02123394")}
+
+
+def _image(path: Path, seed: int, size=(40, 30)) -> None:
+    g = torch.Generator().manual_seed(seed)
+    pixels = (torch.rand(size[1], size[0], 3, generator=g) * 255).to(torch.uint8).numpy()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path)
+
+
+def imagenet(root: Path, pair: str = "cheetah_cougar", per_class: int = 2, flat: str | None = None) -> None:
+    """``root/imagenet/val``: class folders ``<wnid>/*.JPEG``, or with ``flat`` ("csv" or "meta")
+    the flat ILSVRC2012 files plus Kaggle's LOC_val_solution.csv or torchvision's meta.bin."""
+    val = root / "imagenet" / "val"
+    labels = []
+    for c, wnid in enumerate(IMAGENET_WNIDS[pair]):
+        for i in range(per_class):
+            number = 1 + c * per_class + i
+            name = f"ILSVRC2012_val_{number:08d}"
+            _image(val / (f"{name}.JPEG" if flat else f"{wnid}/{name}.JPEG"), number)
+            labels.append((name, wnid))
+    _image(val / f"ILSVRC2012_val_{99:08d}.JPEG" if flat else val / "n01440764" / "other.JPEG", 99)
+    labels.append((f"ILSVRC2012_val_{99:08d}", "n01440764"))
+    if flat == "csv":
+        rows = "".join(f"{name},{wnid} 1 2 3 4\n" for name, wnid in labels)
+        (root / "imagenet" / "LOC_val_solution.csv").write_text("ImageId,PredictionString\n" + rows)
+    elif flat == "meta":   # torchvision's format: val_wnids[i] is the class of ILSVRC2012_val_<i + 1>
+        val_wnids = ["n00000000"] * 99
+        for name, wnid in labels:
+            val_wnids[int(name.rsplit("_", 1)[1]) - 1] = wnid
+        torch.save(({}, val_wnids), root / "imagenet" / "meta.bin")
+
+
+def celeba(root: Path, n: int = 4) -> None:
+    """``root/celeba``: img_align_celeba/*.jpg with the attribute and partition lists."""
+    folder = root / "celeba"
+    names = [f"{i:06d}.jpg" for i in range(1, n + 2)]
+    for i, name in enumerate(names):
+        _image(folder / "img_align_celeba" / name, i, (44, 54))
+    attrs = ["Smiling", "Young"]
+    lines = [str(len(names)), " ".join(attrs)]
+    lines += [f"{name} {1 if i % 2 else -1} {-1 if i % 2 else 1}" for i, name in enumerate(names)]
+    (folder / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
+    # the last image is in the training split, so it must not appear
+    (folder / "list_eval_partition.txt").write_text(
+        "".join(f"{name} {0 if i == len(names) - 1 else 2}\n" for i, name in enumerate(names)))
+
+
+CUB_IMAGES = {  # image id -> (relative path, class id, is_training_image)
+    "1": ("059.California_Gull/California_Gull_0001.jpg", 59, 0),
+    "2": ("059.California_Gull/California_Gull_0002.jpg", 59, 1),
+    "3": ("062.Herring_Gull/Herring_Gull_0003.jpg", 62, 0),
+    "4": ("001.Black_footed_Albatross/Black_footed_Albatross_0004.jpg", 1, 0),
+    "5": ("059.California_Gull/California_Gull_0005.jpg", 59, 0),
+    "6": ("062.Herring_Gull/-Herring Gull ü.0006.jpg", 62, 0),   # a leading dash, a space, unicode, a dot
+}
+
+
+def cub(root: Path) -> Path:
+    base = root / "CUB_200_2011"
+    for i, (rel, _, _) in CUB_IMAGES.items():
+        _image(base / "images" / rel, int(i))
+    for name, column in (("images.txt", 0), ("image_class_labels.txt", 1), ("train_test_split.txt", 2)):
+        (base / name).write_text("".join(f"{i} {v[column]}\n" for i, v in CUB_IMAGES.items()))
+    (base / "classes.txt").write_text("1 001.Black_footed_Albatross\n59 059.California_Gull\n62 062.Herring_Gull\n")
+    return base
+
+
+def resnet50_weights(torch_home: Path) -> Path:
+    """A randomly initialised torchvision ResNet-50 where torchvision's IMAGENET1K_V1 loader looks."""
+    import torchvision
+
+    path = torch_home / "hub" / "checkpoints" / "resnet50-0676ba61.pth"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet50().state_dict(), path)
+    return path
+
+
+def autoencoder(folder: Path) -> Path:
+    """A tiny randomly initialised 16-channel diffusers AutoencoderKL (downsampling factor 2)."""
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(0)
+    AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
+                  up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 16), layers_per_block=1,
+                  latent_channels=16, norm_num_groups=8, sample_size=256,
+                  mid_block_add_attention=False).save_pretrained(str(folder))   # attention over 128 x 128 is slow
+    return folder
+
+
+def diffusion_prior(folder: Path) -> Path:
+    """A tiny randomly initialised diffusers DDPM pipeline folder."""
+    from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
+
+    torch.manual_seed(0)
+    unet = UNet2DModel(sample_size=256, in_channels=3, out_channels=3, layers_per_block=1,
+                       block_out_channels=(8, 16), down_block_types=("DownBlock2D",) * 2,
+                       up_block_types=("UpBlock2D",) * 2, norm_num_groups=8)
+    DDPMPipeline(unet=unet, scheduler=DDPMScheduler(num_train_timesteps=1000)).save_pretrained(str(folder))
+    return folder
+
+
+class _TinyClassifier(nn.Module):
+    """A small CNN with the ``penultimate`` / ``fc`` split that the SAE-based methods use."""
+
+    def __init__(self, classes: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, 4, 1), nn.ReLU(), nn.Conv2d(8, 16, 3, 4, 1), nn.ReLU(),
+                                  nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.fc = nn.Linear(16, classes)
+
+    @torch.jit.export
+    def penultimate(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.body(x))
+
+
+def scripted_classifier(path: Path, classes: int) -> Path:
+    """A randomly initialised TorchScript classifier with ``classes`` logits."""
+    torch.manual_seed(0)
+    torch.jit.script(_TinyClassifier(classes).eval()).save(str(path))
+    return path

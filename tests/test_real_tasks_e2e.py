@@ -1,0 +1,170 @@
+"""Real tasks end to end on tiny fake data with randomly initialised stand-in weights.
+
+Each dataset is written in its documented layout and each weight where its loader looks (see
+``real_fixtures``), then the CLI runs every registered method through generation, finalisation,
+``cfbench table`` and ``cfbench regress``, as a user would.
+"""
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+import real_fixtures as fake
+from cfbench.cli import main
+from cfbench.methods import METHODS
+from cfbench.results import png_path
+from cfbench.runner import Runner
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+# Tiny step counts for every method family, so a run takes seconds.
+FAST = {"slcf": ["stage1_steps=2", "stage2_steps=3", "ig_steps=2"], "rcsb": ["ig_steps=2", "steps=3"]}
+
+
+def fast_settings(methods: list[str]) -> list[str]:
+    args = []
+    for m in methods:
+        family = METHODS.get(m).target.rsplit(":", 1)[1].lower()
+        args += [a for s in FAST[family] for a in ("--set", f"{m}.{s}")]
+    return args
+
+
+@pytest.fixture(scope="session")
+def weights(tmp_path_factory):
+    root = tmp_path_factory.mktemp("weights")
+    fake.resnet50_weights(root / "torch")
+    from safetensors.torch import save_file
+
+    from cfbench.tasks.sae import MatryoshkaSAE
+
+    torch.manual_seed(0)
+    save_file(MatryoshkaSAE(16, 64).state_dict(), str(root / "sae.safetensors"))   # reads _TinyClassifier's 16
+    return {"TORCH_HOME": root / "torch", "CFBENCH_AUTOENCODER": fake.autoencoder(root / "ae"),
+            "CFBENCH_DIFFUSION_PRIOR": fake.diffusion_prior(root / "prior"), "CFBENCH_SAE": root / "sae.safetensors",
+            "celeba": fake.scripted_classifier(root / "celeba.pt", 2),
+            "cub": fake.scripted_classifier(root / "cub.pt", 200)}
+
+
+@pytest.fixture
+def real_env(weights, tmp_path, monkeypatch):
+    """Environment of a user with the stand-in weights; returns the data root to fill."""
+    for var in ("TORCH_HOME", "CFBENCH_AUTOENCODER", "CFBENCH_DIFFUSION_PRIOR", "CFBENCH_SAE"):
+        monkeypatch.setenv(var, str(weights[var]))
+    for var in ("CFBENCH_SIMSIAM", "CFBENCH_INCEPTION", "CFBENCH_CUB_CLASSES"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("CFBENCH_DATA_ROOT", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "data"
+
+
+def readme_real_task_command() -> list[str]:
+    """The README's command for a real task, as written there."""
+    line = re.search(r"^(?:\.venv/bin/)?(cfbench run --methods slcf,rcsb --task cheetah_cougar.*)$",
+                     README.read_text(), re.M)
+    assert line, "the README shows no real-task command"
+    return shlex.split(line.group(1))[1:]
+
+
+def check_run(out: Path, methods: list[str], ids_per_method: int, capsys) -> pd.DataFrame:
+    samples = pd.read_parquet(out / "samples.parquet")
+    assert sorted(samples["method"].unique()) == sorted(methods)
+    assert (samples.groupby("method").size() == ids_per_method).all()
+    assert samples["source_file"].map(lambda f: Path(f).is_file()).all()
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert list(metrics["method"]) == methods and (metrics["n"] == ids_per_method).all()
+    assert metrics["COUT"].notna().all() and metrics["FID"].isna().all()   # no Inception weights here
+    for sid in samples["sample_id"].unique():
+        assert png_path(out / "images" / "original", sid).is_file()
+        for m in methods:
+            assert png_path(out / "images" / m, sid).is_file()
+            assert png_path(out / "masks" / m, sid).is_file() or m in ("latent", "pixel")
+    capsys.readouterr()
+    assert main(["table", str(out), "--table", "1", "--format", "latex"]) == 0
+    assert "FID" in capsys.readouterr().out
+    baseline = out.parent / "baseline.json"
+    assert main(["regress", str(out), "--baseline", str(baseline), "--update"]) == 0
+    assert main(["regress", str(out), "--baseline", str(baseline)]) == 0
+    return samples
+
+
+def test_readme_command_runs_slcf_and_rcsb_on_imagenet_class_folders(real_env, capfd):
+    fake.imagenet(real_env, "cheetah_cougar")
+    argv = readme_real_task_command() + ["--n", "2", "--out", "run"] + fast_settings(["slcf", "rcsb"])
+    assert main(argv) == 0
+    err = capfd.readouterr().err
+    assert "accelerate" not in err and "Warning" not in err, err
+    samples = check_run(Path("run"), ["slcf", "rcsb"], 2, capfd)
+    assert set(samples["sample_id"]) == {"n02130308/ILSVRC2012_val_00000001", "n02125311/ILSVRC2012_val_00000003"}
+
+
+@pytest.mark.parametrize("label_file", ["csv", "meta"])
+def test_flat_imagenet_validation_layout_is_read_with_its_label_file(real_env, label_file):
+    from cfbench.tasks import TASKS
+
+    fake.imagenet(real_env, "zebra_sorrel", flat=label_file)
+    entry = TASKS.get("zebra_sorrel")
+    task = entry.load()(**entry.preset)
+    ids = task.sample_ids(None)
+    assert ids == [f"ILSVRC2012_val_{i:08d}" for i in (1, 3, 2, 4)]
+    assert task.load(ids).labels.tolist() == [340, 339, 340, 339]
+
+
+def test_flat_imagenet_without_a_label_file_is_a_clear_error(real_env, capsys):
+    fake.imagenet(real_env, "zebra_sorrel", flat="none")
+    assert main(["run", "--task", "zebra_sorrel", "--methods", "slcf", "--n", "2"]) == 2
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert "LOC_val_solution.csv" in err and "meta.bin" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["celeba_smile", "cub_pair"])   # celeba_age shares the loader
+def test_every_method_runs_on_celeba_and_cub_with_a_torchscript_classifier(name, real_env, weights, monkeypatch,
+                                                                          capsys):
+    if name == "cub_pair":
+        fake.cub(real_env)
+    else:
+        fake.celeba(real_env)
+    monkeypatch.setenv("CFBENCH_CLASSIFIER", str(weights["cub" if name == "cub_pair" else "celeba"]))
+    methods = METHODS.names()
+    argv = ["run", "--task", name, "--methods", ",".join(methods), "--n", "4", "--batch-size", "2", "--out", "run"]
+    assert main(argv + fast_settings(methods)) == 0
+    samples = check_run(Path("run"), methods, 4, capsys)
+    if name == "cub_pair":   # ids with a slash, a space, unicode and a leading dash
+        assert "062.Herring_Gull/-Herring Gull ü.0006" in set(samples["sample_id"])
+
+
+def test_resumed_real_task_run_recomputes_nothing_finished(real_env, weights, monkeypatch):
+    fake.cub(real_env)
+    monkeypatch.setenv("CFBENCH_CLASSIFIER", str(weights["cub"]))
+    argv = ["run", "--task", "cub_pair", "--methods", "slcf", "--n", "4", "--batch-size", "2",
+            "--metrics", "FR,COUT", *fast_settings(["slcf"])]
+    assert main(argv + ["--out", "whole"]) == 0
+
+    original = Runner._generate_batch
+    generated: list[list[str]] = []
+
+    def dies_on_second_batch(self, name, method, ids, metrics):
+        if generated:
+            raise KeyboardInterrupt
+        generated.append(ids)
+        return original(self, name, method, ids, metrics)
+
+    monkeypatch.setattr(Runner, "_generate_batch", dies_on_second_batch)
+    assert main(argv + ["--out", "cut"]) == 130
+    finished = set(generated[0])
+
+    def counting(self, name, method, ids, metrics):
+        generated.append(ids)
+        return original(self, name, method, ids, metrics)
+
+    generated.clear()
+    monkeypatch.setattr(Runner, "_generate_batch", counting)
+    assert main(argv + ["--out", "cut"]) == 0
+    assert len(generated) == 1 and not finished & set(generated[0]), "finished samples were recomputed"
+    columns = ["sample_id", "pred_after", "flipped", "steps", "nfe", "COUT"]
+    pd.testing.assert_frame_equal(pd.read_parquet("whole/samples.parquet")[columns],
+                                  pd.read_parquet("cut/samples.parquet")[columns])
