@@ -30,6 +30,9 @@ def ensure_venv() -> None:
         venv.create(VENV, with_pip=True)
     print("Installing cfbench and its pinned dependencies into .venv (torch comes from local disk "
           "where available) ...", flush=True)
+    # The distribution was called "cfbench" before 0.2 (a name taken on the package index): drop it.
+    subprocess.call([str(BIN / "python"), "-m", "pip", "uninstall", "-q", "-y", "cfbench"],
+                    stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     subprocess.check_call([str(BIN / "python"), "-m", "pip", "install", "-q", "-e", f"{ROOT}[test]"])
     STAMP.write_text(wanted)
 

@@ -29,13 +29,12 @@ from cfbench.types import Batch
 
 
 def _task(name: str):
-    entry = TASKS.get(name)
-    return entry.load()(device=torch.device("cpu"), **entry.preset)
+    return TASKS.build(name, device=torch.device("cpu"))
 
 
 def interleaved(task_name: str, n: int, batch_size: int) -> tuple[dict, object]:
     task = _task(task_name)
-    method = METHODS.get("slcf").load()(task, torch.device("cpu"))
+    method = METHODS.build("slcf", task, torch.device("cpu"))
     ids = task.sample_ids(n)
     gen_seconds = cout_seconds = 0.0
     couts, nfe = [], []

@@ -23,7 +23,9 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from cfbench.method import CounterfactualMethod
+from dataclasses import dataclass
+
+from cfbench.method import CounterfactualMethod, HParams, hparam
 from cfbench.types import Counterfactuals
 
 
@@ -32,15 +34,16 @@ class SignedStep(CounterfactualMethod):
 
     name = "bench_signed_step"
 
-    def __init__(self, task, device, *, eps: float = 0.1):
-        super().__init__(task, device, eps=eps)
+    @dataclass(frozen=True)
+    class Params(HParams):
+        eps: float = hparam(0.1, "positive")
 
     def generate(self, batch):
         x = batch.images.clone().requires_grad_(True)
         with torch.enable_grad():
             loss = -F.cross_entropy(self.task.classifier(x), batch.target, reduction="sum")
             (grad,) = torch.autograd.grad(loss, x)
-        images = (batch.images + self.hparams["eps"] * grad.sign()).clamp(0, 1)
+        images = (batch.images + self.hparams.eps * grad.sign()).clamp(0, 1)
         ones = torch.ones(len(batch), dtype=torch.long)
         return Counterfactuals(images, grad.abs().sum(1, keepdim=True), {"steps": ones, "nfe": ones})
 

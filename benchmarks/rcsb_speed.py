@@ -15,7 +15,6 @@ import time
 import torch
 
 from cfbench import seeding
-from cfbench.method import hparam_defaults
 from cfbench.methods import METHODS
 from cfbench.tasks import TASKS
 from cfbench.types import Batch
@@ -28,14 +27,12 @@ def main() -> None:
     ap.add_argument("--presets", default="rcsb_a,rcsb_b,rcsb_c")
     args = ap.parse_args()
     device = torch.device("cpu")
-    entry = TASKS.get(args.task)
-    task = entry.load()(device=device, **entry.preset)
+    task = TASKS.build(args.task, device=device)
     ids = task.sample_ids(args.n)
     s = task.load(ids)
     report = {"task": args.task, "n": args.n, "threads": torch.get_num_threads(), "presets": {}}
     for name in args.presets.split(","):
-        cls = METHODS.get(name).load()
-        method = cls(task, device, **{**hparam_defaults(cls), **METHODS.get(name).preset})
+        method = METHODS.build(name, task, device)
         batch = Batch(s.images, s.labels, task.target_of(s.labels), ids, generators=seeding.generators_for(0, ids))
         t0 = time.perf_counter()
         cf = method.generate(batch)

@@ -14,7 +14,6 @@ import time
 import torch
 
 from cfbench import seeding
-from cfbench.method import hparam_defaults
 from cfbench.methods import METHODS
 from cfbench.tasks import TASKS
 from cfbench.types import Batch
@@ -27,10 +26,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=32)
     args = ap.parse_args()
     device = torch.device("cpu")
-    entry = TASKS.get(args.task)
-    task = entry.load()(device=device, **entry.preset)
-    cls = METHODS.get(args.method).load()
-    method = cls(task, device, **{**hparam_defaults(cls), **METHODS.get(args.method).preset})
+    task = TASKS.build(args.task, device=device)
+    method = METHODS.build(args.method, task, device)
     ids = task.sample_ids(args.n)
     samples = task.load(ids)
 

@@ -41,17 +41,16 @@ def main() -> None:
     ap.add_argument("--samples-per-point", type=int, default=64, help="samples stepped per measurement")
     ap.add_argument("--without-attention", action="store_true")
     args = ap.parse_args()
-    entry = TASKS.get(args.task)
-    task = entry.load()(device=torch.device("cpu"), **entry.preset)
+    task = TASKS.build(args.task, device=torch.device("cpu"))
     batches = [int(b) for b in args.batches.split(",")]
     images = task.load(task.sample_ids(max(batches))).images
     with torch.no_grad():
-        latents = task.autoencoder.encode(images)
-    variants = {"decoder": task.autoencoder.decode}
+        latents = task.component("autoencoder").encode(images)
+    variants = {"decoder": task.component("autoencoder").decode}
     if args.without_attention:
         import copy
 
-        bare = copy.deepcopy(task.autoencoder)
+        bare = copy.deepcopy(task.component("autoencoder"))
         mid = bare.vae.decoder.mid_block
         mid.attentions = torch.nn.ModuleList([None] * len(mid.attentions))
         variants["decoder without mid-block attention"] = bare.decode

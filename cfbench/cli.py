@@ -1,4 +1,7 @@
-"""The ``cfbench`` command line. User errors print one paragraph and exit with status 2."""
+"""The ``cfbench`` command line. User errors print one paragraph and exit with status 2.
+
+Experiments add their own commands (``experiments/__init__.py``), so the core never imports one.
+"""
 from __future__ import annotations
 
 import argparse
@@ -10,13 +13,32 @@ from pathlib import Path
 from cfbench.errors import UserError
 
 
+def task_options() -> argparse.ArgumentParser:
+    """Options of every command that works on a task (a parent parser)."""
+    on_task = argparse.ArgumentParser(add_help=False)
+    on_task.add_argument("--task", required=True)
+    on_task.add_argument("--seed", type=int, default=0)
+    on_task.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
+    return on_task
+
+
 def _cmd_run(args) -> int:
-    from cfbench.runner import Runner, RunSpec
+    from cfbench.runner import Runner, RunSpec, git_commit
     from cfbench.tables import table
 
-    spec = RunSpec(task=args.task, methods=args.methods.split(","), n=args.n, batch_size=args.batch_size,
-                   seed=args.seed, device=args.device, out=args.out, metrics=args.metrics,
-                   overrides=args.set or [], regions=args.regions)
+    if args.config is not None:
+        given = {k: getattr(args, k) for k in ("task", "methods", "set") if getattr(args, k)}
+        if given:
+            raise UserError(f"--config repeats a recorded run; drop {', '.join('--' + k for k in given)} "
+                            "(or run without --config).")
+        spec = RunSpec.from_run_json(args.config, out=args.out, device=args.device, regions=args.regions)
+        _compare_with_record(args.config, git_commit())
+    else:
+        if not args.task or not args.methods:
+            raise UserError("cfbench run needs --task and --methods (or --config RUN_DIR/run.json to repeat a run).")
+        spec = RunSpec(task=args.task, methods=args.methods.split(","), n=args.n, batch_size=args.batch_size,
+                       seed=args.seed, device=args.device, out=args.out, metrics=args.metrics,
+                       overrides=args.set or [], regions=args.regions)
     run = Runner(spec).execute()
     print(table([str(run.root)], None, "markdown", with_ci=True))
     print(f"Results: {run.root}/ (samples.parquet, metrics.csv, run.json, images/, masks/, figures/)")
@@ -24,12 +46,32 @@ def _cmd_run(args) -> int:
     return 0
 
 
-def _cmd_list(args) -> int:
-    from cfbench.methods import METHODS
-    from cfbench.metrics import METRICS
+def _compare_with_record(path: Path, commit: str | None) -> None:
+    """Say when the code or the model weights differ from the ones the recorded run used."""
+    info = json.loads(Path(path).read_text())
+    if info.get("git_commit") and commit and info["git_commit"] != commit:
+        print(f"Note: {path} was made at commit {info['git_commit'][:10]}; this is {commit[:10]}: numbers may "
+              "differ where the code changed.", file=sys.stderr)
+    recorded = info.get("config", {}).get("components", {})
     from cfbench.tasks import TASKS
 
-    registry = {"methods": METHODS, "tasks": TASKS, "metrics": METRICS}[args.kind]
+    current = TASKS.build(info["config"]["task"]).provenance(list(recorded))
+    changed = [r for r, digest in recorded.items() if current.get(r, {}).get("sha256") != digest]
+    if changed:
+        print(f"Note: the weights of {', '.join(changed)} differ from the ones {path} recorded: numbers will "
+              "differ.", file=sys.stderr)
+
+
+def _cmd_list(args) -> int:
+    from cfbench.components import COMPONENTS
+    from cfbench.experiments import EXPERIMENTS
+    from cfbench.methods import METHODS
+    from cfbench.metrics import METRICS
+    from cfbench.tables import TABLES
+    from cfbench.tasks import TASKS
+
+    registry = {"methods": METHODS, "tasks": TASKS, "metrics": METRICS, "components": COMPONENTS,
+                "tables": TABLES, "experiments": EXPERIMENTS}[args.kind]
     width = max(len(e.name) for e in registry.entries())
     for entry in registry.entries():
         print(f"{entry.name:<{width}}  {entry.summary}")
@@ -37,6 +79,7 @@ def _cmd_list(args) -> int:
 
 
 def _cmd_table(args) -> int:
+    import cfbench.experiments  # noqa: F401  (experiments register their tables)
     from cfbench.tables import table
 
     print(table(args.runs, args.table, args.format, with_ci=args.ci), end="")
@@ -49,57 +92,20 @@ def _cmd_regress(args) -> int:
     return regress(args.run, args.baseline, args.tolerance or [], args.update)
 
 
-def _cmd_localize(args) -> int:
-    from cfbench.localize import LocalizeSpec, localize, parse_attributions
-    from cfbench.tables import table
-
-    spec = LocalizeSpec(task=args.task, attributions=parse_attributions(args.attributions), n=args.n,
-                        batch_size=args.batch_size, seed=args.seed, device=args.device, out=args.out)
-    run = localize(spec)
-    print(table([str(run.root)], 4, "markdown", with_ci=True))
-    print(f"Results: {run.root}/ (localize.csv, localize_samples.parquet, run.json, figures/)")
-    print(f"LaTeX: cfbench table {run.root} --table 4 --format latex")
-    return 0
-
-
 def _cmd_assets(args) -> int:
-    from cfbench.tasks.synth_tasks import ASSETS
-    from cfbench.tasks.training import BUILDERS, build
+    from cfbench.components.assets import build
+    from cfbench.components.base import ASSETS
 
-    only = args.only.split(",") if args.only else None
-    for name in only or []:
-        if name not in BUILDERS:
-            raise UserError(f"Unknown asset '{name}'. Assets: {', '.join(BUILDERS)}.")
-    build(Path(args.out) if args.out else ASSETS, only)
-    return 0
-
-
-def _cmd_traits(args) -> int:
-    from cfbench.device import resolve_device
-    from cfbench.tasks import TASKS
-    from cfbench.traits import isolate_traits, write_traits
-
-    if args.top < 1:
-        raise UserError(f"--top must be at least 1 (got {args.top}).")
-    entry = TASKS.get(args.task)
-    task = entry.load()(device=resolve_device(args.device), **entry.preset)
-    report = isolate_traits(task, args.sample, top=args.top, seed=args.seed)
-    out = args.out or Path("results/traits") / f"{args.task}-{args.sample}"
-    png, js = write_traits(report, out)
-    for e in report.edits:
-        print(f"feature {e.feature:4d}: {e.before:.3f} -> {e.after:.3f} (counterfactual {e.counterfactual:.3f}), "
-              f"other features changed by {e.other_features_l1:.3f}, p(target) {e.target_probability:.2f}")
-    print(f"Figure: {png}\nNumbers: {js}")
+    build(Path(args.out) if args.out else ASSETS, args.only.split(",") if args.only else None)
     return 0
 
 
 def _cmd_sae(args) -> int:
+    from cfbench.components.sae import train_task_sae
     from cfbench.device import resolve_device
     from cfbench.tasks import TASKS
-    from cfbench.tasks.sae import train_task_sae
 
-    entry = TASKS.get(args.task)
-    task = entry.load()(device=resolve_device(args.device), **entry.preset)
+    task = TASKS.build(args.task, device=resolve_device(args.device))
     out = args.out or Path("results/sae") / f"{args.task}.safetensors"
     report = train_task_sae(task, args.n, out, batch_size=args.batch_size, expansion=args.expansion, l1=args.l1,
                             steps=args.steps, seed=args.seed)
@@ -109,15 +115,18 @@ def _cmd_sae(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from cfbench.experiments import EXPERIMENTS
+
     p = argparse.ArgumentParser(prog="cfbench", description="Benchmark visual counterfactual explanations.")
     sub = p.add_subparsers(dest="command", required=True)
-    on_task = argparse.ArgumentParser(add_help=False)   # options of every command that works on a task
-    on_task.add_argument("--task", required=True)
-    on_task.add_argument("--seed", type=int, default=0)
-    on_task.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
 
-    r = sub.add_parser("run", parents=[on_task], help="generate and score counterfactuals")
-    r.add_argument("--methods", required=True, help="comma-separated method names")
+    r = sub.add_parser("run", help="generate and score counterfactuals")
+    r.add_argument("--task", default=None)
+    r.add_argument("--methods", default=None, help="comma-separated method names")
+    r.add_argument("--config", type=Path, default=None, metavar="RUN_JSON",
+                   help="repeat a recorded run (task, methods with their hyperparameters, n, seed, metrics)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
     r.add_argument("--n", type=int, default=32, help="number of samples (default 32)")
     r.add_argument("--batch-size", type=int, default=16)
     r.add_argument("--out", type=Path, default=None, help="run directory (default results/runs/<task>-<time>)")
@@ -127,15 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="region masks for region-constrained methods (rcsb): DIR/<sample id>.png, white = may change")
     r.set_defaults(func=_cmd_run)
 
-    ls = sub.add_parser("list", help="list registered methods, tasks or metrics")
-    ls.add_argument("kind", choices=["methods", "tasks", "metrics"])
+    ls = sub.add_parser("list", help="list registered methods, tasks, metrics, components, tables or experiments")
+    ls.add_argument("kind", choices=["methods", "tasks", "metrics", "components", "tables", "experiments"])
     ls.set_defaults(func=_cmd_list)
 
     t = sub.add_parser("table", help="render a paper table from run directories")
     t.add_argument("runs", nargs="+")
-    t.add_argument("--table", type=int, default=None)
+    t.add_argument("--table", default=None, help="1, 2, 3, 4, ... (see `cfbench list tables`)")
     t.add_argument("--format", choices=["latex", "markdown", "csv"], default="markdown")
-    t.add_argument("--ci", action="store_true", help="show 95%% bootstrap half-widths")
+    t.add_argument("--ci", action="store_true", help="show interval half-widths (the caption says which)")
     t.set_defaults(func=_cmd_table)
 
     g = sub.add_parser("regress", help="compare a run's metrics with a baseline; exit 1 on a regression")
@@ -146,28 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--update", action="store_true", help="rewrite the baseline from this run")
     g.set_defaults(func=_cmd_regress)
 
-    lo = sub.add_parser("localize", parents=[on_task], help="score attribution maps (SLCF Table 4)")
-    lo.add_argument("--attributions", default="lime,ixg,gc,lc,sc,gig,gbp,ig,lag",
-                    help="comma-separated: lime,ixg,gc,lc,sc,gig,gbp,ig,lag (default: all)")
-    lo.add_argument("--n", type=int, default=64)
-    lo.add_argument("--batch-size", type=int, default=32)
-    lo.add_argument("--out", type=Path, default=None, help="directory (default results/runs/localize-<task>-<time>)")
-    lo.set_defaults(func=_cmd_localize)
-
     a = sub.add_parser("assets", help="rebuild the shipped synthetic assets")
     a.add_argument("action", choices=["build"])
     a.add_argument("--only", default=None, help="comma-separated subset of assets")
     a.add_argument("--out", default=None, help="directory (default: the shipped tasks/assets)")
     a.set_defaults(func=_cmd_assets)
 
-    tr = sub.add_parser("traits", parents=[on_task],
-                        help="isolate the SAE traits a sample's SLCF counterfactual changes")
-    tr.add_argument("--sample", required=True, help="sample id, e.g. 00003")
-    tr.add_argument("--top", type=int, default=5, help="number of SAE features to isolate (default 5)")
-    tr.add_argument("--out", type=Path, default=None, help="directory (default results/traits/<task>-<sample>)")
-    tr.set_defaults(func=_cmd_traits)
-
-    sa = sub.add_parser("sae", parents=[on_task],
+    sa = sub.add_parser("sae", parents=[task_options()],
                         help="train the sparse autoencoder a task's SLCF + SAE variant and traits need")
     sa.add_argument("action", choices=["train"])
     sa.add_argument("--n", type=int, required=True, help="first N samples of the evaluation split (10%% held out)")
@@ -178,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--l1", type=float, default=0.3, help="sparsity weight (default 0.3)")
     sa.add_argument("--steps", type=int, default=4000, help="Adam steps (default 4000)")
     sa.set_defaults(func=_cmd_sae)
+
+    for entry in EXPERIMENTS.entries():
+        entry.load()(sub)
     return p
 
 

@@ -31,9 +31,21 @@ def write_run_figures(run: RunDir, methods: list[str], sample_ids: list[str]) ->
         _save(cout_curve_figure(samples, methods, original[0, 0].numel()), run, "cout_curves.png")
 
 
-def _save(fig, run: RunDir, name: str) -> None:
-    fig.savefig(run.figures / name, dpi=110, bbox_inches="tight")
+def save_figure(fig, path) -> None:
+    """Write a figure atomically (a temporary file renamed into place, with the user's umask), so an
+    interrupt never leaves a torn PNG, and close it."""
+    import io
+
+    from cfbench.results import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _save(fig, run: RunDir, name: str) -> None:
+    save_figure(fig, run.figures / name)
 
 
 def _grid(rows: int, cols: int):

@@ -1,14 +1,17 @@
-"""The ``CounterfactualMethod`` interface and its hyperparameter handling.
+"""The ``CounterfactualMethod`` interface and its hyperparameters.
 
-Hyperparameters are the keyword arguments of a method's ``__init__`` (defaults from its paper).
-``resolve_hparams`` merges a registry preset and user ``--set`` overrides into that signature,
-coercing strings to the default's type, so every run records its full, resolved settings.
+A method declares its hyperparameters once, as a frozen dataclass ``Params`` whose fields (with
+the paper's defaults and their valid ranges, ``hparam(...)``) are the keyword arguments of the
+method's constructor; the method reads them as ``self.hparams.lr``. ``resolve_hparams`` merges a
+registry preset and the user's ``--set`` overrides (strings coerced to the default's type) and
+checks every range before any work starts, naming the registered entry in its errors.
 """
 from __future__ import annotations
 
 import abc
-import inspect
-from typing import TYPE_CHECKING, Any, ClassVar
+import dataclasses
+import math
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import torch
 
@@ -18,14 +21,55 @@ from cfbench.types import Batch, Counterfactuals
 if TYPE_CHECKING:
     from cfbench.tasks.base import Task
 
+CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "positive": (lambda v: v > 0, "must be > 0"),
+    "nonnegative": (lambda v: v >= 0, "must be >= 0"),
+    "fraction": (lambda v: 0 <= v <= 1, "must lie in [0, 1]"),
+    "open_fraction": (lambda v: 0 < v <= 1, "must lie in (0, 1]"),
+    "count": (lambda v: v >= 1, "must be at least 1"),
+}
+
+
+def hparam(default: Any, check: str | tuple[str, ...] | None = None, doc: str = "") -> Any:
+    """A hyperparameter with its default and valid range: a name from ``CHECKS`` or a tuple of
+    allowed values."""
+    return dataclasses.field(default=default, metadata={"check": check, "doc": doc})
+
+
+@dataclasses.dataclass(frozen=True)
+class HParams:
+    """Base of every method's ``Params``: checks each field against its declared range (and that
+    numbers are finite) on construction. Subclasses add cross-field checks in ``check``."""
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            value, rule = getattr(self, f.name), f.metadata.get("check")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{f.name} must be a finite number (got {value})")
+            if isinstance(rule, tuple) and value not in rule:
+                raise ValueError(f"{f.name} must be one of {', '.join(map(str, rule))} (got {value!r})")
+            if isinstance(rule, str) and not CHECKS[rule][0](value):
+                raise ValueError(f"{f.name} {CHECKS[rule][1]} (got {value})")
+        self.check()
+
+    def check(self) -> None:
+        """Cross-field constraints; raise ValueError with a message."""
+
 
 class CounterfactualMethod(abc.ABC):
-    name: ClassVar[str]
+    name: ClassVar[str]            # the registry entry it was built as (set by ``METHODS.build``)
+    Params: ClassVar[type[HParams]] = HParams
 
     def __init__(self, task: "Task", device: torch.device, **hparams: Any):
         self.task = task
         self.device = device
-        self.hparams = hparams
+        self.hparams = self.Params(**hparams)
+        self.progress: Callable[[str], None] = lambda status: None   # the runner shows it on its bar
+
+    @classmethod
+    def requires(cls, params: HParams) -> tuple[str, ...]:
+        """Task components (roles) this configuration needs; a task without them does not support it."""
+        return ("classifier",)
 
     @abc.abstractmethod
     def generate(self, batch: Batch) -> Counterfactuals:
@@ -36,10 +80,8 @@ class CounterfactualMethod(abc.ABC):
         return {}
 
 
-def hparam_defaults(cls: type) -> dict[str, Any]:
-    sig = inspect.signature(cls.__init__)
-    return {n: p.default for n, p in sig.parameters.items()
-            if p.kind == p.KEYWORD_ONLY and p.default is not inspect.Parameter.empty}
+def hparam_defaults(cls: type[CounterfactualMethod]) -> dict[str, Any]:
+    return {f.name: f.default for f in dataclasses.fields(cls.Params)}
 
 
 def coerce(value: Any, default: Any, where: str) -> Any:
@@ -74,7 +116,10 @@ def _literal(value: str) -> Any:
     return {"none": None, "true": True, "false": False}.get(value.lower(), value)
 
 
-def resolve_hparams(method_name: str, cls: type, preset: dict, overrides: dict[str, str]) -> dict:
+def resolve_hparams(method_name: str, cls: type[CounterfactualMethod], preset: dict,
+                    overrides: dict[str, Any]) -> dict:
+    """The full, checked hyperparameters of registry entry ``method_name``: defaults, then the
+    entry's preset, then ``overrides`` (``--set`` strings or recorded values)."""
     defaults = hparam_defaults(cls)
     resolved = {**defaults, **preset}
     for key, value in overrides.items():
@@ -82,4 +127,9 @@ def resolve_hparams(method_name: str, cls: type, preset: dict, overrides: dict[s
             raise UserError(f"Method '{method_name}' has no hyperparameter '{key}'. "
                             f"Its hyperparameters are: {', '.join(sorted(defaults)) or 'none'}.")
         resolved[key] = coerce(value, defaults[key], f"--set {method_name}.{key}")
+    try:
+        cls.Params(**resolved)
+    except (ValueError, TypeError) as err:
+        raise UserError(f"Method '{method_name}': {err}. See `cfbench list methods` and the method's "
+                        "documentation for its hyperparameters.") from None
     return resolved

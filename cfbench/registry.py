@@ -53,6 +53,14 @@ class Registry:
                             f"{', '.join(self._entries)} (see `cfbench list {self.kind}s`).")
         return self._entries[name]
 
+    def build(self, name: str, *args, **kwargs):
+        """An instance of entry ``name``: its class called with ``args`` and its preset updated by
+        ``kwargs``; the instance's ``name`` is the entry's, so messages name what the user chose."""
+        entry = self.get(name)
+        obj = entry.load()(*args, **{**entry.preset, **kwargs})
+        obj.name = name
+        return obj
+
     def parse_list(self, spec: str) -> list[str]:
         """Comma-separated names; each is checked so a typo fails before any work starts."""
         names = [s.strip() for s in spec.split(",") if s.strip()]

@@ -4,10 +4,10 @@ A baseline (``results/baselines/*.json``) holds the task, n and seed it was made
 method, the value of every metric. A metric regresses when it moves in its bad direction by more
 than its tolerance, max(abs, rel * |baseline|); moves in the good direction beyond the tolerance
 are reported as improvements (update the baseline deliberately with ``--update``). A metric the
-baseline has but the run lacks is a regression too. Tolerances: the defaults below, overridden by
-the baseline file's ``tolerances`` and then by ``--tolerance METRIC=0.05`` (absolute) or
-``METRIC=10%`` (relative). Wall-clock time depends on the machine, so ``sec_per_cf`` is reported
-but only checked when a tolerance is given for it.
+baseline has but the run lacks is a regression too. Tolerances: each metric's own (its class's
+``tolerance``), overridden by the baseline file's ``tolerances`` and then by ``--tolerance
+METRIC=0.05`` (absolute) or ``METRIC=10%`` (relative). A metric without a tolerance (wall-clock
+``sec_per_cf``) is reported but only checked when a tolerance is given for it.
 """
 from __future__ import annotations
 
@@ -20,14 +20,8 @@ from pathlib import Path
 import pandas as pd
 
 from cfbench.errors import UserError
-from cfbench.results import METRIC_COLUMNS, RunDir, write_json
-
-# metric -> (absolute, relative) tolerance; None: report only.
-DEFAULT_TOLERANCES: dict[str, tuple[float, float] | None] = {
-    "FR": (0.05, 0.0), "COUT": (0.05, 0.0), "S3": (0.02, 0.0), "FID": (0.05, 0.10), "sFID": (0.05, 0.10),
-    "LPIPS": (0.02, 0.0), "PF": (0.03, 0.0), "GT_IN": (0.05, 0.0), "GT_SPUR": (0.05, 0.0),
-    "nfe": (0.0, 0.25), "sec_per_cf": None,
-}
+from cfbench.metrics import METRICS
+from cfbench.results import RunDir, write_json
 
 
 @dataclass
@@ -41,20 +35,21 @@ class Check:
 
 
 def _higher_is_better(metric: str) -> bool:
-    """Direction of a metric; costs (no direction in the registry) are better when lower."""
-    from cfbench.metrics import METRICS
+    """Direction of a metric; costs (no direction) are better when lower."""
+    return bool(METRICS.get(metric).load().higher_is_better) if metric in METRICS else False
 
-    higher = METRICS.get(metric).load().higher_is_better if metric in METRICS else None
-    return bool(higher)
+
+def default_tolerances() -> dict[str, tuple[float, float] | None]:
+    return {name: METRICS.get(name).load().tolerance for name in METRICS.names()}
 
 
 def parse_tolerances(items: list[str]) -> dict[str, tuple[float, float]]:
     parsed = {}
     for item in items:
         metric, eq, value = item.partition("=")
-        if not eq or metric not in METRIC_COLUMNS:
+        if not eq or metric not in METRICS:
             raise UserError(f"Malformed --tolerance '{item}': write METRIC=0.05 (absolute) or METRIC=10% "
-                            f"(relative), with METRIC one of {', '.join(METRIC_COLUMNS)}.")
+                            f"(relative), with METRIC one of {', '.join(METRICS.names())}.")
         try:
             parsed[metric] = (0.0, float(value[:-1]) / 100) if value.endswith("%") else (float(value), 0.0)
         except ValueError:
@@ -92,7 +87,7 @@ def _baseline_of(run: RunDir, metrics: pd.DataFrame, tolerances: dict) -> dict:
     info = run.read_run_json()
     methods = {}
     for _, row in metrics.iterrows():
-        methods[row["method"]] = {m: float(row[m]) for m in METRIC_COLUMNS if m in row and _finite(row[m])}
+        methods[row["method"]] = {m: float(row[m]) for m in METRICS.names() if m in row and _finite(row[m])}
     return {"task": info["task"], "n": info["n"], "seed": info["seed"], "methods": methods,
             "tolerances": {m: {"abs": a, "rel": r} for m, (a, r) in tolerances.items()},
             "source_run": str(run.root), "git_commit": info.get("git_commit"),
@@ -130,7 +125,7 @@ def regress(run_path: str, baseline_path: str, tolerance_items: list[str], updat
     if mismatch:
         raise UserError(f"Run '{run.root}' is not comparable with baseline '{path}' ({'; '.join(mismatch)}). "
                         "Run the baseline's task, n and seed, or update the baseline deliberately with --update.")
-    tolerances = {**DEFAULT_TOLERANCES,
+    tolerances = {**default_tolerances(),
                   **{m: (t["abs"], t["rel"]) for m, t in baseline.get("tolerances", {}).items()}, **overrides}
     checks = compare(metrics, baseline, tolerances)
     print(report(checks, run, path))

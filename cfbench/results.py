@@ -21,9 +21,6 @@ from PIL import Image
 
 from cfbench.errors import UserError
 
-METRIC_COLUMNS = ["FR", "COUT", "S3", "FID", "sFID", "LPIPS", "PF", "GT_IN", "GT_SPUR", "nfe", "sec_per_cf"]
-
-
 MAX_STEM_BYTES = 200   # file systems allow 255 bytes per name; room for a suffix and temp prefix
 
 

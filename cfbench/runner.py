@@ -3,9 +3,11 @@
 Resume: samples are committed per batch (images first, then the batch's ``parts/`` file), so a
 killed run started again with the same arguments skips every committed sample. Without ``--out``
 the newest unfinished run of the same configuration under ``results/runs/`` is resumed.
+``RunSpec.from_run_json`` repeats a finished run from its run.json.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import platform
@@ -14,12 +16,13 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from cfbench import seeding
+from cfbench.batches import BatchLoop
 from cfbench.device import resolve_device
 from cfbench.errors import UserError
 from cfbench.method import resolve_hparams
@@ -27,7 +30,7 @@ from cfbench.methods import METHODS
 from cfbench.methods.regions import load_user_regions
 from cfbench.metrics import METRICS
 from cfbench.metrics.base import Metric, SampleContext
-from cfbench.results import METRIC_COLUMNS, RunDir, quantize, save_pngs, write_frame, write_json
+from cfbench.results import RunDir, quantize, save_pngs, write_frame, write_json
 from cfbench.tasks import TASKS
 from cfbench.types import Batch
 
@@ -46,8 +49,23 @@ class RunSpec:
     device: str = "auto"
     out: Path | None = None
     metrics: str = "all"
-    overrides: list[str] = field(default_factory=list)
+    overrides: list[str] = field(default_factory=list)    # --set METHOD.PARAM=VALUE
     regions: Path | None = None      # user region masks for region-constrained methods (--regions)
+    hparams: dict[str, dict[str, Any]] = field(default_factory=dict)   # typed values, e.g. from a run.json
+
+    @classmethod
+    def from_run_json(cls, path: Path, **changes) -> "RunSpec":
+        """The spec that repeats a recorded run (task, methods with their resolved hyperparameters,
+        n, seed, batch size, metrics); ``changes`` (e.g. ``out``, ``device``) override it."""
+        try:
+            info = json.loads(Path(path).read_text())
+            config = info["config"]
+            spec = cls(task=config["task"], methods=list(config["methods"]), n=config["n"], seed=config["seed"],
+                       metrics=",".join(config["metrics"]), batch_size=info.get("batch_size", 16),
+                       hparams=config["methods"])
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise UserError(f"--config {path}: not a readable cfbench run.json ({type(err).__name__}: {err}).") from None
+        return dataclasses.replace(spec, **changes)
 
 
 def parse_overrides(items: list[str], methods: list[str]) -> dict[str, dict[str, str]]:
@@ -69,7 +87,7 @@ def _metric_names(spec: str) -> list[str]:
     return METRICS.names() if spec.strip() == "all" else METRICS.parse_list(spec)
 
 
-def _git_commit() -> str | None:
+def git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
                              cwd=Path(__file__).resolve().parent)
@@ -88,6 +106,17 @@ def _versions() -> dict[str, str]:
     return found
 
 
+def required_components(method_name: str, hparams: dict) -> tuple[str, ...]:
+    """The task components (roles) a method configuration needs."""
+    cls = METHODS.get(method_name).load()
+    return cls.requires(cls.Params(**hparams))
+
+
+def supports(task, method_name: str, hparams: dict) -> bool:
+    """Whether ``task`` can provide every component the method configuration needs."""
+    return all(task.has_component(r) for r in required_components(method_name, hparams))
+
+
 class Runner:
     def __init__(self, spec: RunSpec):
         self.spec = spec
@@ -95,23 +124,28 @@ class Runner:
             raise UserError(f"--n must be a positive number of samples (got {spec.n}).")
         if spec.batch_size < 1:
             raise UserError(f"--batch-size must be at least 1 (got {spec.batch_size}).")
-        task_entry = TASKS.get(spec.task)
+        TASKS.get(spec.task)
         self.methods = METHODS.parse_list(",".join(spec.methods))
         if len(set(self.methods)) != len(self.methods):
             raise UserError(f"--methods lists a method twice: {','.join(self.methods)}.")
         self.metric_names = _metric_names(spec.metrics)
         overrides = parse_overrides(spec.overrides, self.methods)
-        self.hparams = {m: resolve_hparams(m, METHODS.get(m).load(), METHODS.get(m).preset, overrides[m])
+        self.hparams = {m: resolve_hparams(m, METHODS.get(m).load(), METHODS.get(m).preset,
+                                           {**spec.hparams.get(m, {}), **overrides[m]})
                         for m in self.methods}
         self.device = resolve_device(spec.device)
-        self.task = task_entry.load()(device=self.device, **task_entry.preset)
+        self.task = TASKS.build(spec.task, device=self.device)
+        roles = sorted({r for m in self.methods for r in required_components(m, self.hparams[m])})
+        for role in roles:     # load now: a missing or broken model stops the run before any work
+            self.task.component(role)
         self.sample_ids = self.task.sample_ids(spec.n)
         if spec.regions is not None and not Path(spec.regions).is_dir():
             raise UserError(f"--regions '{spec.regions}' is not a directory: pass a folder with one PNG "
                             "region mask per sample id (white = the region that may change).")
+        self.components = self.task.provenance(roles)
         self.config = {"task": spec.task, "methods": self.hparams, "n": len(self.sample_ids),
-                       "seed": spec.seed, "metrics": self.metric_names,
-                       "assets": self.task.provenance().get("asset_digest")}
+                       "seed": spec.seed, "metrics": self.metric_names, "task_settings": self.task.settings(),
+                       "components": {r: p["sha256"] for r, p in self.components.items()}}
         if spec.regions is not None:
             self.config["regions"] = str(Path(spec.regions).resolve())
         self.run = RunDir(self._choose_out())
@@ -141,8 +175,8 @@ class Runner:
             previous = None
         if previous != self.config:
             raise UserError(f"'{out}' already holds a run with different settings (task, methods, "
-                            "hyperparameters, n, seed, metrics or shipped assets). Use another --out, or repeat that "
-                            "run's exact arguments to resume it.")
+                            "hyperparameters, n, seed, metrics or model weights). Use another --out, or repeat "
+                            "that run's exact arguments to resume it.")
 
     def _prepare_out(self) -> dict:
         root = self.run.root
@@ -159,8 +193,8 @@ class Runner:
             "config": self.config, "task": self.spec.task, "methods": self.hparams,
             "n": len(self.sample_ids), "seed": self.spec.seed, "device": str(self.device),
             "batch_size": self.spec.batch_size, "metrics": self.metric_names,
-            "versions": _versions(), "git_commit": _git_commit(), "finished": False,
-            "task_provenance": self.task.provenance(),
+            "versions": _versions(), "git_commit": git_commit(), "finished": False,
+            "task_provenance": self.components,
         })
         info.setdefault("started", dt.datetime.now().isoformat(timespec="seconds"))
         write_json(self.run.run_json, info)
@@ -169,7 +203,7 @@ class Runner:
     # -- generation -----------------------------------------------------------------------------
     def execute(self) -> RunDir:
         info = self._prepare_out()
-        metrics = {name: METRICS.get(name).load()(self.task, self.device) for name in self.metric_names}
+        metrics = {name: METRICS.build(name, self.task, self.device) for name in self.metric_names}
         unavailable = {n: why for n, m in metrics.items() if (why := m.unavailable())}
         active = {n: m for n, m in metrics.items() if n not in unavailable}
         method_provenance = info.get("method_provenance", {})
@@ -182,22 +216,19 @@ class Runner:
         return self.run
 
     def _generate(self, name: str, metrics: dict[str, Metric]) -> dict:
-        entry = METHODS.get(name)
-        done = self.run.finished_rows(name)
-        done_ids = set(done["sample_id"]) if done is not None else set()
-        todo = [s for s in self.sample_ids if s not in done_ids]
-        if not todo:
+        loop = BatchLoop(self.run, name, self.sample_ids, self.spec.batch_size)
+        if not loop.pending():
             return {}
-        method = entry.load()(self.task, self.device, **self.hparams[name])
-        bar = tqdm(total=len(self.sample_ids), initial=len(self.sample_ids) - len(todo), desc=name, unit="cf")
-        for start in range(0, len(todo), self.spec.batch_size):
-            ids = todo[start:start + self.spec.batch_size]
-            self._generate_batch(name, method, ids, metrics)
-            bar.update(len(ids))
-        bar.close()
+        method = METHODS.build(name, self.task, self.device, **self.hparams[name])
+
+        def work(ids, status):
+            method.progress = status
+            return self._generate_batch(name, method, ids, metrics)
+
+        loop.run_all(work)
         return method.provenance()
 
-    def _generate_batch(self, name: str, method, ids: list[str], metrics: dict[str, Metric]) -> None:
+    def _generate_batch(self, name: str, method, ids: list[str], metrics: dict[str, Metric]) -> pd.DataFrame:
         samples = self.task.load(ids)
         images = quantize(samples.images.to(self.device))   # exactly what images/original/*.png hold
         source = samples.labels.to(self.device)
@@ -231,7 +262,7 @@ class Runner:
         save_pngs(self.run.images(name), ids, cfs.images)
         if cfs.masks is not None:
             save_pngs(self.run.masks(name), ids, cfs.masks)
-        self.run.write_part(name, pd.DataFrame(rows))
+        return pd.DataFrame(rows)
 
     # -- summary --------------------------------------------------------------------------------
     def _finalize(self, metrics: dict[str, Metric], info: dict) -> None:
@@ -247,7 +278,7 @@ class Runner:
         for name in self.methods:
             rows = samples[samples["method"] == name]
             record = {"task": self.spec.task, "method": name, "n": len(rows)}
-            for col in METRIC_COLUMNS:
+            for col in METRICS.names():
                 value, ci = metrics[col].summarize(self.run, name, rows) if col in metrics else (None, None)
                 record[col], record[f"{col}_ci"] = value, ci
             table.append(record)
@@ -263,4 +294,3 @@ class Runner:
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-

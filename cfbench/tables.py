@@ -1,27 +1,36 @@
 """Paper tables from one or more run directories, as LaTeX, Markdown or CSV.
 
 Layouts follow the VCE papers: rows per task block, arrows in headers, best value bold and second
-underlined per column (per task block). FR is shown as a percentage. Captions name the task, n,
-seed, every stand-in model the numbers were computed with and every metric that was not computed.
+underlined per column (per task block, where there is something to compare). How a metric is shown
+(label, direction, percent, decimals, what its interval means) is the metric's own fact. Captions
+name the task, n, seed, the metric protocol, every stand-in model the numbers were computed with
+and every metric that was not computed.
 
-- Table 1 (ImageNet layout): methods as rows; FID, sFID, S^3, COUT, FR.
-- Table 2 (CelebA layout): FID, sFID, COUT, FR.
-- Table 3 (SLCF mask ablation): rows Edit x Mask from the ablation methods present in the runs.
-- Table 4 (localization): rows are attribution methods, from ``cfbench localize`` directories.
+Tables are registered by number or name: 1 (ImageNet layout), 2 (CelebA layout) and 3 (SLCF mask
+ablation) are here; experiments add their own to ``TABLES`` (``experiments/__init__.py``).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import pandas as pd
 
 from cfbench.errors import UserError
 from cfbench.metrics import METRICS
-from cfbench.results import METRIC_COLUMNS, RunDir
+from cfbench.metrics.base import INTERVALS
+from cfbench.registry import Registry
+from cfbench.results import RunDir
 
-PERCENT = {"FR", "GT_IN", "GT_SPUR"}
-TABLE_ONLY_DIRECTIONS = {"AUROC": True}   # columns that are not run metrics (Table 4)
+
+@dataclass(frozen=True)
+class Layout:
+    title: str
+    columns: tuple[str, ...]
+    labels: tuple[str, ...] = ("method",)               # row-label columns after "task"
+    rows: Callable[[pd.DataFrame], pd.DataFrame] | None = None   # selects, labels and orders the rows
+
 
 # SLCF Table 3: method -> (Edit, Mask), in the paper's row order.
 ABLATION = {
@@ -31,118 +40,109 @@ ABLATION = {
 }
 
 
-@dataclass(frozen=True)
-class Layout:
-    title: str
-    columns: tuple[str, ...]
-    labels: tuple[str, ...] = ("method",)    # row-label columns after "task"
-    localization: bool = False              # rows come from `cfbench localize`, not `cfbench run`
+def labelled_rows(mapping: dict[str, tuple[str, ...]], labels: tuple[str, ...], what: str):
+    """A ``Layout.rows`` that keeps the methods in ``mapping``, in its order, labelled by it."""
+    def select(metrics: pd.DataFrame) -> pd.DataFrame:
+        rows = metrics[metrics["method"].isin(mapping)].copy()
+        if rows.empty:
+            raise UserError(f"{what} needs runs of {', '.join(mapping)}; the given runs have none of them.")
+        for i, label in enumerate(labels):
+            rows[label] = [mapping[m][i] for m in rows["method"]]
+        order = {m: i for i, m in enumerate(mapping)}
+        tasks = {t: i for i, t in enumerate(dict.fromkeys(rows["task"]))}
+        rows["_order"] = [(tasks[t], order[m]) for t, m in zip(rows["task"], rows["method"])]
+        return rows.sort_values("_order").drop(columns="_order")
+    return select
 
 
-LAYOUTS = {
-    1: Layout("Table 1 (ImageNet layout)", ("FID", "sFID", "S3", "COUT", "FR")),
-    2: Layout("Table 2 (CelebA layout)", ("FID", "sFID", "COUT", "FR")),
-    3: Layout("Table 3 (mask ablation)", ("FID", "sFID", "S3", "COUT", "FR", "GT_IN"), ("Edit", "Mask")),
-    4: Layout("Table 4 (localization). PF: Quantus pixel-flipping AUC of the source-class attribution, "
-              "divided by the number of steps (lower is better); AUROC: |attribution| against the "
-              "ground-truth causal region (synthetic tasks only)", ("PF", "AUROC"), ("Attribution",),
-              localization=True),
-}
-RESULTS = Layout("Results", tuple(METRIC_COLUMNS))
+TABLE_1 = Layout("Table 1 (ImageNet layout)", ("FID", "sFID", "S3", "COUT", "FR"))
+TABLE_2 = Layout("Table 2 (CelebA layout)", ("FID", "sFID", "COUT", "FR"))
+TABLE_3 = Layout("Table 3 (mask ablation)", ("FID", "sFID", "S3", "COUT", "FR", "GT_IN"), ("Edit", "Mask"),
+                 labelled_rows(ABLATION, ("Edit", "Mask"), "Table 3 (mask ablation)"))
+
+TABLES = Registry("table")
+TABLES.add("1", "cfbench.tables:TABLE_1", "ImageNet layout: FID, sFID, S3, COUT, FR")
+TABLES.add("2", "cfbench.tables:TABLE_2", "CelebA layout: FID, sFID, COUT, FR")
+TABLES.add("3", "cfbench.tables:TABLE_3", "SLCF mask ablation (Edit x Mask), with GT_IN")
 
 
-def direction(metric: str) -> bool | None:
-    """True if higher is better, False if lower is better, None if neither (costs)."""
-    if metric in TABLE_ONLY_DIRECTIONS:
-        return TABLE_ONLY_DIRECTIONS[metric]
-    if metric not in METRICS:
-        return None
-    return METRICS.get(metric).load().higher_is_better
+def metric(name: str):
+    """The metric class with ``name``'s facts (None for a column that is not a registered metric)."""
+    return METRICS.get(name).load() if name in METRICS else None
 
 
-def header(metric: str) -> str:
-    arrow = {True: " ↑", False: " ↓", None: ""}[direction(metric)]
-    return f"{metric}{' (%)' if metric in PERCENT else ''}{arrow}"
+def header(name: str) -> str:
+    m = metric(name)
+    if m is None:
+        return name
+    arrow = {True: " ↑", False: " ↓", None: ""}[m.higher_is_better]
+    return f"{m.label or name}{' (%)' if m.percent else ''}{arrow}"
 
 
-def load_runs(paths: list[str], localization: bool = False) -> tuple[pd.DataFrame, list[dict]]:
+def load_runs(paths: list[str]) -> tuple[pd.DataFrame, list[dict]]:
     runs = [RunDir.existing(p) for p in paths]
-    if localization:
-        from cfbench.localize import read_localization
-
-        frames = [read_localization(r) for r in runs]
-    else:
-        frames = [r.read_metrics() for r in runs]
-    return pd.concat(frames, ignore_index=True), [r.read_run_json() for r in runs]
+    return pd.concat([r.read_metrics() for r in runs], ignore_index=True), [r.read_run_json() for r in runs]
 
 
-def _describe(provenance) -> str:
-    if isinstance(provenance, dict):
-        return "; ".join(str(v) for v in provenance.values())
-    return str(provenance)
-
-
-def caption(infos: list[dict], title: str) -> str:
+def caption(infos: list[dict], title: str, columns: tuple[str, ...], shown: list[str], with_ci: bool) -> str:
+    """The caption for a table of ``columns`` (``shown``: those with numbers)."""
     parts = [f"{info['task']} (n={info['n']}, seed={info['seed']})" for info in infos]
     text = f"{title}. Tasks: {'; '.join(dict.fromkeys(parts))}."
-    by_model: dict[str, list[str]] = {}
+    protocols = sorted({info.get("protocol", "cfbench") for info in infos})
+    text += f" Metric protocol: {', '.join(protocols)}."
+    stand_ins: dict[str, list[str]] = {}
     for info in infos:
-        for metric, provenance in info.get("metric_provenance", {}).items():
-            if provenance:
-                names = by_model.setdefault(_describe(provenance), [])
-                names += [metric] if metric not in names else []
-        for component, provenance in info.get("task_provenance", {}).items():
-            if isinstance(provenance, str) and "stand-in" in provenance:
-                by_model.setdefault(provenance, [component])
-    if by_model:
-        text += " Stand-in models: " + "; ".join(f"{', '.join(m)} with {d}" for d, m in sorted(by_model.items())) + "."
-    unavailable = sorted({f"{k} ({v})" for info in infos for k, v in info.get("metrics_unavailable", {}).items()})
+        for name, provenance in info.get("metric_provenance", {}).items():
+            if provenance.get("stand_in") and name in columns:
+                stand_ins.setdefault(provenance["model"], [])
+                stand_ins[provenance["model"]] += [name] if name not in stand_ins[provenance["model"]] else []
+        for role, provenance in info.get("task_provenance", {}).items():
+            if isinstance(provenance, dict) and provenance.get("stand_in"):
+                stand_ins.setdefault(provenance["description"], [role])
+    if stand_ins:
+        text += " Stand-in models: " + "; ".join(f"{', '.join(m)} with {d}" for d, m in sorted(stand_ins.items())) + "."
+    unavailable = sorted({f"{k} ({v})" for info in infos for k, v in info.get("metrics_unavailable", {}).items()
+                          if k in columns})
     if unavailable:
         text += " Not computed: " + "; ".join(unavailable) + "."
+    if with_ci:
+        meanings = {}
+        for c in shown:
+            if (m := metric(c)) is not None:
+                meanings.setdefault(INTERVALS.get(m.interval, "no interval"), []).append(c)
+        text += " ±: " + "; ".join(f"{', '.join(cs)}: {what}" for what, cs in meanings.items()) + "."
     return text
 
 
 def _rank_marks(values: pd.Series, higher: bool | None) -> list[str]:
-    """'best' / 'second' / '' per row, by the metric's direction."""
+    """'best' / 'second' / '' per row by the metric's direction, only where values differ: a best
+    needs two distinct values, a second three."""
     marks = [""] * len(values)
-    if higher is None:
+    ordered = sorted(set(values.dropna()), reverse=bool(higher))
+    if higher is None or len(ordered) < 2:
         return marks
-    ordered = sorted(set(values.dropna()), reverse=higher)
     for i, v in enumerate(values):
-        if pd.notna(v) and ordered and v == ordered[0]:
+        if pd.notna(v) and v == ordered[0]:
             marks[i] = "best"
-        elif pd.notna(v) and len(ordered) > 1 and v == ordered[1]:
+        elif pd.notna(v) and len(ordered) > 2 and v == ordered[1]:
             marks[i] = "second"
     return marks
 
 
-def _fmt(metric: str, value, ci, with_ci: bool) -> str:
+def _fmt(name: str, value, ci, with_ci: bool) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    scale, digits = (100, 1) if metric in PERCENT else (1, 3)
+    m = metric(name)
+    scale, digits = (100 if m is not None and m.percent else 1), (m.decimals if m is not None else 3)
     text = f"{value * scale:.{digits}f}"
-    if with_ci and ci is not None and not (isinstance(ci, float) and math.isnan(ci)):
+    has_interval = m is None or m.interval is not None
+    if with_ci and has_interval and ci is not None and not (isinstance(ci, float) and math.isnan(ci)):
         text += f" ± {ci * scale:.{digits}f}"
     return text
 
 
-def ablation_rows(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Table 3's rows: the ablation methods present, labelled (Edit, Mask), in the paper's order."""
-    rows = metrics[metrics["method"].isin(ABLATION)].copy()
-    if rows.empty:
-        raise UserError("Table 3 (mask ablation) needs runs of the ablation methods "
-                        f"({', '.join(ABLATION)}); the given runs have none of them.")
-    rows["Edit"] = rows["method"].map(lambda m: ABLATION[m][0])
-    rows["Mask"] = rows["method"].map(lambda m: ABLATION[m][1])
-    order = {m: i for i, m in enumerate(ABLATION)}
-    rows["_order"] = rows["method"].map(order)
-    tasks = {t: i for i, t in enumerate(dict.fromkeys(rows["task"]))}
-    rows["_task"] = rows["task"].map(tasks)
-    return rows.sort_values(["_task", "_order"]).drop(columns=["_order", "_task"])
-
-
 def build_table(metrics: pd.DataFrame, layout: Layout, with_ci: bool):
-    """(display frame, marks frame): strings per cell and 'best'/'second' marks per cell."""
+    """(display frame, marks frame, shown columns): strings and 'best'/'second' marks per cell."""
     columns = [c for c in layout.columns if c in metrics and metrics[c].notna().any()]
     if not columns:
         raise UserError("None of this table's metrics were computed in the given runs. Re-run with "
@@ -150,12 +150,12 @@ def build_table(metrics: pd.DataFrame, layout: Layout, with_ci: bool):
     shown, marks = [], []
     for task, block in metrics.groupby("task", sort=False):
         block = block.reset_index(drop=True)
-        cell_marks = {c: _rank_marks(block[c], direction(c)) for c in columns}
+        cell_marks = {c: _rank_marks(block[c], metric(c).higher_is_better if metric(c) else None) for c in columns}
         for i, row in block.iterrows():
             shown.append({"task": task, **{label: row[label] for label in layout.labels},
                           **{header(c): _fmt(c, row[c], row.get(f"{c}_ci"), with_ci) for c in columns}})
             marks.append({header(c): cell_marks[c][i] for c in columns})
-    return pd.DataFrame(shown), pd.DataFrame(marks)
+    return pd.DataFrame(shown), pd.DataFrame(marks), columns
 
 
 def render(shown: pd.DataFrame, marks: pd.DataFrame, fmt: str, title: str, labels: tuple[str, ...]) -> str:
@@ -166,7 +166,7 @@ def render(shown: pd.DataFrame, marks: pd.DataFrame, fmt: str, title: str, label
         style = {"best": "**{}**", "second": "<u>{}</u>", "": "{}"}
         for col in marks:
             decorated[col] = [style[m].format(v) for v, m in zip(shown[col], marks[col])]
-        return f"{title}\n\n" + decorated.to_markdown(index=False) + "\n"
+        return f"{title}\n\n" + decorated.to_markdown(index=False, disable_numparse=True) + "\n"
     return _latex(shown, marks, title, labels)
 
 
@@ -197,12 +197,14 @@ def _latex(shown: pd.DataFrame, marks: pd.DataFrame, title: str, labels: tuple[s
                            multirow_align="t")
 
 
-def table(paths: list[str], number: int | None, fmt: str, with_ci: bool) -> str:
-    if number is not None and number not in LAYOUTS:
-        raise UserError(f"There is no table {number}: choose --table 1, 2, 3 or 4, or omit --table.")
-    layout = LAYOUTS[number] if number is not None else RESULTS
-    metrics, infos = load_runs(paths, layout.localization)
-    if number == 3:
-        metrics = ablation_rows(metrics)
-    shown, marks = build_table(metrics, layout, with_ci)
-    return render(shown, marks, fmt, caption(infos, layout.title), layout.labels)
+def table(paths: list[str], number: str | int | None, fmt: str, with_ci: bool) -> str:
+    number = None if number is None else str(number)
+    if number is not None and number not in TABLES:
+        raise UserError(f"There is no table '{number}': choose one of {', '.join(TABLES.names())}, or omit --table "
+                        "for every metric.")
+    layout = TABLES.get(number).load() if number is not None else Layout("Results", tuple(METRICS.names()))
+    metrics, infos = load_runs(paths)
+    if layout.rows is not None:
+        metrics = layout.rows(metrics)
+    shown, marks, columns = build_table(metrics, layout, with_ci)
+    return render(shown, marks, fmt, caption(infos, layout.title, layout.columns, columns, with_ci), layout.labels)

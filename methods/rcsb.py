@@ -10,7 +10,7 @@ Substitution (recorded in run.json): the paper's prior is an Image-to-Image Schr
 which has no maintained package. Here the prior is a pixel-space ``diffusers`` UNet2DModel with a
 DDPM noise schedule, sampled deterministically (DDIM, eta = 0) on a DDIMScheduler timestep grid; on
 synthetic tasks it is the project-trained asset, elsewhere a user-given diffusers checkpoint
-(``CFBENCH_DIFFUSION_PRIOR``, see ``tasks/diffusion.py``). Known content outside R is re-imposed at every step (noised to the
+(``CFBENCH_DIFFUSION_PRIOR``, see ``components/diffusion_prior.py``). Known content outside R is re-imposed at every step (noised to the
 step's level with the sample's fixed noise), which is the standard way to inpaint with a prior
 that was not trained for inpainting.
 
@@ -39,46 +39,63 @@ cells), ``ig``, ``freeform`` (area share in [freeform_min, freeform_max]), ``gt_
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch.nn import functional as F
 
 from cfbench import seeding
-from cfbench.errors import UserError
-from cfbench.method import CounterfactualMethod
+from cfbench.method import CounterfactualMethod, HParams, hparam
 from cfbench.methods import regions
 from cfbench.methods.optim import PerSampleAdam
 from cfbench.types import Batch, Counterfactuals
 
 
+@dataclass(frozen=True)
+class RCSBParams(HParams):
+    a: float = hparam(0.1, "open_fraction", "IG regions: share of the image the region covers")
+    c: int = hparam(4, "count", "IG regions: cell size in pixels of a 256-px image")
+    s: float = hparam(3.0, "nonnegative", "guidance scale (0: unguided inpainting)")
+    tau: float = hparam(0.6, "open_fraction", "truncation: start at t = tau * T")
+    region: str = hparam("auto", regions.SOURCES, "where the region comes from")
+    freeform_min: float = hparam(0.1, "fraction", "free-form regions: smallest area share")
+    freeform_max: float = hparam(0.2, "fraction", "free-form regions: largest area share")
+    ig_steps: int = hparam(50, "count", "IG integration steps")
+    steps: int = hparam(50, "count", "DDIM steps over the whole schedule (before truncation)")
+    lr: float = hparam(0.04, "positive", "guidance step size on x0_hat")
+    tweedie: bool = hparam(True, None, "classifier gradient at the Tweedie estimate, not the noisy state")
+    adam: bool = hparam(True, None, "stabilise the guidance with Adam moments")
+    adaptive_norm: bool = hparam(True, None, "divide gradients by the first gradient's RMS over R")
+    truncation: bool = hparam(True, None, "start from the noised original at tau * T")
+
+    def check(self):
+        if self.freeform_min >= self.freeform_max:
+            raise ValueError(f"freeform_min ({self.freeform_min}) must be below freeform_max ({self.freeform_max})")
+
+
 class RCSB(CounterfactualMethod):
     name = "rcsb"
+    Params = RCSBParams
 
-    def __init__(self, task, device, *, a: float = 0.1, c: int = 4, s: float = 3.0, tau: float = 0.6,
-                 region: str = "auto", freeform_min: float = 0.1, freeform_max: float = 0.2,
-                 ig_steps: int = 50, steps: int = 50, lr: float = 0.04, tweedie: bool = True,
-                 adam: bool = True, adaptive_norm: bool = True, truncation: bool = True):
-        super().__init__(task, device, a=a, c=c, s=s, tau=tau, region=region, freeform_min=freeform_min,
-                         freeform_max=freeform_max, ig_steps=ig_steps, steps=steps, lr=lr, tweedie=tweedie,
-                         adam=adam, adaptive_norm=adaptive_norm, truncation=truncation)
-        if region not in regions.SOURCES:
-            raise UserError(f"{self.name}: unknown region source '{region}'; choose one of "
-                            f"{', '.join(regions.SOURCES)}.")
-        if not 0 < tau <= 1 or steps < 1 or ig_steps < 1:
-            raise UserError(f"{self.name}: need 0 < tau <= 1, steps >= 1 and ig_steps >= 1 "
-                            f"(got tau={tau}, steps={steps}, ig_steps={ig_steps}).")
+    def __init__(self, task, device, **hparams):
+        super().__init__(task, device, **hparams)
         self.classifier = task.classifier
-        self.prior = task.diffusion_prior
+        self.prior = task.component("diffusion_prior")
         self.timesteps = self._timesteps()
+
+    @classmethod
+    def requires(cls, params):
+        return ("classifier", "diffusion_prior")
 
     def _timesteps(self) -> list[int]:
         """The DDIM grid of ``steps`` steps over the whole schedule, cut at tau * T if truncating."""
         from diffusers import DDIMScheduler
 
         grid = DDIMScheduler.from_config(self.prior.scheduler.config)
-        grid.set_timesteps(self.hparams["steps"])
+        grid.set_timesteps(self.hparams.steps)
         ts = [int(t) for t in grid.timesteps]
-        if self.hparams["truncation"]:
-            ts = [t for t in ts if t < self.hparams["tau"] * self.prior.num_train_timesteps] or ts[-1:]
+        if self.hparams.truncation:
+            ts = [t for t in ts if t < self.hparams.tau * self.prior.num_train_timesteps] or ts[-1:]
         return ts
 
     def provenance(self) -> dict:
@@ -87,7 +104,7 @@ class RCSB(CounterfactualMethod):
             "prior": ("substitute for the paper's I2SB prior: diffusers UNet2DModel (epsilon) + "
                       "DDPM noise schedule, deterministic DDIM sampling with known-region re-imposition"),
             "prior_source": self.prior.source,
-            "region_cell_px": regions.scaled_cell(h["c"], self.task.image_size),
+            "region_cell_px": regions.scaled_cell(h.c, self.task.image_size),
             "region_cell_rule": "c_task = max(1, round(c * H / 256)) (c is in pixels of a 256-px image)",
             "denoising_steps": len(self.timesteps),
         }
@@ -95,9 +112,9 @@ class RCSB(CounterfactualMethod):
     def generate(self, batch: Batch) -> Counterfactuals:
         h = self.hparams
         x, target = batch.images.to(self.device), batch.target.to(self.device)
-        region, nfe = regions.extract(h["region"], batch, self.task, self.classifier, a=h["a"], c=h["c"],
-                                      ig_steps=h["ig_steps"],
-                                      freeform_area=(h["freeform_min"], h["freeform_max"]), method=self.name)
+        region, nfe = regions.extract(h.region, batch, self.task, self.classifier, a=h.a, c=h.c,
+                                      ig_steps=h.ig_steps, freeform_area=(h.freeform_min, h.freeform_max),
+                                      method=self.name)
         noise = seeding.randn(batch.generators, tuple(x.shape[1:]), self.device)
         x_gen, guided = self.inpaint(x, target, region, noise)
         info = {"steps": torch.full_like(nfe, len(self.timesteps)), "nfe": nfe + guided}
@@ -117,21 +134,24 @@ class RCSB(CounterfactualMethod):
             return p.noised(x, noise, level(t))
 
         x_t = known(self.timesteps[0])
-        if not h["truncation"]:
+        if not h.truncation:
             x_t = region * noise + (1 - region) * x_t
         guidance = _Guidance(h, region, x)
         evals = torch.zeros(b, dtype=torch.long, device=x.device)
         for i, t in enumerate(self.timesteps):
+            self.progress(f"denoising step {i + 1}/{len(self.timesteps)}")
             with torch.no_grad():
-                eps, x0 = p.denoise(x_t, level(t))
-            if h["s"] > 0:
-                at = x0 if h["tweedie"] else ((x_t + 1) / 2).clamp(0, 1)     # noisy state as an image
-                x0 = (x0 - h["s"] * h["lr"] * guidance.direction(self._class_gradient(at, x, region, target))
+                eps, x0 = p.denoise(x_t, t)
+            if h.s > 0:
+                at = x0 if h.tweedie else ((x_t + 1) / 2).clamp(0, 1)     # noisy state as an image
+                x0 = (x0 - h.s * h.lr * guidance.direction(self._class_gradient(at, x, region, target))
                       ).clamp(0, 1)
                 evals += 1
             prev = self.timesteps[i + 1] if i + 1 < len(self.timesteps) else None
             if prev is None:                        # the last step lands on x0 itself
                 break
+            # DDIM (eta = 0) from the *guided* x0 and the model's eps; diffusers' step would re-derive
+            # both from eps, undoing the guidance, so this one line is written out.
             a_prev = p.alphas_cumprod[prev]
             x_t = region * (a_prev.sqrt() * (x0 * 2 - 1) + (1 - a_prev).sqrt() * eps) + (1 - region) * known(prev)
         return x0, evals
@@ -149,7 +169,7 @@ class _Guidance:
     """Turns the raw classifier gradients of one trajectory into update directions (inside R):
     optional adaptive normalisation by the first gradient's RMS over R, optional Adam moments."""
 
-    def __init__(self, hparams: dict, region: torch.Tensor, like: torch.Tensor):
+    def __init__(self, hparams: RCSBParams, region: torch.Tensor, like: torch.Tensor):
         self.h, self.region = hparams, region
         self.first_rms: torch.Tensor | None = None
         self.adam = PerSampleAdam(torch.zeros_like(like), lr=1.0)
@@ -157,12 +177,12 @@ class _Guidance:
 
     def direction(self, grad: torch.Tensor) -> torch.Tensor:
         grad = grad * self.region
-        if self.h["adaptive_norm"]:
+        if self.h.adaptive_norm:
             if self.first_rms is None:
                 size = (3 * self.region.flatten(1).sum(1)).clamp_min(1)
                 self.first_rms = (grad.flatten(1).norm(dim=1) / size.sqrt()).clamp_min(1e-12).view(-1, 1, 1, 1)
             grad = grad / self.first_rms
-        if not self.h["adam"]:
+        if not self.h.adam:
             return grad
         step = torch.zeros_like(grad)              # Adam's update of a zero parameter: -direction
         self.adam.step(step, grad, self.rows)

@@ -27,7 +27,7 @@ gradients; ``ig`` pixel Integrated Gradients; ``none``: edit everywhere, see ``a
 ``space`` the edit space (``latent``, or ``pixel``: no autoencoder), and ``lambda_t`` > 0 adds the
 sparse-autoencoder trait loss lambda_t * ||h_enc(x_cf) - h_enc(x)||_1 on the classifier's
 penultimate features ("Ours + SAE"). The loop itself takes a *goal* (loss and stopping rule), so
-trait isolation (``cfbench.traits``) reuses it with a one-feature goal instead of the class.
+trait isolation (``experiments/traits.py``) runs ``SLCF.edit`` with a one-feature goal instead of the class.
 """
 from __future__ import annotations
 
@@ -38,8 +38,7 @@ import torch
 from torch.nn import functional as F
 
 from cfbench import seeding
-from cfbench.errors import UserError
-from cfbench.method import CounterfactualMethod
+from cfbench.method import CounterfactualMethod, HParams, hparam
 from cfbench.methods.attribution import latent_integrated_gradients, pixel_integrated_gradients, to_grid
 from cfbench.methods.masks import postprocess_mask, upsample
 from cfbench.methods.optim import PerSampleAdam
@@ -104,57 +103,96 @@ class Trajectory:
     done: torch.Tensor         # stopping rule met
 
 
+@dataclass(frozen=True)
+class SLCFParams(HParams):
+    lr: float = hparam(0.01, "positive", "Adam step size on the latent offset")
+    lambda_c: float = hparam(1.0, "nonnegative", "weight of the class loss")
+    lambda_s: float = hparam(0.1, "nonnegative", "weight of the L1 sparsity of the offset")
+    stage1_steps: int = hparam(25, "count", "at most this many stage-1 steps (the LAG accumulation)")
+    stage2_steps: int = hparam(500, "count", "at most this many stage-2 steps")
+    sigma: float = hparam(3.0, "nonnegative", "Gaussian filter of the mask, in cells of the mask grid")
+    threshold: float = hparam(0.5, "fraction", "mask values below this share of the maximum are zeroed")
+    noise: float = hparam(0.01, "nonnegative", "std of the stage-2 perturbation of the masked latent")
+    confidence: float = hparam(0.5, "fraction", "stage 2 stops once p(target) reaches this")
+    patience: int = hparam(1, "count", "... for this many consecutive steps")
+    residual: bool = hparam(True, None, "return x + D(z + M dz) - D(z) instead of D(z + M dz)")
+    mask: str = hparam("lag", MASKS, "attribution the mask is made from")
+    space: str = hparam("latent", SPACES, "edit space")
+    lambda_t: float = hparam(0.0, "nonnegative", "weight of the SAE trait loss (> 0: 'Ours + SAE')")
+    ig_steps: int = hparam(50, "count", "integration steps of the LIG / IG masks")
+    pixel_cell: int = hparam(4, "count", "pixel edits: mask cell size in pixels")
+
+
 class SLCF(CounterfactualMethod):
     name = "slcf"
+    Params = SLCFParams
 
-    def __init__(self, task, device, *, lr: float = 0.01, lambda_c: float = 1.0, lambda_s: float = 0.1,
-                 stage1_steps: int = 25, stage2_steps: int = 500, sigma: float = 3.0,
-                 threshold: float = 0.5, noise: float = 0.01, confidence: float = 0.5,
-                 patience: int = 1, residual: bool = True, mask: str = "lag", space: str = "latent",
-                 lambda_t: float = 0.0, ig_steps: int = 50, pixel_cell: int = 4):
-        super().__init__(task, device, lr=lr, lambda_c=lambda_c, lambda_s=lambda_s,
-                         stage1_steps=stage1_steps, stage2_steps=stage2_steps, sigma=sigma,
-                         threshold=threshold, noise=noise, confidence=confidence, patience=patience,
-                         residual=residual, mask=mask, space=space, lambda_t=lambda_t, ig_steps=ig_steps,
-                         pixel_cell=pixel_cell)
-        if stage1_steps < 1 or stage2_steps < 1:
-            raise UserError("slcf: stage1_steps and stage2_steps must be at least 1 "
-                            f"(got {stage1_steps} and {stage2_steps}).")
-        if mask not in MASKS or space not in SPACES:
-            raise UserError(f"slcf: mask must be one of {', '.join(MASKS)} and space one of "
-                            f"{', '.join(SPACES)} (got mask={mask!r}, space={space!r}).")
-        if lambda_t < 0 or ig_steps < 1 or pixel_cell < 1:
-            raise UserError(f"slcf: lambda_t must be >= 0, ig_steps and pixel_cell >= 1 "
-                            f"(got {lambda_t}, {ig_steps}, {pixel_cell}).")
+    def __init__(self, task, device, **hparams):
+        super().__init__(task, device, **hparams)
+        h = self.hparams
         self.classifier = task.classifier
-        self.ae = task.autoencoder if space == "latent" else None
+        self.ae = task.component("autoencoder") if h.space == "latent" else None
         self.sae = None
-        if lambda_t > 0:
-            from cfbench.tasks.sae import split_classifier
+        if h.lambda_t > 0:
+            from cfbench.components.classifier import split
 
-            self.sae = task.sae
-            self.features, self.head = split_classifier(self.classifier)
+            self.sae = task.component("sae")
+            self.features, self.head = split(self.classifier)
+
+    @classmethod
+    def requires(cls, params):
+        return (("classifier",) + (("autoencoder",) if params.space == "latent" else ())
+                + (("sae",) if params.lambda_t > 0 else ()))
 
     def generate(self, batch: Batch) -> Counterfactuals:
         h = self.hparams
         x, target = batch.images.to(self.device), batch.target.to(self.device)
-        space = self.edit_space(x)
         reference = None
         if self.sae is not None:
             with torch.no_grad():
                 reference = self.sae.encode(self.features(x))
-        extra_nfe = h["ig_steps"] if h["mask"] in ("lig", "ig") else 0
-        stage1, mask, stage2 = self.two_stage(
-            space, self.class_goal(target, None, reference), self.class_goal(target, h["confidence"], reference),
-            batch.generators, lambda s1: self.attribution(space, batch, s1))
+        edit = self.edit(batch, self.class_goal(target, None, reference),
+                         self.class_goal(target, h.confidence, reference))
+        stage1, stage2 = edit.stage1, edit.stage2
+        extra_nfe = h.ig_steps if h.mask in ("lig", "ig") else 0
         info = {"steps": stage1.steps + stage2.steps, "nfe": stage1.nfe + stage2.nfe + extra_nfe,
                 "stage1_steps": stage1.steps, "converged": stage2.done}
-        return Counterfactuals(stage2.images, None if mask is None else upsample(mask, x.shape[-1]), info)
+        mask = None if edit.mask is None else upsample(edit.mask, x.shape[-1])
+        return Counterfactuals(stage2.images, mask, info)
+
+    def edit(self, batch: Batch, first: Goal, second: Goal) -> "Edit":
+        """SLCF's two-stage localized edit toward any goal (``Goal``: per-sample loss and whether it
+        is reached): stage 1 on the whole code until ``first`` is reached; the mask from the
+        configured attribution of stage 1; stage 2 from the masked stage-1 offset until ``second``
+        is reached. Trait isolation edits toward one SAE feature with it."""
+        h = self.hparams
+        space = self.edit_space(batch.images.to(self.device))
+        ones = torch.ones_like(space.code[:, :1])
+        stage1 = self.optimise(space, first, ones, torch.zeros_like(space.code), h.stage1_steps,
+                               patience=1, noise=0.0, generators=None, stage=1)
+        attribution = self.attribution(space, batch, stage1)
+        mask = None if attribution is None else postprocess_mask(attribution, h.sigma, h.threshold)
+        edit_mask = ones if mask is None else upsample(mask, space.code.shape[-1])
+        stage2 = self.optimise(space, second, edit_mask, stage1.delta, h.stage2_steps,
+                               patience=h.patience, noise=h.noise, generators=batch.generators, stage=2)
+        return Edit(stage1, mask, stage2)
+
+    def explain(self, batch: Batch) -> torch.Tensor:
+        """LAG as an attribution map (B,1,H,W) for Table-4 localisation: stage 1 toward the target,
+        |accumulated gradients| summed over channels, Gaussian-filtered and normalised like the mask
+        but not thresholded (the thresholded mask ties everything below the threshold at 0)."""
+        x, target = batch.images.to(self.device), batch.target.to(self.device)
+        space = self.edit_space(x)
+        ones = torch.ones_like(space.code[:, :1])
+        stage1 = self.optimise(space, self.class_goal(target, None, None), ones, torch.zeros_like(space.code),
+                               self.hparams.stage1_steps, patience=1, noise=0.0, generators=None, stage=1)
+        lag = to_grid(stage1.grad_sum.abs().sum(1, keepdim=True), self.mask_grid(space))
+        return upsample(postprocess_mask(lag, self.hparams.sigma, 0.0), x.shape[-1])
 
     def edit_space(self, x: torch.Tensor):
-        if self.hparams["space"] == "pixel":
+        if self.hparams.space == "pixel":
             return PixelEditSpace(x)
-        return LatentEditSpace.encode(self.ae, x, self.hparams["residual"])
+        return LatentEditSpace.encode(self.ae, x, self.hparams.residual)
 
     def class_goal(self, target: torch.Tensor, confidence: float | None, reference: torch.Tensor | None) -> Goal:
         """Class loss lambda_c * CE toward the target (plus the trait loss when ``reference`` codes
@@ -165,9 +203,9 @@ class SLCF(CounterfactualMethod):
         def goal(x_cf, rows):
             feats = None if reference is None else self.features(x_cf)
             logits = self.classifier(x_cf) if feats is None else self.head(feats)
-            loss = h["lambda_c"] * F.cross_entropy(logits, target[rows], reduction="none")
+            loss = h.lambda_c * F.cross_entropy(logits, target[rows], reduction="none")
             if feats is not None:
-                loss = loss + h["lambda_t"] * trait_l1(self.sae.encode(feats), reference[rows])
+                loss = loss + h.lambda_t * trait_l1(self.sae.encode(feats), reference[rows])
             if confidence is None:
                 reached = logits.argmax(1) == target[rows]
             else:
@@ -181,13 +219,13 @@ class SLCF(CounterfactualMethod):
         pixels (the autoencoder's downsampling factor), so that sigma, and hence the mask's
         extent in the image, mean the same in both edit spaces."""
         h, w = space.code.shape[-2:]
-        if self.hparams["space"] == "pixel":
-            return h // self.hparams["pixel_cell"], w // self.hparams["pixel_cell"]
+        if self.hparams.space == "pixel":
+            return h // self.hparams.pixel_cell, w // self.hparams.pixel_cell
         return h, w
 
     def attribution(self, space, batch: Batch, stage1: Trajectory) -> torch.Tensor | None:
         """Non-negative (B,1,h,w) map on ``mask_grid`` that the stage-2 mask is made from."""
-        kind, steps = self.hparams["mask"], self.hparams["ig_steps"]
+        kind, steps = self.hparams.mask, self.hparams.ig_steps
         grid = self.mask_grid(space)
         if kind == "none":
             return None
@@ -206,24 +244,8 @@ class SLCF(CounterfactualMethod):
                                         batch.source.to(self.device), steps)
         return to_grid(ig.abs().sum(1, keepdim=True), grid)
 
-    def two_stage(self, space, first: Goal, second: Goal, generators,
-                  attribute: Callable[[Trajectory], torch.Tensor | None]):
-        """Stage 1 on the whole code until ``first`` is reached; mask from ``attribute(stage1)``
-        (None: no mask), brought to the code's grid; stage 2 from the masked stage-1 offset until
-        ``second`` is reached. Returns (stage 1, mask on the attribution's grid or None, stage 2)."""
-        h = self.hparams
-        ones = torch.ones_like(space.code[:, :1])
-        stage1 = self.optimise(space, first, ones, torch.zeros_like(space.code), h["stage1_steps"],
-                               patience=1, noise=0.0, generators=None)
-        attribution = attribute(stage1)
-        mask = None if attribution is None else postprocess_mask(attribution, h["sigma"], h["threshold"])
-        edit_mask = ones if mask is None else upsample(mask, space.code.shape[-1])
-        stage2 = self.optimise(space, second, edit_mask, stage1.delta, h["stage2_steps"],
-                               patience=h["patience"], noise=h["noise"], generators=generators)
-        return stage1, mask, stage2
-
     def optimise(self, space, goal: Goal, mask: torch.Tensor, init: torch.Tensor, max_steps: int,
-                 patience: int, noise: float, generators) -> Trajectory:
+                 patience: int, noise: float, generators, stage: int) -> Trajectory:
         """Adam on ``delta`` with the edit ``mask * (delta + noise)``; samples stop independently,
         once ``goal`` is reached for ``patience`` consecutive steps. The loss adds the L1 sparsity
         of the offset (a per-sample mean, so batch-independent). The returned image is the one
@@ -231,23 +253,24 @@ class SLCF(CounterfactualMethod):
         """
         b = init.shape[0]
         delta = init.clone()
-        opt = PerSampleAdam(delta, self.hparams["lr"])
+        opt = PerSampleAdam(delta, self.hparams.lr)
         grad_sum = torch.zeros_like(delta)
         with torch.no_grad():
             images = space.render(space.code + mask * delta, torch.arange(b, device=delta.device))
         steps = torch.zeros(b, dtype=torch.long, device=delta.device)
         streak = torch.zeros_like(steps)
         done = torch.zeros(b, dtype=torch.bool, device=delta.device)
-        for _ in range(max_steps):
+        for step in range(max_steps):
             rows = (~done).nonzero().squeeze(1)
             if len(rows) == 0:
                 break
+            self.progress(f"stage {stage} step {step + 1}/{max_steps}, {len(rows)}/{b} active")
             d = delta[rows].clone().requires_grad_(True)
             edit = d if noise == 0 else d + noise * seeding.randn(
                 [generators[i] for i in rows.tolist()], tuple(d.shape[1:]), d.device)
             x_cf = space.render(space.code[rows] + mask[rows] * edit, rows)
             goal_loss, reached = goal(x_cf, rows)
-            loss = goal_loss + self.hparams["lambda_s"] * d.abs().flatten(1).mean(1)
+            loss = goal_loss + self.hparams.lambda_s * d.abs().flatten(1).mean(1)
             (grad,) = torch.autograd.grad(loss.sum(), d)
             steps[rows] += 1
             grad_sum[rows] += grad
@@ -260,3 +283,12 @@ class SLCF(CounterfactualMethod):
                 if len(move):
                     opt.step(delta, grad[~stop], move)
         return Trajectory(delta, images, grad_sum, steps, steps.clone(), done)
+
+
+@dataclass
+class Edit:
+    """The two stages of an SLCF edit and the mask between them (on the attribution's grid)."""
+
+    stage1: Trajectory
+    mask: torch.Tensor | None
+    stage2: Trajectory

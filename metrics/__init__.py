@@ -1,4 +1,5 @@
-"""Metric registry: one line per metric; the name is its column in metrics.csv."""
+"""Metric registry: one line per metric; the name is its column in metrics.csv, and the metric's
+class holds every other fact about it (direction, display, tolerance, interval; see ``base.py``)."""
 from cfbench.registry import Registry
 
 METRICS = Registry("metric")
@@ -11,5 +12,6 @@ METRICS.add("LPIPS", "cfbench.metrics.perceptual:LPIPS", "LPIPS (AlexNet) betwee
 METRICS.add("PF", "cfbench.metrics.pixel_flipping:PixelFlipping", "Quantus pixel-flipping AUC of the method's mask")
 METRICS.add("GT_IN", "cfbench.metrics.locality:GroundTruthInside", "share of edit L1 mass in the causal region")
 METRICS.add("GT_SPUR", "cfbench.metrics.locality:GroundTruthSpurious", "share of edit L1 mass on the background")
+METRICS.add("AUROC", "cfbench.metrics.locality:MaskAUROC", "AUROC of the method's mask against the causal region")
 METRICS.add("nfe", "cfbench.metrics.cost:ClassifierEvaluations", "classifier forward passes per counterfactual")
 METRICS.add("sec_per_cf", "cfbench.metrics.cost:SecondsPerCounterfactual", "seconds per counterfactual")

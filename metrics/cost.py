@@ -9,6 +9,7 @@ class ClassifierEvaluations(Metric):
 
     name = "nfe"
     column = "nfe"
+    decimals, tolerance = 1, (0.0, 0.25)
 
 
 class SecondsPerCounterfactual(Metric):
@@ -16,3 +17,6 @@ class SecondsPerCounterfactual(Metric):
 
     name = "sec_per_cf"
     column = "seconds"
+    decimals = 2
+    interval = None          # measured per batch, so samples are not independent draws
+    # tolerance None: wall-clock time depends on the machine; regress checks it only when asked

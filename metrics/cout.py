@@ -84,6 +84,7 @@ class CounterfactualTransition(Metric):
 
     name = "COUT"
     higher_is_better = True
+    tolerance = (0.05, 0.0)
 
     def per_sample(self, ctx: SampleContext):
         t = transition(self.task.classifier, ctx.batch.images, ctx.counterfactuals.images,

@@ -6,27 +6,24 @@ FID(originals of half 1, counterfactuals of half 2) and FID(originals of half 2,
 of half 1) are computed, 10 times with a fixed seed, and all 20 are averaged. ``sFID_ci`` holds the
 spread of the 10 repetitions (half the 2.5-97.5 percentile range); FID itself has no interval.
 
-Features come from a torch-fidelity feature extractor: its Inception-v3 (pool3, 2048-d) on real
-tasks, from the local weights file named by ``CFBENCH_INCEPTION``; on synthetic tasks the shipped
-SimSiam (projector output, 128-d), registered with torch-fidelity as ``cfbench-simsiam`` and
-recorded as a stand-in. Images are streamed from the run directory in batches, so memory holds
-only the feature matrices (n x d), never the images of a whole run.
+Features come from the task's ``fid_features`` component, a torch-fidelity feature extractor
+(``components/fid_features.py``: Inception-v3 on real tasks, the synthetic SimSiam as a recorded
+stand-in). Images are streamed from the run directory in batches, so memory holds only the
+feature matrices (n x d), never the images of a whole run.
 """
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from cfbench.components.fid_features import SIMSIAM
 from cfbench.errors import UserError
 from cfbench.metrics.base import Metric
 from cfbench.results import load_pngs
 
-SIMSIAM = "cfbench-simsiam"
-INCEPTION = "inception-v3-compat"
 KEY_METRIC_FID = "frechet_inception_distance"   # torch-fidelity's result key
 SFID_REPEATS = 10
 SFID_SEED = 0
@@ -41,7 +38,7 @@ def register_simsiam() -> None:
     from torch_fidelity.feature_extractor_base import FeatureExtractorBase
     from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
-    from cfbench.tasks.models import SimSiam
+    from cfbench.components.simsiam import SimSiam
 
     class SimSiamFeatures(FeatureExtractorBase):
         def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
@@ -73,22 +70,6 @@ def register_simsiam() -> None:
 
     if SIMSIAM not in FEATURE_EXTRACTORS_REGISTRY:
         register_feature_extractor(SIMSIAM, SimSiamFeatures)
-
-
-def feature_source(task) -> tuple[str, str, dict]:
-    """(torch-fidelity extractor name, weights path, provenance) for a task; UserError if none."""
-    from cfbench.tasks.synth_tasks import SyntheticTask, _asset
-
-    if isinstance(task, SyntheticTask):
-        return SIMSIAM, str(_asset("simsiam.safetensors")), {
-            "features": f"torch-fidelity extractor '{SIMSIAM}': projector output (128-d) of the "
-                        "project-trained synthetic SimSiam, a stand-in for Inception-v3 pool3"}
-    weights = os.environ.get("CFBENCH_INCEPTION")
-    if weights and Path(weights).is_file():
-        return INCEPTION, weights, {}
-    raise UserError(f"FID on task '{task.name}' needs torch-fidelity's Inception-v3 weights "
-                    "(pt_inception-2015-12-05-6726825d.pth): set CFBENCH_INCEPTION to that file "
-                    f"(now {weights or 'unset'}); cfbench does not download them.")
 
 
 @functools.lru_cache(maxsize=2)
@@ -139,26 +120,27 @@ def split_fid(originals: np.ndarray, counterfactuals: np.ndarray, repeats: int =
 
 class _FeatureDistance(Metric):
     higher_is_better = False
+    tolerance = (0.05, 0.10)
+    level = "set"
+    interval = None
     min_samples = 2
 
-    def __init__(self, task, device):
-        super().__init__(task, device)
-        try:
-            self.extractor, self.weights, self._provenance = feature_source(task)
-            self._why = None
-        except UserError as err:
-            self._why = str(err)
-
     def unavailable(self):
-        return self._why
+        try:
+            self.task.component("fid_features")
+        except UserError as err:
+            return str(err)
+        return None
 
     def provenance(self):
-        return self._provenance
+        found = self.task.provenance(["fid_features"])["fid_features"]
+        return {"model": found["description"], "stand_in": found["stand_in"]}
 
     def features(self, run, method, rows) -> tuple[np.ndarray, np.ndarray]:
         ids = tuple(rows["sample_id"])
+        source = self.task.component("fid_features")
         cuda = self.device.type == "cuda"
-        return tuple(folder_features(self.extractor, self.weights, cuda, str(folder), ids)
+        return tuple(folder_features(source.name, source.weights, cuda, str(folder), ids)
                      for folder in (run.images(), run.images(method)))
 
 
@@ -177,6 +159,7 @@ class SplitFID(_FeatureDistance):
     """sFID: cross-half FIDs over 10 seeded random splits; the CI column is their spread."""
 
     name = "sFID"
+    interval = "splits"
     min_samples = 4
 
     def summarize(self, run, method, rows):

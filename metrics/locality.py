@@ -17,6 +17,7 @@ def edit_mass_share(original: torch.Tensor, edited: torch.Tensor, region: torch.
 class _GroundTruthShare(Metric):
     higher_is_better: bool
     region: str
+    percent, decimals, tolerance = True, 1, (0.05, 0.0)
 
     def unavailable(self):
         if not getattr(self.task, "has_ground_truth", False):
@@ -42,3 +43,30 @@ class GroundTruthSpurious(_GroundTruthShare):
     name = "GT_SPUR"
     higher_is_better = False
     region = "spurious"
+
+
+def mask_auroc(scores: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """(B,) area under the ROC curve of per-pixel ``scores`` against a binary ``truth`` mask
+    (scikit-learn's, ties count half); NaN where the mask is all one value."""
+    from sklearn.metrics import roc_auc_score
+
+    out = []
+    for s, t in zip(scores.flatten(1).detach().cpu().numpy(), truth.flatten(1).cpu().numpy() > 0.5):
+        out.append(roc_auc_score(t, s) if 0 < t.sum() < t.size else float("nan"))
+    return torch.tensor(out, dtype=torch.float64)
+
+
+class MaskAUROC(_GroundTruthShare):
+    """AUROC: how well the method's mask (or an attribution map) ranks the causal region's pixels
+    above the rest (SLCF Table 4's locality column; only on tasks with ground truth)."""
+
+    name = "AUROC"
+    higher_is_better = True
+    percent, decimals = False, 3
+    region = "causal"
+
+    def per_sample(self, ctx: SampleContext):
+        masks = ctx.counterfactuals.masks
+        if masks is None:
+            return {self.name: torch.full((len(ctx.batch),), float("nan"))}
+        return {self.name: mask_auroc(masks, ctx.samples.gt_masks[self.region])}

@@ -24,6 +24,7 @@ def backbone_checkpoint() -> Path:
 class LPIPS(Metric):
     name = "LPIPS"
     higher_is_better = False
+    tolerance = (0.02, 0.0)
 
     def unavailable(self):
         path = backbone_checkpoint()

@@ -47,6 +47,7 @@ def pixel_flipping(classifier, x, labels, attributions) -> np.ndarray:
 class PixelFlipping(Metric):
     name = "PF"
     higher_is_better = False
+    tolerance = (0.03, 0.0)
 
     def per_sample(self, ctx: SampleContext):
         masks = ctx.counterfactuals.masks

@@ -9,4 +9,5 @@ class FlipRate(Metric):
 
     name = "FR"
     higher_is_better = True
+    percent, decimals, tolerance = True, 1, (0.05, 0.0)
     column = "flipped"

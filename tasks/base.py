@@ -1,14 +1,14 @@
 """The ``Task`` interface: data, the classifier under explanation, and lazily loaded components.
 
-Components (classifier, autoencoder, SimSiam, FID features, ...) load on first use and are cached,
-so a run that never needs the diffusion prior never loads it. A component that a task cannot
-provide raises ``UserError`` naming what is missing and how to provide it.
+A task declares its components (classifier, autoencoder, SimSiam, ...) as ``{role: location}``;
+they load on first use and are cached, so a run that never needs the diffusion prior never loads
+it. A component that a task cannot provide raises ``UserError`` naming what is missing and how to
+provide it.
 """
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from functools import cached_property
 
 import torch
 from torch import nn
@@ -26,21 +26,6 @@ class TaskSamples:
     sample_ids: list[str]
     gt_masks: dict[str, torch.Tensor] = field(default_factory=dict)
     files: list[str] | None = None
-
-
-def _component(loader: str, doc: str, channels_last: bool = False) -> cached_property:
-    """A lazily loaded, cached, frozen model on the task's device, built by the method ``loader``.
-    ``channels_last`` stores conv weights NHWC, which the models that counterfactual methods
-    differentiate through hundreds of times per sample run faster in (oneDNN on CPU, cuDNN on GPU;
-    measured on the synthetic decoder + classifier: 44 -> 38 ms per step at batch 1, 23.6 -> 16.3 ms
-    per sample at batch 32, when the input is NHWC too)."""
-
-    def load(self) -> nn.Module:
-        model = _frozen(getattr(self, loader)()).to(self.device)
-        return model.to(memory_format=torch.channels_last) if channels_last else model
-
-    load.__doc__ = doc
-    return cached_property(load)
 
 
 class Task(abc.ABC):
@@ -69,37 +54,53 @@ class Task(abc.ABC):
     def load(self, ids: list[str]) -> TaskSamples:
         """The samples with these ids, in the given order."""
 
-    # Components. Subclasses override the loaders they can provide.
-    def _load_classifier(self) -> nn.Module:
-        raise self.missing("classifier")
+    # -- components -----------------------------------------------------------------------------
+    components: dict[str, str] = {}   # role (a component kind) -> location, see cfbench.components.base
 
-    def _load_autoencoder(self) -> nn.Module:
-        raise self.missing("autoencoder")
+    def component(self, role: str):
+        """The task's ``role`` model, loaded on first use, frozen, on the task's device; a UserError
+        names what is missing and how to provide it."""
+        loaded = self.__dict__.setdefault("_loaded", {})
+        if role not in loaded:
+            kind = self.component_kind(role)
+            where = kind.resolve(self.components[role], self.name)
+            needs = {r: self.component(r) for r in kind.needs}
+            model = kind.load(where, needs, shipped=self.components[role].startswith("asset:"))
+            if isinstance(model, nn.Module):
+                model = _frozen(model).to(self.device)
+                if kind.channels_last:
+                    model = model.to(memory_format=torch.channels_last)
+            loaded[role] = model
+        return loaded[role]
 
-    def _load_simsiam(self) -> nn.Module:
-        raise self.missing("SimSiam encoder")
+    def component_kind(self, role: str):
+        from cfbench.components import COMPONENTS
 
-    def _load_sae(self) -> nn.Module:
-        raise self.missing("sparse autoencoder")
+        if role not in self.components:
+            what = COMPONENTS.get(role).load().what if role in COMPONENTS else role
+            raise UserError(f"Task '{self.name}' has no {what}.")
+        return COMPONENTS.get(role).load()
 
-    def _load_diffusion_prior(self) -> nn.Module:
-        """Tasks without a shipped prior use a user-supplied diffusers DDPM folder (``tasks/diffusion.py``)."""
-        from cfbench.tasks.diffusion import user_prior
+    def has_component(self, role: str) -> bool:
+        """Declared and resolvable (its files exist), without loading it."""
+        return role in self.components and self.component_kind(role).available(self.components[role])
 
-        return user_prior(self.name)
+    @property
+    def classifier(self) -> nn.Module:
+        """The classifier under explanation."""
+        return self.component("classifier")
 
-    classifier = _component("_load_classifier", "The classifier under explanation.", channels_last=True)
-    autoencoder = _component("_load_autoencoder", "Autoencoder whose latent SLCF edits.", channels_last=True)
-    simsiam = _component("_load_simsiam", "SimSiam encoder (S^3, and FID features on synthetic tasks).")
-    sae = _component("_load_sae", "Sparse autoencoder on the classifier's penultimate activations.")
-    diffusion_prior = _component("_load_diffusion_prior", "Denoising model + noise schedule (RCSB).")
-
-    def missing(self, what: str) -> UserError:
-        return UserError(f"Task '{self.name}' has no {what}.")
-
-    def provenance(self) -> dict:
-        """Which models this task uses, and which of them are stand-ins, for run.json and captions."""
+    def settings(self) -> dict:
+        """Facts about the data that change the numbers (for run.json), e.g. a background correlation."""
         return {}
+
+    def provenance(self, roles: list[str] | None = None) -> dict:
+        """Where each of ``roles`` (default: all declared and available) comes from, with a hash of its
+        weights, for run.json, captions and the run's identity."""
+        roles = [r for r in (roles if roles is not None else self.components) if self.has_component(r)]
+        return {r: self.component_kind(r).provenance(self.components[r],
+                                                     self.component_kind(r).resolve(self.components[r], self.name))
+                for r in roles}
 
 
 def _frozen(model: nn.Module) -> nn.Module:

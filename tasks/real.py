@@ -11,11 +11,13 @@ Environment variables:
                         CUB: <root>/CUB_200_2011/ (images/ + images.txt + image_class_labels.txt
                         + train_test_split.txt; the test split is is_training_image == 0)
   CFBENCH_AUTOENCODER   diffusers AutoencoderKL directory or hub id (kl-f8-d16 for SLCF)
+  CFBENCH_DIFFUSION_PRIOR  diffusers DDPM pipeline folder (RCSB)
   CFBENCH_CLASSIFIER    TorchScript classifier for CelebA / CUB (inputs in [0,1]); CelebA: logits
                         (negative, positive) of the attribute; CUB: 200 logits, index = class id - 1
   CFBENCH_CUB_CLASSES   the CUB pair as "<class id>,<class id>" (ids 1..200 as in classes.txt);
                         default "59,62": California Gull <-> Herring Gull, two look-alike gulls
   CFBENCH_SIMSIAM       official SimSiam ResNet-50 checkpoint (for S^3)
+  CFBENCH_INCEPTION     torch-fidelity's Inception-v3 weights (for FID and sFID)
   CFBENCH_SAE           sparse autoencoder on the classifier's penultimate activations (SLCF +
                         SAE, traits): the safetensors file `cfbench sae train --task T` writes
 """
@@ -27,12 +29,9 @@ from functools import cached_property
 from pathlib import Path
 
 import torch
-from torch import nn
-from torch.nn import functional as F
 
 from cfbench.errors import UserError
 from cfbench.tasks.base import Task, TaskSamples
-from cfbench.tasks.models import LatentAutoencoder, Normalize
 
 IMAGENET_PAIRS = {  # task -> ((class index, wnid, name), (class index, wnid, name))
     "zebra_sorrel": ((340, "n02391049", "zebra"), (339, "n02389026", "sorrel")),
@@ -43,46 +42,15 @@ CELEBA_ATTRIBUTES = {"celeba_smile": "Smiling", "celeba_age": "Young"}
 CUB_DEFAULT_CLASSES = "59,62"  # California Gull, Herring Gull
 
 
-def _env_path(var: str, what: str, how: str) -> Path:
-    value = os.environ.get(var)
-    if not value:
-        raise UserError(f"{what} is not configured: set {var} to {how}.")
-    path = Path(value).expanduser()
-    if not path.exists():
-        raise UserError(f"{what} not found at {path} (from {var}). {how[0].upper() + how[1:]}.")
-    return path
-
-
 def data_root() -> Path:
-    return _env_path("CFBENCH_DATA_ROOT", "The dataset root",
-                     "the directory that holds imagenet/, celeba/ or CUB_200_2011/")
-
-
-class ResizedClassifier(nn.Module):
-    """[0,1] images of any size -> resized + normalised input of a torchvision-style model."""
-
-    def __init__(self, model: nn.Module, size: int):
-        super().__init__()
-        self.model, self.size, self.normalize = model, size, Normalize()
-
-    def _prepare(self, x):
-        if x.shape[-1] != self.size:
-            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
-        return self.normalize(x)
-
-    def forward(self, x):
-        return self.model(self._prepare(x))
-
-    def penultimate(self, x):
-        """What a torchvision ResNet feeds its ``fc``: ``fc(penultimate(x)) == forward(x)``, for the SAE."""
-        m = self.model
-        x = m.maxpool(m.relu(m.bn1(m.conv1(self._prepare(x)))))
-        x = m.layer4(m.layer3(m.layer2(m.layer1(x))))
-        return torch.flatten(m.avgpool(x), 1)
-
-    @property
-    def fc(self) -> nn.Module:
-        return self.model.fc
+    value = os.environ.get("CFBENCH_DATA_ROOT")
+    if not value:
+        raise UserError("The dataset root is not configured: set CFBENCH_DATA_ROOT to the directory that holds "
+                        "imagenet/, celeba/ or CUB_200_2011/.")
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise UserError(f"The dataset root {path} (from CFBENCH_DATA_ROOT) is not a directory.")
+    return path
 
 
 def _load_image_files(files: list[Path], size: int) -> torch.Tensor:
@@ -125,65 +93,8 @@ class _FolderTask(Task):
         return TaskSamples(images, torch.tensor([self._index[i][1] for i in ids]), list(ids),
                            files=[str(f) for f in files])
 
-    def _load_autoencoder(self):
-        from diffusers import AutoencoderKL
-
-        source = os.environ.get("CFBENCH_AUTOENCODER")
-        if not source:
-            raise UserError("SLCF on real images needs the kl-f8-d16 autoencoder: set CFBENCH_AUTOENCODER "
-                            "to a diffusers AutoencoderKL directory (or a hub id cached locally).")
-        try:
-            return LatentAutoencoder(AutoencoderKL.from_pretrained(source, local_files_only=True, low_cpu_mem_usage=False))
-        except (OSError, ValueError) as err:
-            raise UserError(f"Could not load the autoencoder '{source}' offline ({err}). Download it once "
-                            "with network access, or point CFBENCH_AUTOENCODER at a local directory.") from err
-
-    def _load_simsiam(self):
-        path = _env_path("CFBENCH_SIMSIAM", "The SimSiam checkpoint",
-                         "the official SimSiam ResNet-50 checkpoint (checkpoint_0099.pth.tar)")
-        return load_official_simsiam(path)
-
-    def _load_sae(self):
-        from safetensors.torch import load_file
-
-        from cfbench.tasks.sae import MatryoshkaSAE
-
-        path = _env_path("CFBENCH_SAE", f"The sparse autoencoder for '{self.name}'",
-                         f"the file written by `cfbench sae train --task {self.name} --n 5000`")
-        sae = MatryoshkaSAE.from_state_dict(load_file(str(path)))
-        # An SAE trained for another classifier would otherwise fail later as a shape error deep in a method.
-        fc = getattr(self.classifier, "fc", None)
-        if isinstance(fc, nn.Linear) and fc.in_features != sae.w_enc.shape[1]:
-            raise UserError(f"The sparse autoencoder {path} (CFBENCH_SAE) reads {sae.w_enc.shape[1]} activations, "
-                            f"but the classifier of '{self.name}' has {fc.in_features}: train one for this task "
-                            f"with `cfbench sae train --task {self.name}`.")
-        return sae
-
-
-def load_official_simsiam(path: Path) -> nn.Module:
-    """ResNet-50 encoder with its 3-layer projector from the official SimSiam checkpoint format."""
-    import torchvision
-
-    model = torchvision.models.resnet50(num_classes=2048, zero_init_residual=True)
-    width = model.fc.weight.shape[1]
-    model.fc = nn.Sequential(nn.Linear(width, width, bias=False), nn.BatchNorm1d(width), nn.ReLU(inplace=True),
-                             nn.Linear(width, width, bias=False), nn.BatchNorm1d(width), nn.ReLU(inplace=True),
-                             nn.Linear(width, 2048), nn.BatchNorm1d(2048, affine=False))
-    state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
-    prefix = "module.encoder."
-    model.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
-
-    class Embed(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = ResizedClassifier(model, 224)
-
-        def embed(self, x):
-            return self.net(x)
-
-        forward = embed
-
-    return Embed()
+    components = {"autoencoder": "env:CFBENCH_AUTOENCODER", "diffusion_prior": "env:CFBENCH_DIFFUSION_PRIOR",
+                  "simsiam": "env:CFBENCH_SIMSIAM", "fid_features": "env:CFBENCH_INCEPTION", "sae": "env:CFBENCH_SAE"}
 
 
 class ImageNetPairTask(_FolderTask):
@@ -215,16 +126,7 @@ class ImageNetPairTask(_FolderTask):
         index = {wnid: i for i, wnid, _ in self.spec}
         return [(f.stem, f, index[labels[f.stem]]) for f in flat if labels.get(f.stem) in index]
 
-    def _load_classifier(self):
-        import torchvision
-
-        try:
-            weights = torchvision.models.ResNet50_Weights.IMAGENET1K_V1
-            return ResizedClassifier(torchvision.models.resnet50(weights=weights), 224)
-        except Exception as err:  # torchvision raises URLError/RuntimeError when it cannot download
-            raise UserError("The ImageNet ResNet-50 weights are not available offline. Run once with network "
-                            "access (torchvision caches them under $TORCH_HOME), or copy "
-                            f"resnet50-0676ba61.pth into $TORCH_HOME/hub/checkpoints/ ({type(err).__name__}).") from err
+    components = {**_FolderTask.components, "classifier": "torchvision:resnet50:IMAGENET1K_V1"}
 
 
 def _flat_imagenet_labels(imagenet: Path) -> dict[str, str]:
@@ -250,10 +152,7 @@ def _flat_imagenet_labels(imagenet: Path) -> dict[str, str]:
 class _ScriptedClassifierTask(_FolderTask):
     """The classifier is the user's TorchScript file (CFBENCH_CLASSIFIER): no torchvision weights exist."""
 
-    def _load_classifier(self):
-        path = _env_path("CFBENCH_CLASSIFIER", f"The classifier checkpoint for '{self.name}'",
-                         "a TorchScript file of the classifier under explanation (inputs in [0,1])")
-        return torch.jit.load(str(path), map_location="cpu")
+    components = {**_FolderTask.components, "classifier": "env:CFBENCH_CLASSIFIER"}
 
 
 class CheckpointTask(_ScriptedClassifierTask):

@@ -1,6 +1,6 @@
 import torch
 
-from cfbench.tasks.training import psnr
+from cfbench.components.training import psnr
 
 
 def test_classifier_is_accurate_on_evaluation_split(task):
@@ -13,8 +13,8 @@ def test_classifier_is_accurate_on_evaluation_split(task):
 def test_autoencoder_reconstructs_with_a_16_channel_latent_grid_of_at_least_16x16(task):
     s = task.load(task.sample_ids(16))
     with torch.no_grad():
-        z = task.autoencoder.encode(s.images)
-        rec = task.autoencoder.decode(z)
+        z = task.component("autoencoder").encode(s.images)
+        rec = task.component("autoencoder").decode(z)
     assert z.shape[1] == 16 and min(z.shape[-2:]) >= 16
     assert psnr(rec, s.images).mean() >= 26.0
 
@@ -22,12 +22,12 @@ def test_autoencoder_reconstructs_with_a_16_channel_latent_grid_of_at_least_16x1
 def test_simsiam_embeds_and_is_not_collapsed(task):
     s = task.load(task.sample_ids(32))
     with torch.no_grad():
-        e = torch.nn.functional.normalize(task.simsiam.embed(s.images), dim=1)
+        e = torch.nn.functional.normalize(task.component("simsiam").embed(s.images), dim=1)
     assert e.shape == (32, 128)
     assert e.std(0).mean() > 0.01
 
 
 def test_models_are_frozen_and_in_eval_mode(task):
-    for model in (task.classifier, task.autoencoder, task.simsiam):
+    for model in (task.classifier, task.component("autoencoder"), task.component("simsiam")):
         assert not model.training
         assert not any(p.requires_grad for p in model.parameters())

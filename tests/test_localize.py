@@ -1,38 +1,37 @@
-"""``cfbench localize``: AUROC, Guided Backprop and the CAM layer against independent references."""
-from types import SimpleNamespace
-
+"""``cfbench localize`` (Table 4): AUROC against an independent computation, Guided Backprop's rule
+acting on the synthetic classifier, the CAM layer, and the command end to end with resume."""
 import numpy as np
 import pandas as pd
 import torch
-from captum.attr import GuidedBackprop
-from sklearn.metrics import roc_auc_score
-from torch import nn
 
 from cfbench.cli import main
-from cfbench.localize import auroc, cam_layer, guided_backprop
+from cfbench.experiments.localize import cam_layer, guided_backprop
+from cfbench.metrics.locality import mask_auroc
 
 
-def test_auroc_matches_sklearn_with_ties():
+def test_auroc_matches_a_rank_sum_computation_with_ties():
+    from scipy.stats import rankdata
+
     g = torch.Generator().manual_seed(0)
     scores = torch.randint(0, 5, (3, 1, 8, 8), generator=g).float()   # many ties
-    truth = torch.rand(3, 1, 8, 8, generator=g) > 0.6
-    ours = auroc(scores, truth)
-    ref = [roc_auc_score(t.flatten().numpy(), s.flatten().numpy()) for s, t in zip(scores, truth)]
+    truth = (torch.rand(3, 1, 8, 8, generator=g) > 0.6).float()
+    ours = mask_auroc(scores, truth).numpy()
+    ref = []
+    for s, t in zip(scores.flatten(1).numpy(), truth.flatten(1).numpy().astype(bool)):
+        ranks, pos, neg = rankdata(s), t.sum(), (~t).sum()     # Mann-Whitney U / (pos * neg)
+        ref.append((ranks[t].sum() - pos * (pos + 1) / 2) / (pos * neg))
     np.testing.assert_allclose(ours, ref, atol=1e-12)
 
 
-def test_guided_backprop_matches_captum_on_a_module_relu_network():
-    """Captum's version is right when every ReLU is an nn.ReLU module; ours must agree there."""
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
-                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)).eval()
-    x, source = torch.rand(2, 3, 8, 8), torch.tensor([0, 2])
-    ours = guided_backprop(SimpleNamespace(classifier=net), x, source, None)
-    ref = GuidedBackprop(net).attribute(x.clone(), target=source).sum(1, keepdim=True)
-    torch.testing.assert_close(ours, ref)
-    inputs = x.clone().requires_grad_(True)
-    (plain,) = torch.autograd.grad(net(inputs).gather(1, source[:, None]).sum(), inputs)
-    assert not torch.allclose(ours, plain.sum(1, keepdim=True))   # the guided rule did act
+def test_guided_backprop_rule_acts_on_the_synthetic_classifier(task):
+    """captum's Guided Backprop hooks nn.ReLU modules and silently returns plain gradients for
+    functional ReLUs: the synthetic classifier's ReLUs must be modules for Table 4 to mean anything."""
+    s = task.load(task.sample_ids(2))
+    guided = guided_backprop(task, s.images, s.labels, None)
+    inputs = s.images.clone().requires_grad_(True)
+    with torch.enable_grad():
+        (plain,) = torch.autograd.grad(task.classifier(inputs).gather(1, s.labels[:, None]).sum(), inputs)
+    assert not torch.allclose(guided, plain.sum(1, keepdim=True), atol=1e-6)
 
 
 def test_cam_layer_is_the_last_spatial_block(task):
@@ -40,14 +39,21 @@ def test_cam_layer_is_the_last_spatial_block(task):
     assert cam_layer(task.classifier, x) is task.classifier.backbone.layers
 
 
-def test_localize_cli_writes_table4(tmp_path, capsys):
+def test_localize_cli_writes_table4_and_resumes(tmp_path, capsys, monkeypatch):
     out = tmp_path / "loc"
-    rc = main(["localize", "--task", "synth_cheetah_cougar", "--attributions", "ixg,gc,gbp", "--n", "4",
-               "--batch-size", "2", "--device", "cpu", "--out", str(out)])
-    assert rc == 0
-    summary = pd.read_csv(out / "localize.csv")
-    assert list(summary["key"]) == ["ixg", "gc", "gbp"] and (summary["n"] == 4).all()
-    assert summary["PF"].between(0, 1).all() and summary.set_index("key").loc["gc", "AUROC"] > 0.7
+    argv = ["localize", "--task", "synth_cheetah_cougar", "--attributions", "ixg,gc,gbp,lag", "--n", "4",
+            "--batch-size", "2", "--device", "cpu", "--out", str(out)]
+    assert main(argv) == 0
+    summary = pd.read_csv(out / "metrics.csv")
+    assert list(summary["method"]) == ["ixg", "gc", "gbp", "lag"] and (summary["n"] == 4).all()
+    assert summary["PF"].between(0, 1).all() and summary.set_index("method").loc["gc", "AUROC"] > 0.7
     printed = capsys.readouterr().out
     assert "Table 4" in printed and "Grad-CAM" in printed and (out / "figures" / "attributions.png").exists()
+    assert main(["table", str(out), "--table", "4", "--format", "latex"]) == 0
+
+    import cfbench.experiments.localize as localize
+
+    called = []
+    monkeypatch.setitem(localize.ATTRIBUTIONS, "ixg", ("Input×Gradient", lambda *a: called.append(1)))
+    assert main(argv) == 0 and not called, "a finished localisation recomputed its maps"
     assert main(["localize", "--task", "synth_cheetah_cougar", "--attributions", "ixg,nope"]) == 2

@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 
 from cfbench.metrics import fid
 from cfbench.results import RunDir, save_pngs
-from cfbench.tasks.models import SimSiam
+from cfbench.components.simsiam import SimSiam
 
 
 def scipy_frechet(a, b):
@@ -77,7 +77,10 @@ def test_split_fid_is_seeded_and_exceeds_self_distance(run, weights):
 
 def test_metric_summaries_on_a_run(run, weights, task, monkeypatch):
     run, ids = run
-    monkeypatch.setattr(fid, "feature_source", lambda t: (fid.SIMSIAM, weights, {"features": "random"}))
+    from cfbench.components.fid_features import FeatureExtractor
+
+    loaded = task.__dict__.setdefault("_loaded", {})       # the task's component, with the random weights
+    monkeypatch.setitem(loaded, "fid_features", FeatureExtractor(fid.SIMSIAM, weights, 128))
     rows = pd.DataFrame({"sample_id": ids})
     value, ci = fid.FID(task, torch.device("cpu")).summarize(run, "m", rows)
     split, spread = fid.SplitFID(task, torch.device("cpu")).summarize(run, "m", rows)

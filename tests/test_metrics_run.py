@@ -17,7 +17,7 @@ def test_run_with_all_metrics_fills_the_columns(tmp_path):
     assert m["GT_IN"] + m["GT_SPUR"] <= 1 + 1e-9 and m["sec_per_cf"] > 0 and m["nfe"] >= 1
     info = json.loads(run.run_json.read_text())
     assert pd.isna(m["LPIPS"]) == ("LPIPS" in info["metrics_unavailable"])
-    assert "stand-in" in info["metric_provenance"]["FID"]["features"]
+    assert info["metric_provenance"]["FID"]["stand_in"] and "stand-in" in info["metric_provenance"]["FID"]["model"]
     assert "stand-in" in info["metric_provenance"]["S3"]["model"]
     samples = pd.read_parquet(run.samples)
     assert len(samples["COUT_curve_target"].iloc[0]) == 52

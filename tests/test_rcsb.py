@@ -10,7 +10,6 @@ from cfbench.cli import main
 from cfbench.errors import UserError
 from cfbench.methods.rcsb import RCSB
 from cfbench.results import quantize
-from cfbench.tasks.diffusion import ENV, user_prior
 from conftest import make_batch
 
 FAST = dict(steps=5, ig_steps=4)           # 3 denoising steps at tau = 0.6: seconds, not minutes
@@ -21,15 +20,14 @@ def run(task, ids, regions=None, **hparams):
 
 
 def test_prior_denoises_a_noised_synthetic_image(task):
-    prior = task.diffusion_prior
+    prior = task.component("diffusion_prior")
     x = task.load(["00000", "00001", "00002"]).images
     noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
     for level in (200, 500):
-        t = torch.full((3,), level)
-        x_t = prior.noised(x, noise, t)
-        noisy = ((x_t / prior.abar(t).sqrt() + 1) / 2).clamp(0, 1)     # the unbiased noisy estimate
+        x_t = prior.noised(x, noise, torch.full((3,), level))
+        noisy = ((x_t / prior.alphas_cumprod[level].sqrt() + 1) / 2).clamp(0, 1)   # the unbiased noisy estimate
         with torch.no_grad():
-            denoised = prior.denoise(x_t, t)[1]
+            denoised = prior.denoise(x_t, level)[1]
         err_noisy = (noisy - x).pow(2).flatten(1).mean(1)
         err_denoised = (denoised - x).pow(2).flatten(1).mean(1)
         assert (err_denoised < 0.5 * err_noisy).all(), (level, err_denoised, err_noisy)
@@ -89,12 +87,14 @@ def test_guidance_flips_a_small_batch_and_counts_classifier_evaluations(task):
 
 
 def test_missing_user_prior_and_regions_are_user_errors(tmp_path, monkeypatch, task):
-    monkeypatch.delenv(ENV, raising=False)
-    with pytest.raises(UserError, match=ENV):
-        user_prior("zebra_sorrel")
-    monkeypatch.setenv(ENV, str(tmp_path))
+    from cfbench.tasks import TASKS
+
+    monkeypatch.delenv("CFBENCH_DIFFUSION_PRIOR", raising=False)
+    with pytest.raises(UserError, match="CFBENCH_DIFFUSION_PRIOR"):
+        TASKS.build("zebra_sorrel").component("diffusion_prior")
+    monkeypatch.setenv("CFBENCH_DIFFUSION_PRIOR", str(tmp_path))
     with pytest.raises(UserError, match="unet"):
-        user_prior("zebra_sorrel")
+        TASKS.build("zebra_sorrel").component("diffusion_prior")
     with pytest.raises(UserError, match="--regions"):
         run(task, ["00000"], region="user")
     assert main(["run", "--task", "synth_cheetah_cougar", "--methods", "rcsb", "--n", "1",

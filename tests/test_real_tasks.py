@@ -8,8 +8,8 @@ import real_fixtures as fake
 
 from cfbench.errors import UserError
 from cfbench.tasks import TASKS
-from cfbench.tasks.real import ResizedClassifier
-from cfbench.tasks.sae import split_classifier, train_task_sae
+from cfbench.components.classifier import Preprocess, split
+from cfbench.components.sae import train_task_sae
 
 def make(name):
     entry = TASKS.get(name)
@@ -69,8 +69,8 @@ def test_incomplete_cub_is_a_user_error(cub, missing):
 
 def test_resized_resnet_splits_into_penultimate_and_fc():
     resnet = torchvision.models.ResNet(torchvision.models.resnet.BasicBlock, [1, 1, 1, 1], num_classes=3)
-    model = ResizedClassifier(resnet, 32).eval()
-    features, head = split_classifier(model)
+    model = nn.Sequential(Preprocess(32), resnet).eval()
+    features, head = split(model)
     x = torch.rand(2, 3, 48, 48)
     with torch.no_grad():
         assert features(x).shape == (2, 512)
@@ -87,4 +87,4 @@ def test_scripted_classifier_without_penultimate_cannot_train_an_sae(cub, tmp_pa
         train_task_sae(task, 20, tmp_path / "sae.safetensors")
     monkeypatch.delenv("CFBENCH_SAE", raising=False)
     with pytest.raises(UserError, match="CFBENCH_SAE"):
-        task.sae
+        task.component("sae")

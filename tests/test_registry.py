@@ -34,3 +34,17 @@ def test_hparams_resolve_with_types_and_reject_unknown():
         resolve_hparams("slcf", cls, {}, {"lrr": "1"})
     with pytest.raises(UserError, match="not a valid int"):
         resolve_hparams("slcf", cls, {}, {"stage1_steps": "many"})
+
+
+@pytest.mark.parametrize("entry, value, message", [
+    ("pixel_ig", {"lr": "-1"}, "Method 'pixel_ig': lr must be > 0"),
+    ("slcf", {"lr": "nan"}, "lr must be a finite number"),
+    ("slcf", {"stage2_steps": "0"}, "stage2_steps must be at least 1"),
+    ("slcf", {"threshold": "1.5"}, "threshold must lie in"),
+    ("slcf_lig", {"mask": "blob"}, "mask must be one of lag, lig, ig, none"),
+    ("rcsb_c", {"freeform_min": "0.5", "freeform_max": "0.2"}, "freeform_min"),
+])
+def test_out_of_range_hyperparameters_are_refused_naming_the_entry(entry, value, message):
+    e = METHODS.get(entry)
+    with pytest.raises(UserError, match=message):
+        resolve_hparams(entry, e.load(), e.preset, value)

@@ -20,8 +20,9 @@ def comparable(path):
     return df.drop(columns=["seconds"])
 
 
-def test_run_writes_the_results_contract(tmp_path):
+def test_run_writes_the_results_contract(tmp_path, capfd):
     run = Runner(spec(tmp_path / "r")).execute()
+    assert "stage 1 step 1/25, 2/2 active" in capfd.readouterr().err     # the bar shows life within a batch
     info = json.loads(run.run_json.read_text())
     assert info["finished"] and info["methods"]["slcf"]["stage2_steps"] == 60
     assert {"started", "ended", "versions", "git_commit", "device", "seed", "n"} <= set(info)
@@ -77,3 +78,21 @@ def test_resume_refuses_a_different_configuration(tmp_path):
 
     with pytest.raises(UserError, match="different settings"):
         Runner(spec(tmp_path / "r", n=2, seed=4))
+
+
+def test_config_repeats_a_recorded_run_and_says_when_weights_differ(tmp_path, capsys):
+    from cfbench.cli import main
+
+    first = Runner(spec(tmp_path / "a", n=2)).execute()
+    assert main(["run", "--config", str(first.run_json), "--device", "cpu", "--out", str(tmp_path / "b")]) == 0
+    pd.testing.assert_frame_equal(comparable(first.root), comparable(tmp_path / "b"))
+    repeated = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert repeated["methods"] == json.loads(first.run_json.read_text())["methods"]
+    info = json.loads(first.run_json.read_text())
+    info["config"]["components"]["classifier"] = "0" * 16
+    first.run_json.write_text(json.dumps(info))
+    capsys.readouterr()
+    assert main(["run", "--config", str(first.run_json), "--device", "cpu", "--out", str(tmp_path / "c")]) == 0
+    assert "weights of classifier differ" in capsys.readouterr().err
+    assert main(["run", "--config", str(first.run_json), "--task", "synth_zebra_sorrel"]) == 2
+    assert main(["run", "--config", str(tmp_path / "nope.json")]) == 2

@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import load_file
 
 from cfbench.cli import main
-from cfbench.tasks.sae import MatryoshkaSAE
+from cfbench.components.sae import MatryoshkaSAE
 
 
 def test_sae_train_writes_a_loadable_sae_and_its_numbers(task, tmp_path, capsys):

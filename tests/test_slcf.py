@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from cfbench.methods.slcf import SLCF
@@ -17,10 +18,11 @@ def test_slcf_flips_a_small_batch_and_returns_its_mask(task):
     assert (cf.info["nfe"] >= cf.info["steps"]).all() and (cf.info["steps"] >= 1).all()
 
 
+@pytest.mark.slow
 def test_sample_result_does_not_depend_on_its_batch(task):
     method = SLCF(task, torch.device("cpu"), **{**hparam_defaults(SLCF), "stage2_steps": 60})
     ids = task.sample_ids(16)
-    with in_float64(task.classifier, task.autoencoder):
+    with in_float64(task.classifier, task.component("autoencoder")):
         together = method.generate(make_batch(task, ids, dtype=torch.float64))
         for i in (0, 7):
             alone = method.generate(make_batch(task, [ids[i]], dtype=torch.float64))

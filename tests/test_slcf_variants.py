@@ -2,7 +2,6 @@
 import pytest
 import torch
 
-from cfbench.method import resolve_hparams
 from cfbench.methods import METHODS
 from conftest import in_float64, make_batch
 
@@ -11,9 +10,7 @@ UNMASKED = {"latent", "pixel"}
 
 
 def build(task, name, **overrides):
-    entry = METHODS.get(name)
-    cls = entry.load()
-    return cls(task, torch.device("cpu"), **{**resolve_hparams(name, cls, entry.preset, {}), **overrides})
+    return METHODS.build(name, task, torch.device("cpu"), **overrides)
 
 
 @pytest.mark.parametrize("name", VARIANTS)
@@ -35,7 +32,7 @@ def test_variant_flips_a_small_batch_and_returns_its_mask(task, name):
 def test_variant_result_does_not_depend_on_its_batch(task, name):
     method = build(task, name, ig_steps=8, stage1_steps=5, stage2_steps=10)   # not converged: the
     ids = task.sample_ids(2)                                                   # property holds anyway
-    modules = [task.classifier, task.autoencoder] + ([task.sae] if name == "slcf_sae" else [])
+    modules = [task.classifier, task.component("autoencoder")] + ([task.component("sae")] if name == "slcf_sae" else [])
     with in_float64(*modules):
         together = method.generate(make_batch(task, ids, dtype=torch.float64)).images
         alone = method.generate(make_batch(task, ids[1:], dtype=torch.float64)).images

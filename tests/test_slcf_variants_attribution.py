@@ -27,7 +27,11 @@ class LinearAE(nn.Module):
 
 class FakeTask:
     def __init__(self, classifier, ae=None):
-        self.classifier, self.autoencoder = classifier, ae
+        self.classifier, self.ae = classifier, ae
+
+    def component(self, role):
+        assert role == "autoencoder"
+        return self.ae
 
 
 def linear_classifier():

@@ -7,21 +7,19 @@ reduced to one (B,1,H,W) map (channel sum where a method attributes per channel)
   gc    Grad-CAM (grad-cam)                                    lc   LayerCAM (grad-cam)
   sc    Score-CAM (grad-cam)                                   gig  Guided IG (saliency)
   gbp   Guided Backprop                                        ig   Integrated Gradients (captum)
-  lag   SLCF's latent aggregated gradients (stage 1 toward the target), Gaussian-filtered and
-        normalised as SLCF's mask but not thresholded: the thresholded mask ties everything
-        below the threshold at 0, this map orders those pixels too and agrees above it.
-
-Guided Backprop is cfbench's own: captum's and grad-cam's versions hook ``nn.ReLU`` modules and
-silently fall back to plain gradients for functional ReLUs, which the synthetic classifier uses.
+  lag   SLCF's latent aggregated gradients, through ``SLCF.explain`` (stage 1 toward the
+        target, Gaussian-filtered and normalised like SLCF's mask but not thresholded)
 
 Scores: PF, Quantus pixel flipping of the signed map (``metrics/pixel_flipping.py``, lower is
 better) and, on tasks with ground truth, AUROC of |map| against the causal mask (higher is
-better), which no real benchmark can report. Writes ``localize.csv`` (one row per attribution,
-with bootstrap half-widths), ``localize_samples.parquet``, ``run.json`` and a figure of the maps.
+better), which no real benchmark can report. The output is a run directory like ``cfbench run``'s
+(one "method" per attribution: ``samples.parquet``, ``metrics.csv``, ``run.json``, a figure),
+written batch by batch through the runner's loop, so a killed localisation resumes.
 """
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
@@ -29,21 +27,22 @@ from unittest import mock
 import numpy as np
 import pandas as pd
 import torch
-from scipy.stats import rankdata
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from cfbench import seeding
+from cfbench.batches import BatchLoop
 from cfbench.device import resolve_device
 from cfbench.errors import UserError
+from cfbench.methods import METHODS
+from cfbench.metrics.locality import mask_auroc
 from cfbench.metrics.pixel_flipping import pixel_flipping
 from cfbench.metrics.stats import bootstrap_half_width
 from cfbench.results import RunDir, write_frame, write_json
+from cfbench.tables import Layout, labelled_rows
 from cfbench.tasks import TASKS
 from cfbench.types import Batch
 
 DEFAULT_ROOT = Path("results/runs")   # as `cfbench run`; directories are named localize-<task>-<time>
-CSV = "localize.csv"
 LIME_CELL, LIME_SAMPLES = 8, 256
 GIG_STEPS = 64
 FIGURE_SAMPLES = 4
@@ -134,41 +133,20 @@ def guided_ig(task, x, source, target):
     return torch.from_numpy(np.stack(maps)).permute(0, 3, 1, 2).sum(1, keepdim=True).to(x)
 
 
-class _GuidedReLU(torch.autograd.Function):
-    """ReLU whose backward passes only positive gradients at positive inputs (Springenberg et al.)."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x.clamp_min(0)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        return grad * (x > 0) * (grad > 0)
-
-
 def guided_backprop(task, x, source, target):
-    inputs = x.clone().requires_grad_(True)
-    relu = mock.patch.object(F, "relu", lambda t, inplace=False: _GuidedReLU.apply(t))
-    with relu, torch.enable_grad():
-        logits = task.classifier(inputs)
-        (grad,) = torch.autograd.grad(logits.gather(1, source[:, None]).sum(), inputs)
-    return _channel_sum(grad)
+    """captum's Guided Backprop; it hooks nn.ReLU modules, which the synthetic classifier uses."""
+    import warnings
+
+    from captum.attr import GuidedBackprop
+
+    with torch.enable_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU")
+        return _channel_sum(GuidedBackprop(task.classifier).attribute(x.clone(), target=source))
 
 
 def latent_aggregated_gradients(task, x, source, target):
-    from cfbench.methods.masks import postprocess_mask, upsample
-    from cfbench.methods.slcf import SLCF
-
-    method = SLCF(task, x.device)
-    space = method.edit_space(x)
-    ones = torch.ones_like(space.code[:, :1])
-    stage1 = method.optimise(space, method.class_goal(target, None, None), ones, torch.zeros_like(space.code),
-                             method.hparams["stage1_steps"], patience=1, noise=0.0, generators=None)
-    batch = Batch(x, source, target, [str(i) for i in range(len(x))])
-    lag = method.attribution(space, batch, stage1)
-    return upsample(postprocess_mask(lag, method.hparams["sigma"], 0.0), x.shape[-1])
+    slcf = METHODS.build("slcf", task, x.device)
+    return slcf.explain(Batch(x, source, target, [str(i) for i in range(len(x))]))
 
 
 ATTRIBUTIONS = {  # key -> (Table 4 row label, function(task, x, source, target) -> (B,1,H,W))
@@ -188,19 +166,6 @@ def parse_attributions(spec: str) -> list[str]:
     return keys
 
 
-def auroc(scores: torch.Tensor, truth: torch.Tensor) -> np.ndarray:
-    """(B,) area under the ROC curve of per-pixel scores against a binary mask (ties count half)."""
-    out = []
-    for s, t in zip(scores.flatten(1).cpu().numpy(), truth.flatten(1).cpu().numpy().astype(bool)):
-        pos, neg = t.sum(), (~t).sum()
-        if pos == 0 or neg == 0:
-            out.append(np.nan)
-            continue
-        ranks = rankdata(s)
-        out.append((ranks[t].sum() - pos * (pos + 1) / 2) / (pos * neg))
-    return np.array(out)
-
-
 @dataclass
 class LocalizeSpec:
     task: str
@@ -212,45 +177,51 @@ class LocalizeSpec:
     out: Path | None = None
 
 
+TABLE_4 = Layout("Table 4 (localization). PF: Quantus pixel-flipping AUC of the source-class attribution, "
+                 "divided by the number of steps (lower is better); AUROC: |attribution| against the "
+                 "ground-truth causal region (synthetic tasks only)", ("PF", "AUROC"), ("Attribution",),
+                 labelled_rows({k: (v[0],) for k, v in ATTRIBUTIONS.items()}, ("Attribution",),
+                               "Table 4 (localization, `cfbench localize` directories)"))
+
+
 def localize(spec: LocalizeSpec) -> RunDir:
-    entry = TASKS.get(spec.task)
     if spec.n < 1 or spec.batch_size < 1:
         raise UserError(f"--n and --batch-size must be positive (got {spec.n} and {spec.batch_size}).")
     device = resolve_device(spec.device)
-    task = entry.load()(device=device, **entry.preset)
+    task = TASKS.build(spec.task, device=device)
     ids = task.sample_ids(spec.n)
+    config = {"kind": "localize", "task": spec.task, "n": len(ids), "seed": spec.seed,
+              "attributions": spec.attributions}
     out = spec.out or DEFAULT_ROOT / f"localize-{spec.task}-{dt.datetime.now():%Y%m%d-%H%M%S}"
     run = RunDir(Path(out))
-    info = {"kind": "localize", "task": spec.task, "n": len(ids), "seed": spec.seed, "device": str(device),
-            "attributions": spec.attributions, "started": dt.datetime.now().isoformat(timespec="seconds"),
-            "task_provenance": task.provenance(), "explained_class": "source (the prediction on x)"}
+    if run.run_json.exists() and json.loads(run.run_json.read_text()).get("config") != config:
+        raise UserError(f"'{run.root}' already holds a localisation with other settings; use another --out.")
+    info = {"config": config, **config, "device": str(device), "finished": False,
+            "started": dt.datetime.now().isoformat(timespec="seconds"),
+            "task_provenance": task.provenance(["classifier"]), "explained_class": "source (the prediction on x)"}
     try:
         run.root.mkdir(parents=True, exist_ok=True)
         write_json(run.run_json, info)
     except OSError as err:
         raise UserError(f"Cannot write to '{run.root}': {err.strerror}. Pass a writable --out.") from err
-    rows, examples = [], {}
-    bar = tqdm(total=len(ids) * len(spec.attributions), desc="localize", unit="map")
-    for start in range(0, len(ids), spec.batch_size):
-        chunk = ids[start:start + spec.batch_size]
-        samples = task.load(chunk)
-        x, source = samples.images.to(device), samples.labels.to(device)
-        target = task.target_of(source)
-        for key in spec.attributions:
+    for key in spec.attributions:
+        def work(chunk, status, key=key):
+            status(f"{ATTRIBUTIONS[key][0]} on {len(chunk)} samples")
+            samples = task.load(chunk)
+            x, source = samples.images.to(device), samples.labels.to(device)
             torch.manual_seed(seeding.sample_seed(spec.seed, f"{key}:{chunk[0]}"))   # LIME's sampling
-            maps = ATTRIBUTIONS[key][1](task, x, source, target).float()
-            record = {"sample_id": chunk, "attribution": key,
-                      "PF": pixel_flipping(task.classifier, x, source, maps)}
+            maps = ATTRIBUTIONS[key][1](task, x, source, task.target_of(source)).float()
+            record = {"sample_id": chunk, "method": key, "PF": pixel_flipping(task.classifier, x, source, maps)}
             if "causal" in samples.gt_masks:
-                record["AUROC"] = auroc(maps.abs(), samples.gt_masks["causal"] > 0.5)
-            rows.append(pd.DataFrame(record))
-            examples.setdefault(key, (x[:FIGURE_SAMPLES].cpu(), maps[:FIGURE_SAMPLES].cpu()))
-            bar.update(len(chunk))
-    bar.close()
-    per_sample = pd.concat(rows, ignore_index=True)
-    write_frame(run.root / "localize_samples.parquet", per_sample)
-    write_frame(run.root / CSV, summarize(per_sample, spec.task))
-    _figure(run, examples)
+                record["AUROC"] = mask_auroc(maps.abs(), samples.gt_masks["causal"]).numpy()
+            return pd.DataFrame(record)
+
+        BatchLoop(run, key, ids, spec.batch_size, unit="map").run_all(work)
+    per_sample = pd.concat([run.finished_rows(k) for k in spec.attributions], ignore_index=True)
+    write_frame(run.samples, per_sample)
+    write_frame(run.metrics, summarize(per_sample, spec.task))
+    if not (run.figures / "attributions.png").exists():      # written atomically: present means complete
+        _figure(run, task, ids[:FIGURE_SAMPLES], spec.attributions, device)
     info.update(ended=dt.datetime.now().isoformat(timespec="seconds"), finished=True)
     write_json(run.run_json, info)
     return run
@@ -259,8 +230,8 @@ def localize(spec: LocalizeSpec) -> RunDir:
 def summarize(per_sample: pd.DataFrame, task: str) -> pd.DataFrame:
     """One row per attribution: mean PF and AUROC with 95% bootstrap half-widths."""
     table = []
-    for key, rows in per_sample.groupby("attribution", sort=False):
-        record = {"task": task, "Attribution": ATTRIBUTIONS[key][0], "key": key, "n": len(rows)}
+    for key, rows in per_sample.groupby("method", sort=False):
+        record = {"task": task, "method": key, "n": len(rows)}
         for col in ("PF", "AUROC"):
             values = rows[col].to_numpy(float) if col in rows else np.array([np.nan])
             record[col] = float(np.nanmean(values)) if np.isfinite(values).any() else None
@@ -269,24 +240,17 @@ def summarize(per_sample: pd.DataFrame, task: str) -> pd.DataFrame:
     return pd.DataFrame(table)
 
 
-def read_localization(run: RunDir) -> pd.DataFrame:
-    path = run.root / CSV
-    if not path.exists():
-        raise UserError(f"'{run.root}' has no {CSV}: Table 4 is made from `cfbench localize` output "
-                        "directories; the other tables from `cfbench run` directories.")
-    return pd.read_csv(path)
-
-
-def _figure(run: RunDir, examples: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
+def _figure(run: RunDir, task, ids: list[str], keys: list[str], device) -> None:
     """Rows: the first samples; columns: the image and each attribution's |map|."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = list(examples)
-    images = examples[keys[0]][0]
-    maps = {k: m for k, (_, m) in examples.items()}
+    samples = task.load(ids)
+    x, source = samples.images.to(device), samples.labels.to(device)
+    images = x.cpu()
+    maps = {k: ATTRIBUTIONS[k][1](task, x, source, task.target_of(source)).float().cpu() for k in keys}
     fig, axes = plt.subplots(len(images), len(keys) + 1, figsize=(1.5 * (len(keys) + 1), 1.5 * len(images)),
                              squeeze=False)
     for r, img in enumerate(images):
@@ -297,6 +261,30 @@ def _figure(run: RunDir, examples: dict[str, tuple[torch.Tensor, torch.Tensor]])
                 axes[r, c].set_title(ATTRIBUTIONS[key][0], fontsize=7)
         for ax in axes[r]:
             ax.axis("off")
-    run.figures.mkdir(parents=True, exist_ok=True)
-    fig.savefig(run.figures / "attributions.png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    from cfbench.figures import save_figure
+
+    save_figure(fig, run.figures / "attributions.png")
+
+
+def add_command(sub) -> None:
+    from cfbench.cli import task_options
+
+    lo = sub.add_parser("localize", parents=[task_options()], help="score attribution maps (SLCF Table 4)")
+    lo.add_argument("--attributions", default=",".join(ATTRIBUTIONS),
+                    help=f"comma-separated: {','.join(ATTRIBUTIONS)} (default: all)")
+    lo.add_argument("--n", type=int, default=64)
+    lo.add_argument("--batch-size", type=int, default=32)
+    lo.add_argument("--out", type=Path, default=None, help="directory (default results/runs/localize-<task>-<time>)")
+    lo.set_defaults(func=_command)
+
+
+def _command(args) -> int:
+    from cfbench.tables import table
+
+    spec = LocalizeSpec(task=args.task, attributions=parse_attributions(args.attributions), n=args.n,
+                        batch_size=args.batch_size, seed=args.seed, device=args.device, out=args.out)
+    run = localize(spec)
+    print(table([str(run.root)], "4", "markdown", with_ci=True))
+    print(f"Results: {run.root}/ (metrics.csv, samples.parquet, run.json, figures/)")
+    print(f"LaTeX: cfbench table {run.root} --table 4 --format latex")
+    return 0

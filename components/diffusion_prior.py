@@ -1,4 +1,4 @@
-"""The diffusion prior: a ``diffusers`` UNet2DModel + DDPMScheduler, and how the synthetic one is trained.
+"""The diffusion prior: a ``diffusers`` UNet2DModel + DDPM noise schedule (RCSB's inpainting prior).
 
 Why pixel space: region-constrained inpainting must leave every pixel outside the region exactly as
 it was and edit freely inside it; a pixel-space prior sees the region boundary at full resolution,
@@ -8,22 +8,21 @@ about 20 minutes. The UNet has no attention, so it is fully convolutional: it is
 it must synthesise are local. The noise schedule is the cosine one (better for small images).
 
 On disk a prior is a standard diffusers DDPM pipeline folder (``model_index.json``, ``unet/``,
-``scheduler/``), so a real task can use any user-supplied diffusers checkpoint of that layout, given
-by the environment variable ``CFBENCH_DIFFUSION_PRIOR`` (like the real tasks' other weights).
+``scheduler/``), so a real task can use any diffusers checkpoint of that layout
+(``CFBENCH_DIFFUSION_PRIOR``).
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from cfbench.components.base import Component
 from cfbench.errors import UserError
 
 CROP = 32
-ENV = "CFBENCH_DIFFUSION_PRIOR"
 
 
 def unet_config() -> dict:
@@ -41,46 +40,45 @@ class DiffusionPrior(nn.Module):
     """[0, 1]-image interface over an epsilon-predicting UNet and its scheduler's noise schedule.
 
     The model works in [-1, 1]; ``noised`` and ``denoise`` convert, so callers stay in cfbench's
-    image convention. ``denoise`` is Tweedie's formula: the posterior-mean estimate of x0.
+    image convention. Noising is the scheduler's ``add_noise``; ``denoise`` is Tweedie's formula,
+    the posterior-mean estimate of x0, as a DDIM step's ``pred_original_sample``.
     """
 
     def __init__(self, unet, scheduler, source: str = ""):
+        from diffusers import DDIMScheduler
+
         super().__init__()
         self.source = source          # where it was loaded from, for run.json
         self.unet = unet
         self.scheduler = scheduler
         self.num_train_timesteps = scheduler.config.num_train_timesteps
+        self.ddim = DDIMScheduler.from_config(scheduler.config)
+        self.ddim.set_timesteps(self.num_train_timesteps)
         self.register_buffer("alphas_cumprod", scheduler.alphas_cumprod.clone().float(), persistent=False)
-
-    def abar(self, t: torch.Tensor) -> torch.Tensor:
-        return self.alphas_cumprod[t].view(-1, 1, 1, 1)
 
     def noised(self, x: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """x_t in model space ([-1, 1] scale) for images x in [0, 1]."""
-        a = self.abar(t)
-        return a.sqrt() * (x * 2 - 1) + (1 - a).sqrt() * noise
+        return self.scheduler.add_noise(x * 2 - 1, noise, t)
 
     def epsilon(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.unet(x_t, t).sample
 
-    def denoise(self, x_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(predicted noise, Tweedie estimate of x0 as an image in [0, 1])."""
-        eps = self.epsilon(x_t, t)
-        a = self.abar(t)
-        x0 = (x_t - (1 - a).sqrt() * eps) / a.sqrt()
+    def denoise(self, x_t: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(predicted noise, Tweedie estimate of x0 as an image in [0, 1]) at timestep ``t``."""
+        eps = self.epsilon(x_t, torch.full((len(x_t),), t, device=x_t.device))
+        x0 = self.ddim.step(eps, t, x_t).pred_original_sample
         return eps, ((x0 + 1) / 2).clamp(0, 1)
 
 
-def load_prior(path: Path, what: str) -> DiffusionPrior:
+def load_pipeline_folder(path: Path) -> DiffusionPrior:
     """A diffusers DDPM pipeline folder (``unet/`` + ``scheduler/``) as a ``DiffusionPrior``."""
     from diffusers import DDPMScheduler, UNet2DModel
 
     path = Path(path)
     if not (path / "unet").is_dir() or not (path / "scheduler").is_dir():
-        raise UserError(f"The diffusion prior for {what} was not found at '{path}': expected a diffusers "
-                        "DDPM pipeline folder with 'unet/' (UNet2DModel, epsilon prediction, 3 channels) "
-                        "and 'scheduler/' (DDPMScheduler), e.g. one saved with "
-                        "DDPMPipeline.save_pretrained().")
+        raise UserError(f"The diffusion prior at '{path}' is not a diffusers DDPM pipeline folder: expected "
+                        "'unet/' (UNet2DModel, epsilon prediction, 3 channels) and 'scheduler/' (DDPMScheduler), "
+                        "e.g. one saved with DDPMPipeline.save_pretrained().")
     unet = UNet2DModel.from_pretrained(str(path), subfolder="unet", low_cpu_mem_usage=False)  # no accelerate notice
     scheduler = DDPMScheduler.from_pretrained(str(path), subfolder="scheduler")
     if scheduler.config.prediction_type != "epsilon" or unet.config.in_channels != 3:
@@ -90,21 +88,11 @@ def load_prior(path: Path, what: str) -> DiffusionPrior:
     return DiffusionPrior(unet, scheduler, str(path))
 
 
-def user_prior(task_name: str) -> DiffusionPrior:
-    """The prior named by ``CFBENCH_DIFFUSION_PRIOR``, for tasks that ship none."""
-    value = os.environ.get(ENV)
-    if not value:
-        raise UserError(f"Task '{task_name}' ships no diffusion prior: set {ENV} to a diffusers DDPM "
-                        "pipeline folder ('unet/' + 'scheduler/', e.g. saved with DDPMPipeline.save_pretrained) "
-                        "trained on images of this task's domain.")
-    return load_prior(Path(value).expanduser(), f"task '{task_name}' (from {ENV})")
-
-
-def train_prior(n_train=6000, steps=1000, batch=32, lr=2e-3, seed=0):
+def train_synthetic(n_train=6000, steps=1000, batch=32, lr=2e-3, seed=0):
     """Epsilon-prediction DDPM training on random crops with horizontal flips (fixed seeds)."""
     from diffusers import DDPMScheduler, UNet2DModel
 
-    from cfbench.tasks.training import HELDOUT_SEED, TRAIN_SEED, _train_loop, as_float, psnr, synth_images
+    from cfbench.components.training import HELDOUT_SEED, TRAIN_SEED, as_float, fit, psnr, synth_images
 
     torch.manual_seed(seed)
     x, _ = synth_images(TRAIN_SEED + 3, n_train)
@@ -123,7 +111,8 @@ def train_prior(n_train=6000, steps=1000, batch=32, lr=2e-3, seed=0):
         return F.mse_loss(prior.epsilon(prior.noised(xb, noise, t), t), noise)
 
     unet.train()
-    _train_loop(unet.parameters(), steps, lr, loss, "diffusion_prior")
+    fit(unet.parameters(), steps, loss, "diffusion_prior",
+        optimizer=lambda p: torch.optim.AdamW(p, lr=lr, weight_decay=1e-4))
     unet.eval()
     # Held-out evidence that it denoises: PSNR of the Tweedie estimate vs. of the noisy input.
     xv = as_float(synth_images(HELDOUT_SEED, 128)[0])
@@ -133,15 +122,34 @@ def train_prior(n_train=6000, steps=1000, batch=32, lr=2e-3, seed=0):
         for level in (100, 300, 600):
             t = torch.full((len(xv),), level)
             x_t = prior.noised(xv, torch.randn(xv.shape, generator=gen), t)
-            noisy = ((x_t / prior.abar(t).sqrt() + 1) / 2).clamp(0, 1)
+            noisy = ((x_t / prior.alphas_cumprod[level].sqrt() + 1) / 2).clamp(0, 1)
             stats[f"psnr_db_t{level}"] = {"noisy": round(float(psnr(noisy, xv).mean()), 2),
-                                          "denoised": round(float(psnr(prior.denoise(x_t, t)[1], xv).mean()), 2)}
+                                          "denoised": round(float(psnr(prior.denoise(x_t, level)[1], xv).mean()), 2)}
     return prior, stats
 
 
-def save_prior(out: Path) -> dict:
-    from diffusers import DDPMPipeline
+class Prior(Component):
+    kind = "diffusion_prior"
+    what = "a diffusion prior (RCSB inpaints with it)"
+    how = ("a diffusers DDPM pipeline folder ('unet/' + 'scheduler/', e.g. saved with "
+           "DDPMPipeline.save_pretrained) trained on images of this task's domain")
+    assets = {"diffusion_prior": {}}
+    asset_suffix = ""
 
-    prior, stats = train_prior()
-    DDPMPipeline(unet=prior.unet, scheduler=prior.scheduler).save_pretrained(str(out / "diffusion_prior"))
-    return stats
+    @classmethod
+    def load(cls, where, needs, shipped):
+        return load_pipeline_folder(where)
+
+    @classmethod
+    def train(cls, out, needs, **options):
+        from diffusers import DDPMPipeline
+
+        prior, stats = train_synthetic(**options)
+        DDPMPipeline(unet=prior.unet, scheduler=prior.scheduler).save_pretrained(str(out))
+        return stats
+
+    @classmethod
+    def describe(cls, location, where):
+        if location.startswith("asset:"):
+            return "project-trained pixel-space diffusers UNet2DModel + DDPM cosine schedule (tasks/assets)"
+        return f"diffusers DDPM pipeline {where}"

@@ -18,11 +18,12 @@ models, and its Matryoshka SAE is BatchTopK, not the ReLU + L1 prefix loss used 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from cfbench.components.base import Component, save_weights
 
 
 class MatryoshkaSAE(nn.Module):
@@ -94,8 +95,11 @@ def _doubling_prefixes(size: int, first: int = 32) -> tuple[int, ...]:
 
 def train_sae(activations: torch.Tensor, *, expansion: int = 8, l1: float = 0.3, steps: int = 4000,
               batch: int = 256, lr: float = 1e-3, seed: int = 0) -> MatryoshkaSAE:
-    """Fit a Matryoshka SAE to (N, width) activations with Adam (fixed seed, cosine schedule), on the
-    activations' device (a ResNet-50 dictionary is too slow to fit on a CPU)."""
+    """Fit a Matryoshka SAE to (N, width) activations with Adam (fixed seed, torch's recursive
+    CosineAnnealingLR, which the shipped SAE was trained with), on the activations' device (a
+    ResNet-50 dictionary is too slow to fit on a CPU)."""
+    from cfbench.components.training import fit
+
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     width = activations.shape[1]
@@ -103,16 +107,13 @@ def train_sae(activations: torch.Tensor, *, expansion: int = 8, l1: float = 0.3,
     with torch.no_grad():
         sae.scale.fill_(float(activations.pow(2).sum(1).mean().div(width).sqrt()))
         sae.b_dec.copy_(activations.mean(0) / sae.scale)
-    opt = torch.optim.Adam(sae.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    for _ in range(steps):
-        idx = torch.randint(len(activations), (batch,), generator=gen)
-        loss = sae.loss(activations[idx], l1)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        sae.normalise_decoder()
+
+    def loss(_):
+        return sae.loss(activations[torch.randint(len(activations), (batch,), generator=gen)], l1)
+
+    fit(sae.parameters(), steps, loss, "sae", optimizer=lambda p: torch.optim.Adam(p, lr=lr),
+        schedule=lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps),
+        after_step=sae.normalise_decoder)
     return sae.eval()
 
 
@@ -136,24 +137,12 @@ def evaluate_sae(sae: MatryoshkaSAE, activations: torch.Tensor) -> dict:
     }
 
 
-def split_classifier(classifier: nn.Module) -> tuple[Callable, Callable]:
-    """(features, head) with ``head(features(x))`` = logits: the SAE reads ``features``.
-
-    Classifiers used with an SAE expose ``penultimate(x)`` and the linear head ``fc``
-    (as the synthetic classifier and torchvision ResNets' ``fc`` do).
-    """
-    from cfbench.errors import UserError
-
-    if not (hasattr(classifier, "penultimate") and hasattr(classifier, "fc")):
-        raise UserError(f"The classifier {type(classifier).__name__} does not expose `penultimate(x)` "
-                        "and `fc`, which the sparse autoencoder needs to read its activations.")
-    return classifier.penultimate, classifier.fc
-
-
 @torch.no_grad()
 def penultimate_activations(classifier: nn.Module, images: torch.Tensor, chunk: int = 256) -> torch.Tensor:
     """Penultimate activations of a float image batch (N,3,H,W in [0,1]), in chunks."""
-    features, _ = split_classifier(classifier)
+    from cfbench.components.classifier import split
+
+    features, _ = split(classifier)
     return torch.cat([features(x) for x in images.split(chunk)])
 
 
@@ -209,22 +198,42 @@ def train_task_sae(task, n: int, out: Path, *, batch_size: int = 64, expansion: 
     return report
 
 
-def build_synthetic_sae(out: Path, n_train: int = 12000, n_heldout: int = 2000) -> dict:
-    """The shipped asset: an SAE on the synthetic classifier in ``out`` (trained first), saved as
-    ``sae.safetensors``; returns its held-out measurements for the manifest."""
-    from safetensors.torch import load_file, save_file
-
-    from cfbench.tasks import training
-    from cfbench.tasks.models import SynthClassifier
-
-    clf = SynthClassifier()
-    clf.load_state_dict(load_file(str(out / "classifier.safetensors")))
-    clf.eval()
+def train_synthetic(classifier: nn.Module, n_train: int = 12000, n_heldout: int = 2000):
+    """An SAE on a synthetic classifier; returns it and its held-out measurements for the manifest."""
+    from cfbench.components import training
 
     def acts(seed, n):
         images, _ = training.synth_images(seed, n)
-        return torch.cat([penultimate_activations(clf, training.as_float(x)) for x in images.split(1024)])
+        return torch.cat([penultimate_activations(classifier, training.as_float(x)) for x in images.split(1024)])
 
     sae = train_sae(acts(training.TRAIN_SEED + 3, n_train))
-    save_file(sae.state_dict(), str(out / "sae.safetensors"))
-    return {**evaluate_sae(sae, acts(training.HELDOUT_SEED, n_heldout)), "train_n": n_train}
+    return sae, {**evaluate_sae(sae, acts(training.HELDOUT_SEED, n_heldout)), "train_n": n_train}
+
+
+class SparseAutoencoder(Component):
+    kind = "sae"
+    what = "a sparse autoencoder on the classifier's penultimate activations (slcf_sae, traits)"
+    how = "the safetensors file `cfbench sae train --task TASK --n 5000 --out FILE` writes"
+    needs = ("classifier",)
+    assets = {"sae": {}}
+
+    @classmethod
+    def load(cls, where, needs, shipped):
+        from safetensors.torch import load_file
+
+        from cfbench.components.classifier import split
+        from cfbench.errors import UserError
+
+        sae = MatryoshkaSAE.from_state_dict(load_file(str(where)))
+        head = split(needs["classifier"])[1]
+        if head.in_features != sae.w_enc.shape[1]:   # else a shape error deep inside a method
+            raise UserError(f"The sparse autoencoder {where} reads {sae.w_enc.shape[1]} activations, but the "
+                            f"classifier's penultimate layer has {head.in_features}: train one for this "
+                            "classifier with `cfbench sae train`.")
+        return sae
+
+    @classmethod
+    def train(cls, out, needs, **options):
+        sae, stats = train_synthetic(needs["classifier"], **options)
+        save_weights(sae, out)
+        return stats

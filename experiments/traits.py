@@ -6,21 +6,20 @@ penultimate activations are ranked by |h_enc(x_cf) - h_enc(x)|; then, for each o
 features, SLCF's two-stage loop runs again with the class loss replaced by pushing that one
 feature toward its counterfactual value (adding or removing the trait). The trait edits of one
 sample run as one batch, one row per feature. ``cfbench traits`` writes the figure and a JSON of
-the numbers; ``isolate_traits`` is the Python API.
+the numbers; ``isolate_traits`` is the Python API. It uses SLCF only through ``SLCF.edit``
+(the two-stage localized edit toward any goal).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
 from cfbench import seeding
-from cfbench.method import hparam_defaults
-from cfbench.methods.attribution import to_grid
-from cfbench.methods.slcf import SLCF, Goal
-from cfbench.tasks.sae import split_classifier
+from cfbench.components.classifier import split
+from cfbench.methods import METHODS
+from cfbench.methods.slcf import Goal
 from cfbench.types import Batch
 
 
@@ -79,9 +78,9 @@ def isolate_traits(task, sample_id: str, top: int = 5, seed: int = 0, tolerance:
                    device: torch.device | None = None, **slcf_hparams) -> TraitReport:
     """The SLCF counterfactual of ``sample_id`` and one single-feature edit per top-changed feature."""
     device = device or task.device
-    slcf = SLCF(task, device, **{**hparam_defaults(SLCF), **slcf_hparams})
-    features, head = split_classifier(task.classifier)
-    sae = task.sae
+    slcf = METHODS.build("slcf", task, device, **slcf_hparams)
+    features, head = split(task.classifier)
+    sae = task.component("sae")
     samples = task.load([sample_id])
     x = samples.images.to(device)
     source = samples.labels.to(device)
@@ -102,10 +101,9 @@ def isolate_traits(task, sample_id: str, top: int = 5, seed: int = 0, tolerance:
                            x[0].cpu(), cf[0].cpu(), cf_pred, 0.0, [])
     xs = x.repeat(k, 1, 1, 1)
     ids = [f"{sample_id}/feature{int(i)}" for i in order]
-    goal = trait_goal(features, sae, order, h_cf[order], h0[order], slcf.hparams["lambda_c"], tolerance)
-    space = slcf.edit_space(xs)
-    _, _, stage2 = slcf.two_stage(space, goal, goal, seeding.generators_for(seed, ids),
-                                  lambda s1: to_grid(s1.grad_sum.abs().sum(1, keepdim=True), slcf.mask_grid(space)))
+    goal = trait_goal(features, sae, order, h_cf[order], h0[order], slcf.hparams.lambda_c, tolerance)
+    trait_batch = Batch(xs, source.repeat(k), target.repeat(k), ids, generators=seeding.generators_for(seed, ids))
+    stage2 = slcf.edit(trait_batch, goal, goal).stage2
     with torch.no_grad():
         feats = features(stage2.images)
         h_edit = sae.encode(feats)
@@ -150,12 +148,42 @@ def trait_figure(report: TraitReport):
 
 def write_traits(report: TraitReport, out: Path) -> tuple[Path, Path]:
     """Write ``traits.png`` and ``traits.json`` into ``out``; returns their paths."""
-    import matplotlib.pyplot as plt
+    from cfbench.figures import save_figure
+    from cfbench.results import write_json
 
     out.mkdir(parents=True, exist_ok=True)
     png, js = out / "traits.png", out / "traits.json"
     fig = trait_figure(report)
-    fig.savefig(png, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    js.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    save_figure(fig, png)
+    write_json(js, report.to_json())
     return png, js
+
+
+def add_command(sub) -> None:
+    from cfbench.cli import task_options
+
+    tr = sub.add_parser("traits", parents=[task_options()],
+                        help="isolate the SAE traits a sample's SLCF counterfactual changes")
+    tr.add_argument("--sample", required=True, help="sample id, e.g. 00003")
+    tr.add_argument("--top", type=int, default=5, help="number of SAE features to isolate (default 5)")
+    tr.add_argument("--out", type=Path, default=None, help="directory (default results/traits/<task>-<sample>)")
+    tr.set_defaults(func=_command)
+
+
+def _command(args) -> int:
+    from cfbench.device import resolve_device
+    from cfbench.errors import UserError
+    from cfbench.results import file_stem
+    from cfbench.tasks import TASKS
+
+    if args.top < 1:
+        raise UserError(f"--top must be at least 1 (got {args.top}).")
+    task = TASKS.build(args.task, device=resolve_device(args.device))
+    report = isolate_traits(task, args.sample, top=args.top, seed=args.seed)
+    out = args.out or Path("results/traits") / f"{args.task}-{file_stem(args.sample)}"
+    png, js = write_traits(report, out)
+    for e in report.edits:
+        print(f"feature {e.feature:4d}: {e.before:.3f} -> {e.after:.3f} (counterfactual {e.counterfactual:.3f}), "
+              f"other features changed by {e.other_features_l1:.3f}, p(target) {e.target_probability:.2f}")
+    print(f"Figure: {png}\nNumbers: {js}")
+    return 0

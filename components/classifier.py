@@ -1,0 +1,234 @@
+"""The classifier under explanation: B x 3 x H x W images in [0, 1] -> logits B x K.
+
+Locations: ``asset:NAME`` (a synthetic six-way SmallResNet; ``shortcut_classifier`` is trained
+with the background tone tied to the class), ``torchvision:ARCH:WEIGHTS`` (a torchvision model
+with an enum's weights from torchvision's cache, or a local state-dict file; ImageNet resizing
+and normalisation inside), or a file: TorchScript (taking [0, 1] images), or a pickled
+``torch.save``d ``nn.Module`` (unpickling runs code from the file: use files you trust; prefer
+TorchScript). Every wrapper normalises inside, so methods never need to know what a model expects.
+
+The penultimate features (what a sparse autoencoder or a spurious-factor VAE reads) follow one
+convention: the input of the classifier's last ``nn.Linear``, cut out with torchvision's FX
+feature extraction (``split``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from cfbench.components.base import Component, load_weights, save_weights
+from cfbench.errors import UserError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class Normalize(nn.Module):
+    def __init__(self, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
+
+
+class Preprocess(nn.Module):
+    """[0, 1] images of any size -> the resized, normalised input of an ImageNet-style model."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size, self.normalize = size, Normalize()
+
+    def forward(self, x):
+        if x.shape[-1] != self.size:
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
+        return self.normalize(x)
+
+
+class _Block(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.relu2 = nn.ReLU()
+        self.skip = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                     if stride != 1 or cin != cout else nn.Identity())
+
+    def forward(self, x):
+        y = self.relu1(self.bn1(self.conv1(x)))
+        return self.relu2(self.bn2(self.conv2(y)) + self.skip(x))
+
+
+class SmallResNet(nn.Module):
+    """ResNet-style backbone for 64 x 64 inputs; ``features`` is the pooled last activation.
+    ReLUs are modules (one per use) so module-hooking attributions such as captum's Guided
+    Backprop see them."""
+
+    def __init__(self, widths=(16, 32, 64)):
+        super().__init__()
+        self.normalize = Normalize()
+        self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, 2, 1, bias=False),
+                                  nn.BatchNorm2d(widths[0]), nn.ReLU())
+        layers, cin = [], widths[0]
+        for i, w in enumerate(widths):
+            layers.append(_Block(cin, w, 1 if i == 0 else 2))
+            cin = w
+        self.layers = nn.Sequential(*layers)
+        self.out_dim = widths[-1]
+
+    def features(self, x):
+        h = self.layers(self.stem(self.normalize(x)))
+        return h.mean(dim=(2, 3))
+
+
+class SynthClassifier(nn.Module):
+    """Six-way classifier of the synthetic animals; logits B x 6."""
+
+    def __init__(self, num_classes: int = 6):
+        super().__init__()
+        self.backbone = SmallResNet()
+        self.fc = nn.Linear(self.backbone.out_dim, num_classes)
+
+    def forward(self, x):
+        return self.fc(self.backbone.features(x))
+
+
+class _Tracer(torch.fx.Tracer):
+    """torch.fx tracer that keeps input preprocessing (shape-dependent resizing) as one call."""
+
+    def is_leaf_module(self, module: nn.Module, name: str) -> bool:
+        return isinstance(module, (Preprocess, Normalize)) or super().is_leaf_module(module, name)
+
+
+def split(classifier: nn.Module) -> tuple[nn.Module, nn.Module]:
+    """(features, head) with ``head(features(x)) == classifier(x)``: the head is the last
+    ``nn.Linear`` the forward pass calls, the features are its input, cut out of the torch.fx
+    graph of the classifier (torchvision's feature extraction does the same for node names)."""
+    if isinstance(classifier, torch.jit.ScriptModule):
+        raise UserError("The classifier is a TorchScript file, whose graph cannot be cut at the penultimate "
+                        "features that the sparse autoencoder (or spurious VAE) reads: provide it as an "
+                        "architecture with weights (torchvision:ARCH:WEIGHTS) or a torch.save'd module.")
+    try:
+        graph = _Tracer().trace(classifier)
+    except Exception as err:  # torch.fx raises several error types on untraceable control flow
+        raise UserError(f"The classifier {type(classifier).__name__} cannot be traced by torch.fx ({err}), so "
+                        "its penultimate features cannot be cut out.") from err
+    heads = [n for n in graph.nodes if n.op == "call_module" and isinstance(classifier.get_submodule(n.target), nn.Linear)]
+    if not heads:
+        raise UserError(f"The classifier {type(classifier).__name__} has no final nn.Linear head to split at.")
+    output = next(n for n in graph.nodes if n.op == "output")
+    output.args = (heads[-1].args[0],)
+    features = torch.fx.GraphModule(classifier, graph)
+    features.graph.eliminate_dead_code()
+    features.recompile()
+    return features, classifier.get_submodule(heads[-1].target)
+
+
+def train_synthetic(n_train=18000, steps=1500, batch=64, seed=0, clutter_rate=0.5, max_noise=0.06,
+                    bg_correlation=0.0):
+    """Half the training images carry background clutter and every batch gets Gaussian pixel
+    noise of a random strength: the classifier must find the class on the coat, and speckle
+    (the cheapest adversarial edit) is not class evidence, so counterfactual edits must be semantic.
+    ``bg_correlation`` > 0 ties the background tone to the class in that share of the images."""
+    from cfbench.components.training import HELDOUT_SEED, TRAIN_SEED, as_float, fit, synth_images
+
+    torch.manual_seed(seed)
+    x, y = synth_images(TRAIN_SEED, n_train, clutter_rate=clutter_rate, bg_correlation=bg_correlation)
+    model = SynthClassifier()
+    gen = torch.Generator().manual_seed(seed)
+
+    def loss(_):
+        idx = torch.randint(len(x), (batch,), generator=gen)
+        xb = as_float(x[idx])
+        sigma = torch.rand(batch, 1, 1, 1, generator=gen) * max_noise
+        xb = (xb + sigma * torch.randn(xb.shape, generator=gen)).clamp(0, 1)
+        return F.cross_entropy(model(xb), y[idx])
+
+    model.train()
+    fit(model.parameters(), steps, loss, "classifier",
+        optimizer=lambda p: torch.optim.AdamW(p, lr=3e-3, weight_decay=1e-4))
+    model.eval()
+    stats = {}
+    for name, rate in (("heldout_accuracy", 0.0), ("heldout_accuracy_clutter", 1.0)):
+        xv, yv = synth_images(HELDOUT_SEED, 3000, clutter_rate=rate)
+        with torch.no_grad():
+            pred = torch.cat([model(as_float(xb)).argmax(1) for xb in xv.split(256)])
+        stats[name] = float((pred == yv).float().mean())
+    return model, {**stats, "heldout_n": 3000}
+
+
+def _torchvision(spec: str) -> nn.Module:
+    """``torchvision:ARCH:WEIGHTS``: WEIGHTS is an enum name (cached by torchvision) or a state-dict file."""
+    import torchvision
+
+    _, arch, weights = spec.split(":", 2)
+    try:
+        builder = torchvision.models.get_model_builder(arch)
+    except ValueError:
+        raise UserError(f"'{arch}' is not a torchvision architecture (see torchvision.models.list_models()).") from None
+    if Path(weights).is_file():
+        model = builder()
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    else:
+        try:
+            member = torchvision.models.get_model_weights(arch)[weights.split(".")[-1]]
+        except KeyError:
+            raise UserError(f"'{weights}' is neither a weights file nor a weights name of torchvision's {arch}.") from None
+        try:
+            model = builder(weights=member)
+        except Exception as err:  # torchvision raises URLError/RuntimeError when it cannot download
+            raise UserError(f"The torchvision weights {arch} {member} are not available offline. Run once with "
+                            "network access (torchvision caches them under $TORCH_HOME/hub/checkpoints/), or copy "
+                            f"{Path(member.url).name} there ({type(err).__name__}).") from err
+    return nn.Sequential(Preprocess(224), model)
+
+
+class Classifier(Component):
+    kind = "classifier"
+    what = "the classifier under explanation"
+    how = "a TorchScript file taking [0, 1] images (or torchvision:ARCH:WEIGHTS, or a torch.save'd module)"
+    assets = {"classifier": {}}
+    channels_last = True
+
+    @classmethod
+    def load(cls, where, needs, shipped):
+        if shipped:
+            return load_weights(SynthClassifier(), where)
+        if isinstance(where, str) and where.startswith("torchvision:"):
+            return _torchvision(where)
+        try:
+            return torch.jit.load(str(where), map_location="cpu")
+        except RuntimeError:
+            pass
+        try:   # a pickled module: unpickling runs code from the file
+            model = torch.load(str(where), map_location="cpu", weights_only=False)
+        except Exception as err:  # torch.load raises many types on a file that is not a checkpoint
+            raise UserError(f"Cannot load the classifier {where}: it is neither TorchScript nor a torch.save'd "
+                            f"nn.Module ({type(err).__name__}).") from err
+        if not isinstance(model, nn.Module):
+            raise UserError(f"The classifier file {where} holds a {type(model).__name__}, not a model: save the "
+                            "module itself (torch.save(model, path)) or TorchScript, not a state dict.")
+        return model
+
+    @classmethod
+    def train(cls, out, needs, **options):
+        model, stats = train_synthetic(**options)
+        save_weights(model, out)
+        return stats
+
+    @classmethod
+    def describe(cls, location, where):
+        if location.startswith("asset:"):
+            return f"project-trained SmallResNet on synthetic images ({location[6:]}, tasks/assets)"
+        return f"classifier {where}"
+
+    @classmethod
+    def stand_in(cls, location):
+        return False     # it is the model under explanation, whatever it is

@@ -1,0 +1,73 @@
+"""How the shipped synthetic assets are trained: training data from the generator and one loop.
+
+Every asset is trained on images from the procedural generator with seeds disjoint from the
+benchmark's evaluation split, with fixed seeds, and measured on held-out images. ``fit`` is the
+one training loop (torch optimiser, torch learning-rate scheduler, a progress bar); a kind
+passes its loss and, where it needs one, a step after each update.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from cfbench.tasks import synthetic
+
+TRAIN_SEED, HELDOUT_SEED = 101, 202
+ALL_CLASSES = tuple(range(len(synthetic.CLASSES)))
+
+
+def synth_images(seed: int, n: int, classes=ALL_CLASSES, bg_correlation: float = 0.0,
+                 clutter_rate: float = 0.0):
+    """``n`` generated images as a uint8 tensor N x 3 x 64 x 64 (compact in memory) and labels;
+    every image whose index falls in the first ``clutter_rate`` of each 100 gets background clutter."""
+    imgs = np.empty((n, synthetic.SIZE, synthetic.SIZE, 3), np.uint8)
+    labels = np.empty(n, np.int64)
+    for i in tqdm(range(n), desc=f"render seed={seed}", leave=False):
+        s = synthetic.render(seed, i, synthetic.label_for(i, classes), bg_correlation,
+                             clutter=(i // 6) % 100 < clutter_rate * 100)
+        imgs[i] = np.round(s.image * 255)
+        labels[i] = s.label
+    return torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels)
+
+
+def as_float(x: torch.Tensor) -> torch.Tensor:
+    return x.float() / 255
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR in dB for images in [0, 1]."""
+    mse = ((a - b) ** 2).flatten(1).mean(1).clamp_min(1e-10)
+    return 10 * torch.log10(1 / mse)
+
+
+def cosine(steps: int) -> Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]:
+    """Cosine decay to zero over ``steps``, in closed form (``LambdaLR``): the schedule the classifier,
+    autoencoder, SimSiam and prior were trained with. ``CosineAnnealingLR`` computes the same curve
+    recursively and differs in the last bits, which would change the shipped weights."""
+    return lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
+
+
+def fit(params, steps: int, loss_fn: Callable[[int], torch.Tensor], desc: str, *,
+        optimizer: Callable = None, schedule: Callable = None,
+        after_step: Callable[[], None] | None = None) -> None:
+    """``steps`` updates of ``params`` on ``loss_fn(step)``. Defaults: AdamW (lr 2e-3, weight decay
+    1e-4) with the closed-form cosine schedule; ``after_step`` runs after every update (e.g. a
+    projection or a weight average)."""
+    params = list(params)
+    opt = (optimizer or (lambda p: torch.optim.AdamW(p, lr=2e-3, weight_decay=1e-4)))(params)
+    sched = (schedule or cosine(steps))(opt)
+    bar = tqdm(range(steps), desc=desc)
+    for step in bar:
+        loss = loss_fn(step)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if after_step is not None:
+            after_step()
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{loss.item():.4f}")
