@@ -5,6 +5,7 @@ Experiments add their own commands (``experiments/__init__.py``), so the core ne
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import textwrap
@@ -39,7 +40,7 @@ def _cmd_run(args) -> int:
         spec = RunSpec(task=args.task, methods=args.methods.split(","), n=args.n, batch_size=args.batch_size,
                        seed=args.seed, device=args.device, out=args.out, metrics=args.metrics,
                        overrides=args.set or [], regions=args.regions)
-    run = Runner(spec).execute()
+    run = Runner(dataclasses.replace(spec, wait=args.wait)).execute()
     print(table([str(run.root)], None, "markdown", with_ci=True))
     print(f"Results: {run.root}/ (samples.parquet, metrics.csv, run.json, images/, masks/, figures/)")
     print(f"Paper table: cfbench table {run.root} --table 1 --format latex")
@@ -134,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", metavar="METHOD.PARAM=VALUE", help="override a hyperparameter")
     r.add_argument("--regions", type=Path, default=None, metavar="DIR",
                    help="region masks for region-constrained methods (rcsb): DIR/<sample id>.png, white = may change")
+    r.add_argument("--wait", action="store_true", help="if another process writes --out, wait for it instead of exit 2")
     r.set_defaults(func=_cmd_run)
 
     ls = sub.add_parser("list", help="list registered methods, tasks, metrics, components, tables or experiments")

@@ -13,6 +13,8 @@ def resolve_device(name: str = "auto") -> torch.device:
         device = torch.device(name)
     except RuntimeError as err:
         raise UserError(f"Unknown device '{name}': use auto, cpu, cuda or cuda:N.") from err
+    if device.type not in ("cpu", "cuda"):
+        raise UserError(f"Device '{name}' is not supported: cfbench runs on cpu or cuda (use --device auto).")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"Device '{name}' was requested but CUDA is not available on this machine; "
                         "use --device cpu or --device auto.")

@@ -95,14 +95,19 @@ def _baseline_of(run: RunDir, metrics: pd.DataFrame, tolerances: dict) -> dict:
 
 
 def _read_baseline(path: Path) -> dict:
+    if not path.exists():
+        raise UserError(f"Baseline '{path}' does not exist. Create it from a run with "
+                        f"`cfbench regress RUN --baseline {path} --update`.")
     try:
         baseline = json.loads(path.read_text())
-        baseline["methods"]
-    except FileNotFoundError:
-        raise UserError(f"Baseline '{path}' does not exist. Create it from a run with "
-                        f"`cfbench regress RUN --baseline {path} --update`.") from None
-    except (ValueError, KeyError, TypeError):
-        raise UserError(f"Baseline '{path}' is not a cfbench baseline (JSON with a 'methods' object).") from None
+        for values in baseline["methods"].values():
+            for value in values.values():
+                float(value)
+        for tol in baseline.get("tolerances", {}).values():
+            float(tol["abs"]), float(tol["rel"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise UserError(f"Baseline '{path}' is not a cfbench baseline (a JSON file with a 'methods' object of "
+                        "numbers per method, and optional 'tolerances' with numeric abs/rel).") from None
     return baseline
 
 

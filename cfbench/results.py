@@ -7,6 +7,8 @@ trusts only samples that have a part.
 """
 from __future__ import annotations
 
+import contextlib
+import datetime
 import hashlib
 import json
 import os
@@ -44,16 +46,44 @@ def file_stem(sample_id: str) -> str:
     return stem
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+TEMP_SUFFIX = ".tmp"
+
+
+def file_mode() -> int:
+    """What open() would give a new file under the current umask (mkstemp's temporaries are 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path):
+    """A temporary path beside ``path`` to write to; renamed onto ``path`` (with the user's umask)
+    when the block ends, removed if it fails or is interrupted, so ``path`` is never torn and no
+    temporary outlives its writer (``sweep_temporaries`` removes those of a killed one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        yield tmp
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def sweep_temporaries(root: Path) -> int:
+    """Remove the temporaries a killed writer left under ``root``; returns how many."""
+    found = [p for p in root.rglob(f".*{TEMP_SUFFIX}") if p.is_file()]
+    for p in found:
+        p.unlink(missing_ok=True)
+    return len(found)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(data)
 
 
 def write_json(path: Path, obj) -> None:
@@ -62,18 +92,11 @@ def write_json(path: Path, obj) -> None:
 
 def write_frame(path: Path, df: pd.DataFrame) -> None:
     """Parquet or CSV by suffix, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         if path.suffix == ".parquet":
             df.to_parquet(tmp, index=False)
         else:
             df.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def quantize(images: torch.Tensor) -> torch.Tensor:
@@ -90,11 +113,8 @@ def save_pngs(folder: Path, sample_ids: list[str], images: torch.Tensor) -> None
     folder.mkdir(parents=True, exist_ok=True)
     for sid, arr in zip(sample_ids, to_uint8(images)):
         img = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
-        path = png_path(folder, sid)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.stem}.", suffix=".png")
-        os.close(fd)
-        img.save(tmp, format="PNG")
-        os.replace(tmp, path)
+        with atomic_path(png_path(folder, sid)) as tmp:
+            img.save(tmp, format="PNG")
 
 
 def png_path(folder: Path, sample_id: str) -> Path:
@@ -132,8 +152,41 @@ class RunDir:
         return self.root / "parts" / method
 
     def finished_rows(self, method: str) -> pd.DataFrame | None:
+        """Every committed row of ``method``, each sample once (parts written with different batch
+        sizes may overlap; a sample's row does not depend on its batch, the first is kept)."""
         files = sorted(self.parts(method).glob("*.parquet"))
-        return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True) if files else None
+        if not files:
+            return None
+        rows = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+        return rows.drop_duplicates("sample_id", keep="first").reset_index(drop=True)
+
+    @contextlib.contextmanager
+    def lock(self, wait: bool = False):
+        """One writer at a time: an advisory lock (``fcntl.flock`` on ``run.lock``, released by the OS
+        when its holder dies, so a killed run never leaves a stale lock) naming its holder."""
+        import fcntl
+        import socket
+
+        path = self.root / "run.lock"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, file_mode())
+        except OSError as err:
+            raise UserError(f"Cannot write to the output directory '{self.root}': {err.strerror}. "
+                            "Pass a writable directory with --out.") from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                holder = path.read_text().strip() or "another process"
+                raise UserError(f"Run directory '{self.root}' is being written by {holder}. Wait for it to "
+                                "finish (or pass --wait to queue behind it), or use another --out.") from None
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{socket.gethostname()} pid {os.getpid()} since "
+                         f"{datetime.datetime.now():%Y-%m-%d %H:%M:%S}\n".encode())
+            yield
+        finally:
+            os.close(fd)    # releases the lock
 
     def write_part(self, method: str, rows: pd.DataFrame) -> None:
         """One batch's rows, named by a digest of its sample ids (so a rewrite replaces, never duplicates)."""
@@ -149,10 +202,24 @@ class RunDir:
         return run
 
     def read_run_json(self) -> dict:
-        return json.loads(self.run_json.read_text())
+        try:
+            info = json.loads(self.run_json.read_text())
+        except (OSError, ValueError) as err:
+            raise UserError(f"'{self.run_json}' is unreadable or not JSON ({err}); the run directory is "
+                            "damaged: rerun into another --out.") from None
+        if not isinstance(info, dict):
+            raise UserError(f"'{self.run_json}' does not hold a cfbench run record.")
+        return info
 
     def read_metrics(self) -> pd.DataFrame:
         if not self.metrics.exists():
             raise UserError(f"Run '{self.root}' has no metrics.csv: it did not finish. "
                             "Start the same `cfbench run` command again to resume and finish it.")
-        return pd.read_csv(self.metrics)
+        try:
+            frame = pd.read_csv(self.metrics)
+        except (OSError, ValueError) as err:   # pandas' EmptyDataError and ParserError are ValueErrors
+            raise UserError(f"'{self.metrics}' is unreadable ({type(err).__name__}); rerun the same `cfbench "
+                            "run` command to rewrite it from the run's parts.") from None
+        if not {"task", "method"} <= set(frame.columns):
+            raise UserError(f"'{self.metrics}' is not a cfbench metrics table (no task/method columns).")
+        return frame

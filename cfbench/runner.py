@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import errno
+import itertools
 import json
 import platform
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -27,10 +30,10 @@ from cfbench.device import resolve_device
 from cfbench.errors import UserError
 from cfbench.method import resolve_hparams
 from cfbench.methods import METHODS
-from cfbench.methods.regions import load_user_regions
+from cfbench.methods.regions import check_user_regions, load_user_regions
 from cfbench.metrics import METRICS
 from cfbench.metrics.base import Metric, SampleContext
-from cfbench.results import RunDir, quantize, save_pngs, write_frame, write_json
+from cfbench.results import RunDir, quantize, save_pngs, sweep_temporaries, write_frame, write_json
 from cfbench.tasks import TASKS
 from cfbench.types import Batch
 
@@ -52,6 +55,7 @@ class RunSpec:
     overrides: list[str] = field(default_factory=list)    # --set METHOD.PARAM=VALUE
     regions: Path | None = None      # user region masks for region-constrained methods (--regions)
     hparams: dict[str, dict[str, Any]] = field(default_factory=dict)   # typed values, e.g. from a run.json
+    wait: bool = False               # queue behind another writer of the same --out instead of exit 2
 
     @classmethod
     def from_run_json(cls, path: Path, **changes) -> "RunSpec":
@@ -139,11 +143,17 @@ class Runner:
         for role in roles:     # load now: a missing or broken model stops the run before any work
             self.task.component(role)
         self.sample_ids = self.task.sample_ids(spec.n)
-        if spec.regions is not None and not Path(spec.regions).is_dir():
-            raise UserError(f"--regions '{spec.regions}' is not a directory: pass a folder with one PNG "
-                            "region mask per sample id (white = the region that may change).")
+        if spec.n is not None and len(self.sample_ids) < spec.n:
+            print(f"Note: task '{spec.task}' has {len(self.sample_ids)} samples, fewer than --n {spec.n}; "
+                  f"running all {len(self.sample_ids)}.", file=sys.stderr)
+        if spec.regions is not None:
+            check_user_regions(Path(spec.regions), self.sample_ids)
+            ignoring = [m for m in self.methods if "region" not in self.hparams[m]]
+            if ignoring:
+                print(f"Note: --regions constrains region-based methods only; {', '.join(ignoring)} ignore it.",
+                      file=sys.stderr)
         self.components = self.task.provenance(roles)
-        self.config = {"task": spec.task, "methods": self.hparams, "n": len(self.sample_ids),
+        self.config = {"task": spec.task, "methods": self.hparams, "n": len(self.sample_ids), "n_requested": spec.n,
                        "seed": spec.seed, "metrics": self.metric_names, "task_settings": self.task.settings(),
                        "components": {r: p["sha256"] for r, p in self.components.items()}}
         if spec.regions is not None:
@@ -156,6 +166,9 @@ class Runner:
             out = Path(self.spec.out)
             if (out / "run.json").exists():
                 self._check_same_config(out)
+            elif (out / "parts").exists():
+                raise UserError(f"'{out}' holds results but no run.json, so nothing says which settings made "
+                                "them: refusing to add to it. Use another --out (or delete the directory).")
             return out
         for previous in sorted(DEFAULT_ROOT.glob(f"{self.spec.task}-*"), reverse=True):
             try:
@@ -166,13 +179,21 @@ class Runner:
                 print(f"Resuming the unfinished run in {previous}")
                 return previous
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        return DEFAULT_ROOT / f"{self.spec.task}-{stamp}"
+        DEFAULT_ROOT.mkdir(parents=True, exist_ok=True)
+        for suffix in itertools.count():     # created exclusively: two runs started together get two
+            candidate = DEFAULT_ROOT / (f"{self.spec.task}-{stamp}" + (f"-{suffix}" if suffix else ""))
+            try:
+                candidate.mkdir()
+                return candidate
+            except FileExistsError:
+                continue
 
     def _check_same_config(self, out: Path) -> None:
         try:
             previous = json.loads((out / "run.json").read_text()).get("config")
-        except ValueError:
-            previous = None
+        except (OSError, ValueError, AttributeError):
+            raise UserError(f"'{out / 'run.json'}' is damaged (not a readable cfbench run record), so this run "
+                            "cannot be resumed there: use another --out.") from None
         if previous != self.config:
             raise UserError(f"'{out}' already holds a run with different settings (task, methods, "
                             "hyperparameters, n, seed, metrics or model weights). Use another --out, or repeat "
@@ -188,6 +209,9 @@ class Runner:
         except OSError as err:
             raise UserError(f"Cannot write to the output directory '{root}': {err.strerror}. "
                             "Pass a writable directory with --out.") from err
+        swept = sweep_temporaries(root)
+        if swept:
+            print(f"Removed {swept} temporary file(s) an interrupted writer left in {root}.", file=sys.stderr)
         info = self.run.read_run_json() if self.run.run_json.exists() else {}
         info.update({
             "config": self.config, "task": self.spec.task, "methods": self.hparams,
@@ -202,6 +226,18 @@ class Runner:
 
     # -- generation -----------------------------------------------------------------------------
     def execute(self) -> RunDir:
+        try:
+            with self.run.lock(wait=self.spec.wait):
+                self._execute()
+        except OSError as err:
+            if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise UserError(f"The disk holding '{self.run.root}' is full ({err.strerror}). Everything "
+                                "committed so far is kept: free some space and start the same command again "
+                                "to resume.") from None
+            raise
+        return self.run
+
+    def _execute(self) -> None:
         info = self._prepare_out()
         metrics = {name: METRICS.build(name, self.task, self.device) for name in self.metric_names}
         unavailable = {n: why for n, m in metrics.items() if (why := m.unavailable())}
@@ -213,7 +249,6 @@ class Runner:
         info.update(method_provenance=method_provenance, metrics_unavailable=unavailable)
         write_json(self.run.run_json, info)
         self._finalize(active, info)
-        return self.run
 
     def _generate(self, name: str, metrics: dict[str, Metric]) -> dict:
         loop = BatchLoop(self.run, name, self.sample_ids, self.spec.batch_size)

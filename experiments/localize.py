@@ -19,7 +19,6 @@ written batch by batch through the runner's loop, so a killed localisation resum
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
@@ -185,6 +184,7 @@ TABLE_4 = Layout("Table 4 (localization). PF: Quantus pixel-flipping AUC of the 
 
 
 def localize(spec: LocalizeSpec) -> RunDir:
+    """Score the attributions on the first ``n`` samples; resumable, one writer per directory."""
     if spec.n < 1 or spec.batch_size < 1:
         raise UserError(f"--n and --batch-size must be positive (got {spec.n} and {spec.batch_size}).")
     device = resolve_device(spec.device)
@@ -194,7 +194,12 @@ def localize(spec: LocalizeSpec) -> RunDir:
               "attributions": spec.attributions}
     out = spec.out or DEFAULT_ROOT / f"localize-{spec.task}-{dt.datetime.now():%Y%m%d-%H%M%S}"
     run = RunDir(Path(out))
-    if run.run_json.exists() and json.loads(run.run_json.read_text()).get("config") != config:
+    with run.lock():
+        return _localize(spec, task, ids, config, run, device)
+
+
+def _localize(spec: LocalizeSpec, task, ids, config, run: RunDir, device) -> RunDir:
+    if run.run_json.exists() and run.read_run_json().get("config") != config:
         raise UserError(f"'{run.root}' already holds a localisation with other settings; use another --out.")
     info = {"config": config, **config, "device": str(device), "finished": False,
             "started": dt.datetime.now().isoformat(timespec="seconds"),

@@ -146,6 +146,26 @@ def region_file(folder: Path, sample_id: str) -> Path | None:
     return next((c for c in candidates if c.is_file()), None)
 
 
+def check_user_regions(folder: Path, sample_ids: list[str]) -> None:
+    """Before any work: ``--regions`` is a folder with a readable PNG for every sample."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not folder.is_dir():
+        raise UserError(f"--regions '{folder}' is not a directory: pass a folder with one PNG region mask per "
+                        "sample id (white = the region that may change).")
+    files = {s: region_file(folder, s) for s in sample_ids}
+    missing = [s for s, f in files.items() if f is None]
+    if missing:
+        raise UserError(f"--regions {folder}: no region mask for sample(s) {', '.join(missing[:5])}; the folder "
+                        "needs one PNG per sample id (e.g. 00000.png, white = the region that may change).")
+    for sid, f in files.items():
+        try:
+            with Image.open(f) as img:
+                img.load()
+        except (OSError, UnidentifiedImageError) as err:
+            raise UserError(f"--regions: the mask {f} for sample {sid} is not a readable image ({err}).") from None
+
+
 def load_user_regions(folder: Path, sample_ids: list[str], size: tuple[int, int]) -> torch.Tensor:
     """``--regions DIR`` masks (grey or colour; white = editable; see ``region_file``), resized to
     ``size`` with nearest neighbours and binarised at 0.5, as (B,1,H,W) in {0,1}."""
