@@ -147,7 +147,7 @@ class Runner:
             print(f"Note: task '{spec.task}' has {len(self.sample_ids)} samples, fewer than --n {spec.n}; "
                   f"running all {len(self.sample_ids)}.", file=sys.stderr)
         if spec.regions is not None:
-            check_user_regions(Path(spec.regions), self.sample_ids)
+            check_user_regions(Path(spec.regions), self.sample_ids, self.task.image_size)
             ignoring = [m for m in self.methods if "region" not in self.hparams[m]]
             if ignoring:
                 print(f"Note: --regions constrains region-based methods only; {', '.join(ignoring)} ignore it.",

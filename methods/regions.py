@@ -146,8 +146,9 @@ def region_file(folder: Path, sample_id: str) -> Path | None:
     return next((c for c in candidates if c.is_file()), None)
 
 
-def check_user_regions(folder: Path, sample_ids: list[str]) -> None:
-    """Before any work: ``--regions`` is a folder with a readable PNG for every sample."""
+def check_user_regions(folder: Path, sample_ids: list[str], size: int) -> None:
+    """Before any work: ``--regions`` is a folder with a readable PNG for every sample (a mask of
+    another size is resized with nearest neighbours, which is said once)."""
     from PIL import Image, UnidentifiedImageError
 
     if not folder.is_dir():
@@ -158,12 +159,20 @@ def check_user_regions(folder: Path, sample_ids: list[str]) -> None:
     if missing:
         raise UserError(f"--regions {folder}: no region mask for sample(s) {', '.join(missing[:5])}; the folder "
                         "needs one PNG per sample id (e.g. 00000.png, white = the region that may change).")
+    resized = []
     for sid, f in files.items():
         try:
             with Image.open(f) as img:
                 img.load()
+                if img.size != (size, size):
+                    resized.append(f"{f.name} ({img.size[0]}x{img.size[1]})")
         except (OSError, UnidentifiedImageError) as err:
             raise UserError(f"--regions: the mask {f} for sample {sid} is not a readable image ({err}).") from None
+    if resized:
+        import sys
+
+        print(f"Note: {len(resized)} region mask(s) are not {size}x{size} and are resized with nearest neighbours, "
+              f"e.g. {resized[0]}.", file=sys.stderr)
 
 
 def load_user_regions(folder: Path, sample_ids: list[str], size: tuple[int, int]) -> torch.Tensor:
