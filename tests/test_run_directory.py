@@ -126,3 +126,16 @@ def test_table_and_regress_on_damaged_inputs_exit_2(tmp_path, capsys):
     (tmp_path / "r" / "run.json").write_text("[]")
     assert main(["table", str(tmp_path / "r")]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_bad_setting_of_the_second_method_fails_before_the_first_runs(tmp_path, capsys):
+    rc = main(["run", "--task", "synth_cheetah_cougar", "--methods", "pixel,slcf", "--n", "2", "--device", "cpu",
+               "--set", "slcf.stage2_steps=0", "--out", str(tmp_path / "r")])
+    assert rc == 2 and "stage2_steps must be at least 1" in capsys.readouterr().err.replace("\n", " ")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_baseline_with_non_numeric_tolerances_exits_2(tmp_path):
+    assert main(argv(tmp_path / "r")) == 0
+    (tmp_path / "b.json").write_text('{"methods": {"slcf": {"FR": 1.0}}, "tolerances": {"FR": {"abs": "x", "rel": 0}}}')
+    assert main(["regress", str(tmp_path / "r"), "--baseline", str(tmp_path / "b.json")]) == 2
