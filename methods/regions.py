@@ -146,6 +146,16 @@ def region_file(folder: Path, sample_id: str) -> Path | None:
     return next((c for c in candidates if c.is_file()), None)
 
 
+def region_files(folder: Path, sample_ids: list[str]) -> dict[str, Path]:
+    """Every sample's ``--regions`` PNG; a UserError names the samples that have none."""
+    files = {s: region_file(folder, s) for s in sample_ids}
+    missing = [s for s, f in files.items() if f is None]
+    if missing:
+        raise UserError(f"--regions {folder}: no region mask for sample(s) {', '.join(missing[:5])}; the folder "
+                        "needs one PNG per sample id (e.g. 00000.png, white = the region that may change).")
+    return files
+
+
 def check_user_regions(folder: Path, sample_ids: list[str], size: int) -> None:
     """Before any work: ``--regions`` is a folder with a readable PNG for every sample (a mask of
     another size is resized with nearest neighbours, which is said once)."""
@@ -154,11 +164,7 @@ def check_user_regions(folder: Path, sample_ids: list[str], size: int) -> None:
     if not folder.is_dir():
         raise UserError(f"--regions '{folder}' is not a directory: pass a folder with one PNG region mask per "
                         "sample id (white = the region that may change).")
-    files = {s: region_file(folder, s) for s in sample_ids}
-    missing = [s for s, f in files.items() if f is None]
-    if missing:
-        raise UserError(f"--regions {folder}: no region mask for sample(s) {', '.join(missing[:5])}; the folder "
-                        "needs one PNG per sample id (e.g. 00000.png, white = the region that may change).")
+    files = region_files(folder, sample_ids)
     resized = []
     for sid, f in files.items():
         try:
@@ -180,11 +186,7 @@ def load_user_regions(folder: Path, sample_ids: list[str], size: tuple[int, int]
     ``size`` with nearest neighbours and binarised at 0.5, as (B,1,H,W) in {0,1}."""
     from cfbench.results import read_png
 
-    files = {s: region_file(folder, s) for s in sample_ids}
-    missing = [s for s, f in files.items() if f is None]
-    if missing:
-        raise UserError(f"--regions {folder}: no region mask for sample(s) {', '.join(missing[:5])}; the folder "
-                        "needs one PNG per sample id (e.g. 00000.png, white = the region that may change).")
+    files = region_files(folder, sample_ids)
     masks = []
     for sid in sample_ids:
         m = read_png(files[sid])[None, :3].mean(1, keepdim=True)
