@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from cfbench.components.base import Component, load_weights, save_weights
+from cfbench.components.base import Component, load_weights, save_weights, weights_digest
 from cfbench.errors import UserError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -232,3 +232,25 @@ class Classifier(Component):
     @classmethod
     def stand_in(cls, location):
         return False     # it is the model under explanation, whatever it is
+
+    @classmethod
+    def provenance(cls, location, where):
+        found = super().provenance(location, where)
+        if isinstance(where, str) and where.startswith("torchvision:"):   # hash the file the weights load from
+            file = _torchvision_weights_file(where)
+            found["sha256"] = weights_digest(file) if file is not None and file.exists() else None
+        return found
+
+
+def _torchvision_weights_file(spec: str) -> Path | None:
+    """The local file behind ``torchvision:ARCH:WEIGHTS`` (a path, or torchvision's hub cache)."""
+    import torchvision
+
+    _, arch, weights = spec.split(":", 2)
+    if Path(weights).is_file():
+        return Path(weights)
+    try:
+        member = torchvision.models.get_model_weights(arch)[weights.split(".")[-1]]
+    except (KeyError, ValueError):
+        return None
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(member.url).name

@@ -92,6 +92,10 @@ def test_readme_command_runs_slcf_and_rcsb_on_imagenet_class_folders(real_env, c
     err = capfd.readouterr().err
     assert "accelerate" not in err and "Warning" not in err, err
     samples = check_run(Path("run"), ["slcf", "rcsb"], 2, capfd)
+    import json
+
+    recorded = json.loads(Path("run/run.json").read_text())["config"]["components"]
+    assert recorded["classifier"] and recorded["autoencoder"]     # weights hashed, torchvision's cache too
     assert set(samples["sample_id"]) == {"n02130308/ILSVRC2012_val_00000001", "n02125311/ILSVRC2012_val_00000003"}
 
 
