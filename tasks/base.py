@@ -97,10 +97,12 @@ class Task(abc.ABC):
     def provenance(self, roles: list[str] | None = None) -> dict:
         """Where each of ``roles`` (default: all declared and available) comes from, with a hash of its
         weights, for run.json, captions and the run's identity."""
-        roles = [r for r in (roles if roles is not None else self.components) if self.has_component(r)]
-        return {r: self.component_kind(r).provenance(self.components[r],
-                                                     self.component_kind(r).resolve(self.components[r], self.name))
-                for r in roles}
+        known = self.__dict__.setdefault("_provenance", {})    # hashing large weights once is enough
+        for r in roles if roles is not None else self.components:
+            if r not in known and self.has_component(r):
+                kind = self.component_kind(r)
+                known[r] = kind.provenance(self.components[r], kind.resolve(self.components[r], self.name))
+        return {r: dict(known[r]) for r in (roles if roles is not None else self.components) if r in known}
 
 
 def _frozen(model: nn.Module) -> nn.Module:
