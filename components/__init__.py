@@ -13,3 +13,4 @@ COMPONENTS.add("simsiam", "cfbench.components.simsiam:SimSiamEncoder", "SimSiam 
 COMPONENTS.add("sae", "cfbench.components.sae:SparseAutoencoder", "Matryoshka SAE on the classifier's penultimate features")
 COMPONENTS.add("fid_features", "cfbench.components.fid_features:FIDFeatures", "torch-fidelity extractor for FID/sFID")
 COMPONENTS.add("diffusion_prior", "cfbench.components.diffusion_prior:Prior", "pixel-space DDPM prior (RCSB)")
+COMPONENTS.add("diffae", "cfbench.components.diffae:DiffAE", "diffusion autoencoder: z_sem + DDIM x_T (GCD)")
