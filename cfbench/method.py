@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import torch
@@ -74,6 +75,14 @@ class CounterfactualMethod(abc.ABC):
     @abc.abstractmethod
     def generate(self, batch: Batch) -> Counterfactuals:
         """Counterfactuals for a whole batch; a sample's result must not depend on its batch."""
+
+    def fit(self, sample_ids: list[str], seed: int, store: Path) -> dict:
+        """Fit what all samples share (a global method's directions) once per run, before any sample
+        is generated, into ``store`` (a folder of the run directory), or load it from there when an
+        earlier session fitted it. Returns the fit's record for run.json; its ``amortised`` entry
+        (source class -> {"nfe", "seconds"}) is spread over that class's samples when the run is
+        summarised. Per-sample methods fit nothing."""
+        return {}
 
     def provenance(self) -> dict:
         """Substitutions or stand-ins this method uses (recorded in run.json)."""

@@ -12,5 +12,8 @@ from cfbench.tables import TABLES
 EXPERIMENTS = Registry("experiment")
 EXPERIMENTS.add("localize", "cfbench.experiments.localize:add_command", "SLCF Table 4: attribution maps, PF and AUROC")
 EXPERIMENTS.add("traits", "cfbench.experiments.traits:add_command", "SLCF Figure 4: isolate the SAE traits a CF changes")
+EXPERIMENTS.add("gcd-study", "cfbench.experiments.gcd_study:add_command",
+                "GCD Tables 3-5: spread over source images, g vs h-directions, BB-LIG complexity")
 
+TABLES.add("gcd", "cfbench.experiments.gcd_study:TABLE_GCD", "GCD: g-direction vs the top three h-directions")
 TABLES.add("4", "cfbench.experiments.localize:TABLE_4", "localisation of attribution maps (cfbench localize)")

@@ -121,6 +121,22 @@ class SLCFParams(HParams):
     lambda_t: float = hparam(0.0, "nonnegative", "weight of the SAE trait loss (> 0: 'Ours + SAE')")
     ig_steps: int = hparam(50, "count", "integration steps of the LIG / IG masks")
     pixel_cell: int = hparam(4, "count", "pixel edits: mask cell size in pixels")
+    # Switches between the paper's text and the released code (the ``slcf_code*`` presets):
+    stop_rule: str = hparam("paper", ("paper", "code"),
+                            "paper: stage 1 stops at the flip, stage 2 at p(target) >= confidence; code: both "
+                            "stages stop once the prediction is the target and p(target) > confidence")
+    class_loss: str = hparam("ce", ("ce", "logit"), "cross-entropy toward the target, or minus the target logit")
+    stage2_start: str = hparam("stage1", ("stage1", "zero"), "stage 2 starts from the stage-1 offset, or from 0")
+    lag_sign: str = hparam("abs", ("abs", "positive"),
+                           "LAG mask from |summed gradients|, or from their positive part only")
+    roundtrip: bool = hparam(False, None, "stage 1 classifies D(E(x_cf)) (one more autoencoder round trip)")
+    return_noiseless: bool = hparam(False, None, "return D(z + M dz) without the stage-2 perturbation (not "
+                                                 "re-checked), instead of the image verified at the stopping step")
+    sae_reference: str = hparam("input", ("input", "reconstruction"), "trait loss: SAE codes of x or of D(E(x))")
+    units: str = hparam("cfbench", ("cfbench", "code"),
+                        "code: lr, noise and lambda_s are in the released code's unscaled latent units and sigma "
+                        "in cells of its 64-cell latent grid; converted with the autoencoder's scaling factor "
+                        "and this task's grid")
 
 
 class SLCF(CounterfactualMethod):
@@ -132,12 +148,39 @@ class SLCF(CounterfactualMethod):
         h = self.hparams
         self.classifier = task.classifier
         self.ae = task.component("autoencoder") if h.space == "latent" else None
+        self.lr, self.noise, self.lambda_s, self.sigma = self.effective_units()
         self.sae = None
         if h.lambda_t > 0:
             from cfbench.components.classifier import split
 
             self.sae = task.component("sae")
             self.features, self.head = split(self.classifier)
+
+    def effective_units(self) -> tuple[float, float, float, float]:
+        """(lr, noise, lambda_s, sigma) in cfbench's units. The released code edits the unscaled
+        posterior mode on a 64 x 64 latent grid; cfbench's latents are scaled by the autoencoder's
+        ``scaling_factor`` s, so a step or noise of v there is v * s here, an L1 weight is divided
+        by s, and a filter of sigma cells there covers sigma * grid / 64 cells of this grid."""
+        h = self.hparams
+        if h.units == "cfbench" or self.ae is None:
+            return h.lr, h.noise, h.lambda_s, h.sigma
+        scale = float(getattr(self.ae, "scale", 1.0))
+        grid = self.task.image_size // self.latent_factor()
+        return h.lr * scale, h.noise * scale, h.lambda_s / scale, h.sigma * grid / 64
+
+    def latent_factor(self) -> int:
+        """How many pixels one latent cell spans (the autoencoder's downsampling factor)."""
+        with torch.no_grad():
+            probe = torch.zeros(1, 3, self.task.image_size, self.task.image_size, device=self.device)
+            return self.task.image_size // self.ae.encode(probe).shape[-1]
+
+    def provenance(self) -> dict:
+        if self.hparams.units == "cfbench":
+            return {}
+        lr, noise, lambda_s, sigma = self.effective_units()
+        return {"effective_units": {"lr": lr, "noise": noise, "lambda_s": lambda_s, "sigma": sigma,
+                                    "rule": "released-code units converted: lr, noise x scaling_factor; "
+                                            "lambda_s / scaling_factor; sigma x grid / 64"}}
 
     @classmethod
     def requires(cls, params):
@@ -150,15 +193,24 @@ class SLCF(CounterfactualMethod):
         reference = None
         if self.sae is not None:
             with torch.no_grad():
-                reference = self.sae.encode(self.features(x))
-        edit = self.edit(batch, self.class_goal(target, None, reference),
-                         self.class_goal(target, h.confidence, reference))
+                seen = x if h.sae_reference == "input" or self.ae is None else self.ae.decode(self.ae.encode(x))
+                reference = self.sae.encode(self.features(seen))
+        first = self.class_goal(target, h.confidence if h.stop_rule == "code" else None, reference,
+                                roundtrip=h.roundtrip)
+        edit = self.edit(batch, first, self.class_goal(target, h.confidence, reference))
         stage1, stage2 = edit.stage1, edit.stage2
+        images = stage2.images
+        if h.return_noiseless:
+            with torch.no_grad():
+                space = self.edit_space(x)
+                grid_mask = (torch.ones_like(space.code[:, :1]) if edit.mask is None
+                             else upsample(edit.mask, space.code.shape[-1]))
+                images = space.render(space.code + grid_mask * stage2.delta, torch.arange(len(x), device=x.device))
         extra_nfe = h.ig_steps if h.mask in ("lig", "ig") else 0
         info = {"steps": stage1.steps + stage2.steps, "nfe": stage1.nfe + stage2.nfe + extra_nfe,
                 "stage1_steps": stage1.steps, "converged": stage2.done}
         mask = None if edit.mask is None else upsample(edit.mask, x.shape[-1])
-        return Counterfactuals(stage2.images, mask, info)
+        return Counterfactuals(images, mask, info)
 
     def edit(self, batch: Batch, first: Goal, second: Goal) -> "Edit":
         """SLCF's two-stage localized edit toward any goal (``Goal``: per-sample loss and whether it
@@ -168,13 +220,15 @@ class SLCF(CounterfactualMethod):
         h = self.hparams
         space = self.edit_space(batch.images.to(self.device))
         ones = torch.ones_like(space.code[:, :1])
+        patience1 = h.patience if h.stop_rule == "code" else 1
         stage1 = self.optimise(space, first, ones, torch.zeros_like(space.code), h.stage1_steps,
-                               patience=1, noise=0.0, generators=None, stage=1)
+                               patience=patience1, noise=0.0, generators=None, stage=1)
         attribution = self.attribution(space, batch, stage1)
-        mask = None if attribution is None else postprocess_mask(attribution, h.sigma, h.threshold)
+        mask = None if attribution is None else postprocess_mask(attribution, self.sigma, h.threshold)
         edit_mask = ones if mask is None else upsample(mask, space.code.shape[-1])
-        stage2 = self.optimise(space, second, edit_mask, stage1.delta, h.stage2_steps,
-                               patience=h.patience, noise=h.noise, generators=batch.generators, stage=2)
+        start = stage1.delta if h.stage2_start == "stage1" else torch.zeros_like(stage1.delta)
+        stage2 = self.optimise(space, second, edit_mask, start, h.stage2_steps,
+                               patience=h.patience, noise=self.noise, generators=batch.generators, stage=2)
         return Edit(stage1, mask, stage2)
 
     def explain(self, batch: Batch) -> torch.Tensor:
@@ -186,30 +240,47 @@ class SLCF(CounterfactualMethod):
         ones = torch.ones_like(space.code[:, :1])
         stage1 = self.optimise(space, self.class_goal(target, None, None), ones, torch.zeros_like(space.code),
                                self.hparams.stage1_steps, patience=1, noise=0.0, generators=None, stage=1)
-        lag = to_grid(stage1.grad_sum.abs().sum(1, keepdim=True), self.mask_grid(space))
-        return upsample(postprocess_mask(lag, self.hparams.sigma, 0.0), x.shape[-1])
+        lag = to_grid(self.lag(stage1.grad_sum), self.mask_grid(space))
+        return upsample(postprocess_mask(lag, self.sigma, 0.0), x.shape[-1])
+
+    def lag(self, grad_sum: torch.Tensor) -> torch.Tensor:
+        """Latent aggregated gradients as a (B,1,h,w) map: |sum| or its positive part, channel-summed."""
+        kept = grad_sum.abs() if self.hparams.lag_sign == "abs" else grad_sum.clamp_min(0)
+        return kept.sum(1, keepdim=True)
 
     def edit_space(self, x: torch.Tensor):
         if self.hparams.space == "pixel":
             return PixelEditSpace(x)
         return LatentEditSpace.encode(self.ae, x, self.hparams.residual)
 
-    def class_goal(self, target: torch.Tensor, confidence: float | None, reference: torch.Tensor | None) -> Goal:
-        """Class loss lambda_c * CE toward the target (plus the trait loss when ``reference`` codes
-        are given). Reached: the prediction is the target (``confidence`` None, stage 1), else
-        p(target) >= confidence."""
+    def class_goal(self, target: torch.Tensor, confidence: float | None, reference: torch.Tensor | None,
+                   roundtrip: bool = False) -> Goal:
+        """Class loss lambda_c * CE toward the target, or minus the target logit (``class_loss``),
+        plus the trait loss when ``reference`` codes are given. Reached: the prediction is the
+        target (``confidence`` None), else p(target) >= confidence (paper) or the prediction is the
+        target and p(target) > confidence (``stop_rule="code"``). ``roundtrip``: the classifier
+        sees D(E(x_cf))."""
         h = self.hparams
 
         def goal(x_cf, rows):
+            if roundtrip and self.ae is not None:
+                x_cf = self.ae.decode(self.ae.encode(x_cf))
             feats = None if reference is None else self.features(x_cf)
             logits = self.classifier(x_cf) if feats is None else self.head(feats)
-            loss = h.lambda_c * F.cross_entropy(logits, target[rows], reduction="none")
+            picked = target[rows]
+            if h.class_loss == "ce":
+                loss = h.lambda_c * F.cross_entropy(logits, picked, reduction="none")
+            else:
+                loss = -h.lambda_c * logits.gather(1, picked[:, None]).squeeze(1)
             if feats is not None:
                 loss = loss + h.lambda_t * trait_l1(self.sae.encode(feats), reference[rows])
+            p_target = logits.softmax(1).gather(1, picked[:, None]).squeeze(1)
             if confidence is None:
-                reached = logits.argmax(1) == target[rows]
+                reached = logits.argmax(1) == picked
+            elif h.stop_rule == "code":
+                reached = (logits.argmax(1) == picked) & (p_target > confidence)
             else:
-                reached = logits.softmax(1).gather(1, target[rows, None]).squeeze(1) >= confidence
+                reached = p_target >= confidence
             return loss, reached
 
         return goal
@@ -230,7 +301,7 @@ class SLCF(CounterfactualMethod):
         if kind == "none":
             return None
         if kind == "lag":
-            return to_grid(stage1.grad_sum.abs().sum(1, keepdim=True), grid)
+            return to_grid(self.lag(stage1.grad_sum), grid)
         if kind == "lig":
             target = batch.target.to(self.device)
             rows = torch.arange(len(target), device=self.device)
@@ -253,7 +324,7 @@ class SLCF(CounterfactualMethod):
         """
         b = init.shape[0]
         delta = init.clone()
-        opt = PerSampleAdam(delta, self.hparams.lr)
+        opt = PerSampleAdam(delta, self.lr)
         grad_sum = torch.zeros_like(delta)
         with torch.no_grad():
             images = space.render(space.code + mask * delta, torch.arange(b, device=delta.device))
@@ -270,7 +341,7 @@ class SLCF(CounterfactualMethod):
                 [generators[i] for i in rows.tolist()], tuple(d.shape[1:]), d.device)
             x_cf = space.render(space.code[rows] + mask[rows] * edit, rows)
             goal_loss, reached = goal(x_cf, rows)
-            loss = goal_loss + self.hparams.lambda_s * d.abs().flatten(1).mean(1)
+            loss = goal_loss + self.lambda_s * d.abs().flatten(1).mean(1)
             (grad,) = torch.autograd.grad(loss.sum(), d)
             steps[rows] += 1
             grad_sum[rows] += grad

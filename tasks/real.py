@@ -94,7 +94,8 @@ class _FolderTask(Task):
                            files=[str(f) for f in files])
 
     components = {"autoencoder": "env:CFBENCH_AUTOENCODER", "diffusion_prior": "env:CFBENCH_DIFFUSION_PRIOR",
-                  "simsiam": "env:CFBENCH_SIMSIAM", "fid_features": "env:CFBENCH_INCEPTION", "sae": "env:CFBENCH_SAE"}
+                  "simsiam": "env:CFBENCH_SIMSIAM", "fid_features": "env:CFBENCH_INCEPTION", "sae": "env:CFBENCH_SAE",
+                  "diffae": "env:CFBENCH_DIFFAE"}
 
 
 class ImageNetPairTask(_FolderTask):

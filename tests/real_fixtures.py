@@ -116,6 +116,21 @@ def diffusion_prior(folder: Path) -> Path:
     return folder
 
 
+def diffae(folder: Path) -> Path:
+    """A tiny randomly initialised diffusion autoencoder in cfbench's layout (unet/, scheduler/, encoder/)."""
+    from diffusers import UNet2DModel
+
+    from cfbench.components.diffae import DiffusionAutoencoder, SemanticEncoder, scheduler_config
+
+    torch.manual_seed(0)
+    unet = UNet2DModel(sample_size=256, in_channels=3, out_channels=3, layers_per_block=1, block_out_channels=(8, 16),
+                       down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2, norm_num_groups=8,
+                       class_embed_type="identity", time_embedding_dim=32)
+    encoder = SemanticEncoder(32, 256, (8, 8, 8, 8, 8, 8))
+    DiffusionAutoencoder(encoder, unet, scheduler_config()).save(folder)
+    return folder
+
+
 class _TinyClassifier(nn.Module):
     """A small CNN with the ``penultimate`` / ``fc`` split that the SAE-based methods use."""
 

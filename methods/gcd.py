@@ -1,0 +1,397 @@
+"""GCD: Global Counterfactual Directions (Sobieski & Biecek, ECCV 2024), black-box and global.
+
+One direction in the semantic space of a diffusion autoencoder (``components/diffae.py``) is
+fitted from a single image of the source class and then applied to every sample of that class:
+
+1. Proxy data (Alg. 1): N perturbations delta of the source image's z_sem, rendered with its own
+   x_T; targets are the classifier's score f of the source class and a distance s to the image.
+   ``perturbation="ball"`` draws delta uniformly in the n-ball of radius r (the paper),
+   ``"uniform_norm"`` a uniform direction with a norm uniform in [0, r] (the released code).
+2. Proxy (Alg. 2): an MLP z -> (f, s) (hidden widths 256-128-64, sigmoid between hidden layers,
+   AdamW, batch 128, one batch in eight held out, early stopping when the validation loss rises
+   above the mean of its last five values); its loss weighs s by ``proxy_weight`` (paper 1,
+   released configs 3).
+3. Directions (Alg. 3): g is the gradient of p_f + lam * p_s at z_sem, unit norm, and the edit moves
+   along -g; h-directions are eigenvectors of the Hessian of p_f alone (as in the released code),
+   ordered by |eigenvalue|, each negated when its eigenvalue is positive; the search tries both
+   signs of an h-direction.
+4. Line search per image: k alphas evenly spaced in [0, alpha_max]; among the renders the
+   classifier assigns to the target, the one with the lowest L_CF = f + lam * s; when none flips,
+   the render with the lowest f (the closest to flipping; reported as not flipped). The chosen
+   alpha is rendered again at ``decode_steps``.
+5. Mask: BB-LIG (Alg. 4, Eq. 6) along the line-search renders from alpha = 0 to the baseline,
+   the first render with p(source) < ``lig_threshold`` (else the last); per pixel, the finite
+   difference of f over the change of that pixel between consecutive 8-bit renders (zero where
+   the pixel did not change by at least 1/255), averaged and times (x_0 - x_baseline); channel-summed
+   absolute value, divided by its maximum.
+
+Units: r and alpha are in units of the median distance between z_sem codes of the task's first 64
+samples, so one preset transfers between encoders. The classifier is only ever called forward
+(``BlackBox``); ``nfe`` counts a sample's own calls, the fit's calls are recorded in run.json and
+amortised over the samples of the direction's class when the run is summarised.
+
+s is LPIPS (AlexNet) when torchvision's AlexNet weights are present; otherwise the root-mean-square
+pixel distance stands in (named in run.json): neither the SimSiam of S3/FID (that would optimise
+the evaluation's feature extractor) nor the classifier (GCD is black-box).
+
+Presets (``preset``): ``paper`` (encode 100 / decode 250 DDIM steps, N = 8192, k = 128,
+alpha_max 3), ``code`` (the released configs: encode 250 / decode 100, norm uniform in [0, r],
+proxy_weight 3), ``cpu`` (the synthetic tasks on a CPU, chosen by measurement: see
+``CPU_PRESET``); ``auto`` is ``cpu`` on shipped synthetic models and ``paper`` elsewhere.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cfbench.method import CounterfactualMethod, HParams, hparam
+from cfbench.results import write_json
+
+PAPER_PRESET = dict(encode_steps=100, decode_steps=250, search_steps=250, n_proxy=8192, k=128, alpha_max=3.0,
+                    radius=1.0, perturbation="ball", proxy_weight=1.0)
+CODE_PRESET = dict(PAPER_PRESET, encode_steps=250, decode_steps=100, search_steps=100, perturbation="uniform_norm",
+                   proxy_weight=3.0)
+CPU_PRESET = dict(encode_steps=10, decode_steps=10, search_steps=10, n_proxy=1024, k=16, alpha_max=3.0,
+                  radius=1.0, perturbation="ball", proxy_weight=1.0)
+PRESETS = {"paper": PAPER_PRESET, "code": CODE_PRESET, "cpu": CPU_PRESET}
+
+
+@dataclass(frozen=True)
+class GCDParams(HParams):
+    direction: str = hparam("g", ("g", "h", "random"), "g: gradient of the proxy; h: a Hessian eigenvector; "
+                                                       "random: a random unit direction (a control)")
+    index: int = hparam(0, "nonnegative", "h-direction number, by decreasing |eigenvalue|")
+    preset: str = hparam("auto", ("auto", "paper", "code", "cpu"), "step counts, N, k (see the module)")
+    source_index: int = hparam(0, "nonnegative", "the direction is fitted from this sample of the source class")
+    lam: float = hparam(1.0, "nonnegative", "lambda of L_CF = f + lambda * s (App. F.2)")
+    score: str = hparam("prob", ("prob", "margin"), "f: p(source), or logit_source - logit_target")
+    share_direction: bool = hparam(False, None, "fit one direction and negate it for the other class")
+    lig_threshold: float = hparam(0.01, "open_fraction", "BB-LIG baseline: first render with p(source) below")
+    proxy_lr: float = hparam(1e-3, "positive", "proxy AdamW learning rate")
+    proxy_epochs: int = hparam(300, "count", "proxy: most epochs (early stopping ends it sooner)")
+    # None: the preset's value
+    encode_steps: int | None = hparam(None, None, "DDIM steps x -> x_T")
+    decode_steps: int | None = hparam(None, None, "DDIM steps of the final render")
+    search_steps: int | None = hparam(None, None, "DDIM steps of proxy data and line-search renders")
+    n_proxy: int | None = hparam(None, None, "N: proxy training samples")
+    k: int | None = hparam(None, None, "line search: number of alphas")
+    alpha_max: float | None = hparam(None, None, "line search: largest alpha (units: median z_sem distance)")
+    radius: float | None = hparam(None, None, "r: perturbation radius (units: median z_sem distance)")
+    perturbation: str | None = hparam(None, None, "ball (paper) or uniform_norm (released code)")
+    proxy_weight: float | None = hparam(None, None, "lambda_p: weight of s in the proxy loss (paper 1, code 3)")
+
+    def check(self):
+        for name, value in PAPER_PRESET.items():
+            got = getattr(self, name)
+            if got is None:
+                continue
+            if isinstance(value, str):
+                if got not in ("ball", "uniform_norm"):
+                    raise ValueError(f"{name} must be ball or uniform_norm (got {got!r})")
+            elif not (isinstance(got, (int, float)) and got > 0 and math.isfinite(got)):
+                raise ValueError(f"{name} must be a positive number (got {got})")
+        if self.k is not None and self.k < 2:
+            raise ValueError(f"k must be at least 2 (got {self.k})")
+
+    def resolved(self, synthetic: bool) -> "GCDParams":
+        """The preset's values filled in where a field is None."""
+        preset = PRESETS[self.preset if self.preset != "auto" else ("cpu" if synthetic else "paper")]
+        return replace(self, **{k: v for k, v in preset.items() if getattr(self, k) is None})
+
+
+class BlackBox:
+    """The classifier as GCD may see it: forward only, no gradients, every image counted."""
+
+    def __init__(self, classifier: nn.Module):
+        self.classifier = classifier
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classifier(images).detach()
+
+
+class Proxy(nn.Module):
+    """The paper's MLP z_sem -> (f, s): three sigmoid hidden layers."""
+
+    def __init__(self, z_dim: int, widths=(256, 128, 64)):
+        super().__init__()
+        layers, cin = [], z_dim
+        for w in widths:
+            layers += [nn.Linear(cin, w), nn.Sigmoid()]
+            cin = w
+        self.net = nn.Sequential(*layers, nn.Linear(cin, 2))
+
+    def forward(self, z):
+        return self.net(z)
+
+
+def fit_proxy(z: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, lr: float, max_epochs: int,
+              gen: torch.Generator) -> tuple[Proxy, float, int]:
+    """Train on all but one batch in eight; stop when the validation loss exceeds the mean of its
+    last five values. Returns the proxy, its final validation loss and the epochs run."""
+    batch = 128
+    order = torch.randperm(len(z), generator=gen)
+    held = order[:max(1, len(z) // 8)]
+    train = order[len(held):]
+    proxy = Proxy(z.shape[1])
+    opt = torch.optim.AdamW(proxy.parameters(), lr=lr)
+
+    def loss(idx):
+        return (((proxy(z[idx]) - targets[idx]) ** 2) * weights).sum(1).mean()
+
+    history: list[float] = []
+    for epoch in range(max_epochs):
+        for chunk in train[torch.randperm(len(train), generator=gen)].split(batch):
+            opt.zero_grad(set_to_none=True)
+            loss(chunk).backward()
+            opt.step()
+        with torch.no_grad():
+            val = float(loss(held))
+        if len(history) >= 5 and val > sum(history[-5:]) / 5:
+            break
+        history.append(val)
+    return proxy.eval(), val, epoch + 1
+
+
+class GCD(CounterfactualMethod):
+    name = "gcd"
+    Params = GCDParams
+
+    def __init__(self, task, device, **hparams):
+        super().__init__(task, device, **hparams)
+        self.dae = task.component("diffae")
+        self.classifier = BlackBox(task.classifier)
+        self.run_params = self.hparams.resolved(task.component_kind("diffae").stand_in(task.components["diffae"]))
+        self.directions: dict[int, torch.Tensor] = {}    # source class -> unit direction (the edit adds it)
+        self.fit_record: dict = {}
+        self._distance = None
+
+    @classmethod
+    def requires(cls, params):
+        return ("classifier", "diffae")
+
+    # -- scores --------------------------------------------------------------------------------
+    def score(self, logits: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """f: the classifier's evidence for the source class (the search lowers it)."""
+        rows = torch.arange(len(logits), device=logits.device)
+        if self.hparams.score == "prob":
+            return logits.softmax(1)[rows, source]
+        return logits[rows, source] - logits[rows, target]
+
+    def distance(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """s(x, y): LPIPS when its weights are present, else the RMS pixel distance (a stand-in)."""
+        if self._distance is None:
+            from cfbench.metrics.perceptual import backbone_checkpoint
+
+            if backbone_checkpoint().exists():
+                import lpips
+
+                net = lpips.LPIPS(net="alex", verbose=False).eval().to(self.device)
+                self._distance = ("LPIPS (AlexNet)", lambda a, b: net(a, b, normalize=True).flatten())
+            else:
+                self._distance = ("RMS pixel distance (stand-in for LPIPS: no AlexNet weights)",
+                                  lambda a, b: ((a - b) ** 2).flatten(1).mean(1).sqrt())
+        with torch.no_grad():
+            return self._distance[1](x, y)
+
+    def provenance(self) -> dict:
+        self.distance(torch.zeros(1, 3, 8, 8, device=self.device), torch.zeros(1, 3, 8, 8, device=self.device))
+        h = self.run_params
+        return {"s": self._distance[0], "resolved": {k: getattr(h, k) for k in PAPER_PRESET},
+                "fit": self.fit_record}
+
+    # -- fitting -------------------------------------------------------------------------------
+    def fit(self, sample_ids: list[str], seed: int, store: Path | None) -> dict:
+        """Fit one direction per source class (or one, shared) before any sample, or load them
+        (``store`` None: keep them in memory only)."""
+        if store is not None and (store / "fit.json").exists():
+            from safetensors.torch import load_file
+
+            self.fit_record = json.loads((store / "fit.json").read_text())
+            self.directions = {int(c): d.to(self.device) for c, d in load_file(str(store / "directions.safetensors")).items()}
+            return self.fit_record
+        h = self.run_params
+        scale = self._code_scale(sample_ids)
+        classes = list(self.task.pair[:1] if h.share_direction else self.task.pair)
+        record = {"z_scale": scale, "directions": {}, "amortised": {}}
+        for c in classes:
+            t0 = time.perf_counter()
+            sid, x = self._source_image(sample_ids, c)
+            direction, facts, calls = self._fit_direction(x, c, scale, seed)
+            self.directions[c] = direction
+            record["directions"][str(c)] = {"source_id": sid, **facts, "classifier_calls": calls,
+                                            "seconds": round(time.perf_counter() - t0, 2)}
+        if h.share_direction:
+            other = self.task.pair[1]
+            self.directions[other] = -self.directions[classes[0]]
+            record["directions"][str(other)] = {"shared_from": str(classes[0])}
+        for c in self.task.pair:      # each direction's cost, spread over the samples it edits
+            own = record["directions"][str(c)]
+            record["amortised"][str(c)] = {"nfe": own.get("classifier_calls", 0),
+                                           "seconds": own.get("seconds", 0.0)}
+        if store is not None:
+            self._store(store, record)
+        self.fit_record = record
+        return record
+
+    def _store(self, store: Path, record: dict) -> None:
+        from safetensors.torch import save_file
+
+        from cfbench.results import atomic_path
+
+        store.mkdir(parents=True, exist_ok=True)
+        with atomic_path(store / "directions.safetensors") as tmp:
+            save_file({str(c): d.cpu().contiguous() for c, d in self.directions.items()}, str(tmp))
+        write_json(store / "fit.json", record)      # last: its presence means the fit is complete
+
+    def _code_scale(self, sample_ids: list[str]) -> float:
+        """Median pairwise distance between the z_sem codes of the task's first 64 samples."""
+        x = self.task.load(self.task.sample_ids(64)).images.to(self.device)
+        with torch.no_grad():
+            z = self.dae.semantic(x)
+        d = torch.cdist(z, z)
+        return float(d[torch.triu(torch.ones_like(d, dtype=torch.bool), 1)].median())
+
+    def _source_image(self, sample_ids: list[str], label: int) -> tuple[str, torch.Tensor]:
+        from cfbench.errors import UserError
+
+        seen = 0
+        for start in range(0, len(sample_ids), 64):
+            samples = self.task.load(sample_ids[start:start + 64])
+            for i, lab in enumerate(samples.labels.tolist()):
+                if lab == label:
+                    if seen == self.hparams.source_index:
+                        return samples.sample_ids[i], samples.images[i:i + 1].to(self.device)
+                    seen += 1
+        raise UserError(f"GCD: source_index {self.hparams.source_index} asks for sample {self.hparams.source_index + 1} "
+                        f"of class '{self.task.class_names[label]}', but the run has {seen}; lower it or raise --n.")
+
+    def _fit_direction(self, x, source: int, scale: float, seed: int) -> tuple[torch.Tensor, dict, int]:
+        h = self.run_params
+        target = int(self.task.target_of(torch.tensor([source]))[0])
+        gen = torch.Generator().manual_seed(seed * 1000 + source)
+        z0, x_T = self.dae.encode(x, h.encode_steps)
+        if h.direction == "random":
+            d = torch.randn(z0.shape[1], generator=gen)
+            return (d / d.norm()).to(self.device), {"kind": "random"}, 0
+        dim = z0.shape[1]
+        u = torch.randn(h.n_proxy, dim, generator=gen)
+        u = u / u.norm(dim=1, keepdim=True)
+        radial = torch.rand(h.n_proxy, 1, generator=gen)
+        radial = radial ** (1 / dim) if h.perturbation == "ball" else radial
+        delta = (u * radial * h.radius).to(self.device)          # in units of ``scale``
+        f, s = [], []
+        for i, chunk in enumerate(delta.split(64)):
+            self.progress(f"proxy data {i * 64 + len(chunk)}/{h.n_proxy}")
+            imgs = self.dae.decode(z0 + chunk * scale, x_T.expand(len(chunk), -1, -1, -1), h.search_steps)
+            logits = self.classifier(imgs)
+            src = torch.full((len(chunk),), source, device=self.device)
+            f.append(self.score(logits, src, torch.full_like(src, target)))
+            s.append(self.distance(x.expand(len(chunk), -1, -1, -1), imgs))
+        targets = torch.stack([torch.cat(f), torch.cat(s)], 1).cpu()
+        self.progress("fitting the proxy")
+        weights = torch.tensor([1.0, h.proxy_weight])
+        with torch.enable_grad():
+            proxy, val_loss, epochs = fit_proxy(delta.cpu(), targets, weights, h.proxy_lr, h.proxy_epochs, gen)
+        origin = torch.zeros(1, dim, requires_grad=True)
+        facts = {"n_proxy": h.n_proxy, "radius": h.radius, "perturbation": h.perturbation,
+                 "proxy_val_loss": round(val_loss, 6), "proxy_epochs": epochs,
+                 "f_range": [round(float(targets[:, 0].min()), 4), round(float(targets[:, 0].max()), 4)]}
+        if h.direction == "g":
+            with torch.enable_grad():
+                out = proxy(origin)
+                (grad,) = torch.autograd.grad(out[0, 0] + h.lam * out[0, 1], origin)
+            d = -grad[0]
+            facts.update(kind="g", gradient_norm=round(float(grad.norm()), 6))
+        else:
+            hessian = torch.autograd.functional.hessian(lambda v: proxy(v.unsqueeze(0))[0, 0], origin[0].detach())
+            values, vectors = torch.linalg.eigh(hessian)
+            order = values.abs().argsort(descending=True)
+            values, vectors = values[order], vectors[:, order]
+            if h.index >= dim:
+                from cfbench.errors import UserError
+
+                raise UserError(f"GCD: h-direction index {h.index} is out of range (z_sem has {dim} dimensions).")
+            d = vectors[:, h.index] * (-1 if values[h.index] > 0 else 1)
+            facts.update(kind="h", index=h.index, eigenvalues=[round(float(v), 6) for v in values[:8]])
+        return (d / d.norm()).to(self.device), facts, h.n_proxy
+
+    # -- per sample -----------------------------------------------------------------------------
+    def search(self, x: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> dict:
+        """The line search along each sample's class direction: the chosen signed alpha, whether it
+        flipped at the search's step count, the BB-LIG map, the codes and the classifier calls."""
+        h = self.run_params
+        scale = self.fit_record["z_scale"]
+        z, x_T = self.dae.encode(x, h.encode_steps)
+        direction = torch.stack([self.directions[int(c)] for c in source.tolist()]) * scale
+        signs = (1.0, -1.0) if h.direction == "h" else (1.0,)
+        alphas = torch.linspace(0, h.alpha_max, h.k).tolist()
+        rows = torch.arange(len(x), device=x.device)
+        key = torch.full((len(x),), math.inf, device=x.device)     # lower is better; flips rank first
+        chosen = torch.zeros(len(x), device=x.device)
+        flipped_at = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        masks = torch.zeros(len(x), 1, *x.shape[-2:], device=x.device)
+        for sign in signs:
+            renders, p_source = [], []
+            for i, a in enumerate(alphas):
+                self.progress(f"line search {i + 1}/{len(alphas)}" + (f", sign {sign:+.0f}" if len(signs) > 1 else ""))
+                img = self.dae.decode(z + sign * a * direction, x_T, h.search_steps)
+                logits = self.classifier(img)
+                flipped = logits.argmax(1) == target
+                f = self.score(logits, source, target)
+                # among flips the lowest L_CF (offset below every non-flip), else the lowest f
+                candidate = torch.where(flipped, f + h.lam * self.distance(x, img) - 1e6, f)
+                better = candidate < key
+                key = torch.where(better, candidate, key)
+                chosen = torch.where(better, torch.full_like(chosen, sign * a), chosen)
+                flipped_at = torch.where(better, flipped, flipped_at)
+                renders.append(img)
+                p_source.append(logits.softmax(1)[rows, source])
+            on_this_side = (chosen * sign > 0) if len(signs) > 1 else torch.ones_like(flipped_at)
+            masks = torch.where(on_this_side.view(-1, 1, 1, 1),
+                                bb_lig(torch.stack(renders), torch.stack(p_source), h.lig_threshold), masks)
+        return {"alpha": chosen, "flipped": flipped_at, "masks": masks, "z": z, "x_T": x_T, "direction": direction,
+                "calls": len(alphas) * len(signs)}
+
+    def explain(self, batch) -> torch.Tensor:
+        """BB-LIG maps (B,1,H,W) of the batch along its class directions (the method must be fitted)."""
+        return self.search(batch.images.to(self.device), batch.source.to(self.device),
+                           batch.target.to(self.device))["masks"]
+
+    def generate(self, batch):
+        from cfbench.types import Counterfactuals
+
+        h = self.run_params
+        x, source, target = batch.images.to(self.device), batch.source.to(self.device), batch.target.to(self.device)
+        found = self.search(x, source, target)
+        self.progress("final render")
+        final = self.dae.decode(found["z"] + found["alpha"].view(-1, 1) * found["direction"], found["x_T"],
+                                h.decode_steps)
+        n = torch.full((len(x),), found["calls"], device=self.device)
+        return Counterfactuals(final, found["masks"], {"steps": n, "nfe": n,
+                                                       "alpha_fraction": found["alpha"].abs() / h.alpha_max})
+
+
+def bb_lig(renders: torch.Tensor, p_source: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Black-box latent integrated gradients (Eq. 6) over renders K x B x 3 x H x W along a path
+    starting at alpha = 0, with p(source) K x B; returns B x 1 x H x W in [0, 1]."""
+    q = (renders * 255).round()                              # the 8-bit images the classifier would see
+    k = len(renders)
+    below = p_source < threshold
+    end = torch.where(below.any(0), below.float().argmax(0), torch.full_like(below[0], k - 1, dtype=torch.long))
+    end = end.clamp_min(1)
+    steps = torch.arange(k - 1, device=renders.device).view(-1, 1)
+    on_path = (steps < end.view(1, -1)).float().view(k - 1, -1, 1, 1, 1)
+    dx = (q[1:] - q[:-1]) / 255
+    df = (p_source[1:] - p_source[:-1]).view(k - 1, -1, 1, 1, 1)
+    grad = torch.where(dx != 0, df / dx.where(dx != 0, torch.ones_like(dx)), torch.zeros_like(dx))
+    mean_grad = (grad * on_path).sum(0) / end.view(-1, 1, 1, 1)
+    rows = torch.arange(renders.shape[1], device=renders.device)
+    attribution = ((q[0] - q[end, rows]) / 255 * mean_grad).sum(1, keepdim=True).abs()
+    return attribution / attribution.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1, 1)

@@ -1,0 +1,115 @@
+"""GCD: black-box use of the classifier, directions fitted once per run and reused on resume,
+line search independent of the batch, BB-LIG on a path with a known answer."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from cfbench.methods import METHODS
+from cfbench.methods.gcd import GCD, bb_lig
+from cfbench.runner import Runner, RunSpec
+from conftest import in_float64, make_batch, make_task
+
+TINY = ["{m}.n_proxy=48", "{m}.k=3", "{m}.encode_steps=2", "{m}.decode_steps=2", "{m}.search_steps=2",
+        "{m}.proxy_epochs=5"]
+
+
+def tiny(method: str) -> list[str]:
+    return [s.format(m=method) for s in TINY]
+
+
+class _NoBackward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, logits):
+        return logits.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise AssertionError("GCD differentiated through the classifier")
+
+
+class ForwardOnly(nn.Module):
+    """The classifier, made to fail on any backward pass through it."""
+
+    def __init__(self, classifier):
+        super().__init__()
+        self.inner = classifier
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += len(x)
+        return _NoBackward.apply(self.inner(x))
+
+
+def test_classifier_is_only_called_forward(tmp_path, monkeypatch):
+    task = make_task()
+    wrapped = ForwardOnly(task.classifier)
+    task._loaded["classifier"] = wrapped
+    method = METHODS.build("gcd_h", task, torch.device("cpu"), n_proxy=48, k=3, encode_steps=2, decode_steps=2,
+                           search_steps=2, proxy_epochs=5)
+    record = method.fit(task.sample_ids(4), 0, tmp_path / "fit")
+    assert wrapped.calls == sum(d.get("classifier_calls", 0) for d in record["directions"].values()) == 96
+    batch = make_batch(task, ["00000", "00001"])
+    wrapped.calls = 0
+    out = method.generate(batch)
+    assert wrapped.calls == int(out.info["nfe"].sum()) == 2 * 3 * 2      # k alphas, both signs of h
+    # and the check itself works: a white-box gradient through the wrapper fails
+    x = batch.images.clone().requires_grad_(True)
+    with pytest.raises(AssertionError, match="differentiated"):
+        wrapped(x).sum().backward()
+
+
+def test_resume_reuses_stored_directions(tmp_path, monkeypatch):
+    spec = RunSpec(task="synth_cheetah_cougar", methods=["gcd"], n=4, batch_size=2, out=tmp_path / "run",
+                   metrics="FR,nfe", overrides=tiny("gcd"))
+    run = Runner(spec).execute()
+    info = json.loads(run.run_json.read_text())
+    fit = info["method_provenance"]["gcd"]["fit"]
+    assert set(fit["directions"]) == {"2", "3"} and fit["directions"]["2"]["source_id"] == "00000"
+    first = pd.read_parquet(run.samples)
+    stored = (run.root / "fitted" / "gcd" / "directions.safetensors").read_bytes()
+    # the fit's calls are spread over the samples of each class: 48 calls / 2 samples
+    assert (first["fit_nfe"] == 24).all()
+    assert float(pd.read_csv(run.metrics)["nfe"][0]) == pytest.approx(3 + 24)
+    # lose the second batch; the resumed run must not fit again
+    for part in (run.root / "parts" / "gcd").iterdir():
+        if "00002" in pd.read_parquet(part)["sample_id"].tolist():
+            part.unlink()
+    monkeypatch.setattr(GCD, "_fit_direction", lambda *a, **k: pytest.fail("refitted on resume"))
+    run = Runner(spec).execute()
+    again = pd.read_parquet(run.samples)
+    assert (run.root / "fitted" / "gcd" / "directions.safetensors").read_bytes() == stored
+    pd.testing.assert_frame_equal(first.drop(columns=["seconds", "fit_seconds"]),
+                                  again.drop(columns=["seconds", "fit_seconds"]))
+
+
+def test_line_search_does_not_depend_on_the_batch(tmp_path):
+    task = make_task()
+    method = METHODS.build("gcd", task, torch.device("cpu"), n_proxy=48, k=3, encode_steps=2, decode_steps=2,
+                           search_steps=2, proxy_epochs=5)
+    method.fit(task.sample_ids(4), 0, tmp_path / "fit")
+    ids = ["00000", "00001", "00002"]
+    with in_float64(method.dae, task.classifier):
+        method.directions = {c: d.double() for c, d in method.directions.items()}
+        together = method.generate(make_batch(task, ids, dtype=torch.float64))
+        alone = [method.generate(make_batch(task, [i], dtype=torch.float64)) for i in ids]
+    for i, single in enumerate(alone):
+        torch.testing.assert_close(together.images[i], single.images[0], rtol=0, atol=1e-9)
+        torch.testing.assert_close(together.masks[i], single.masks[0], rtol=0, atol=1e-9)
+        assert together.info["alpha_fraction"][i] == single.info["alpha_fraction"][0]
+
+
+def test_bb_lig_attributes_the_pixel_whose_change_moves_the_score():
+    # three renders of a 2-pixel image: pixel (0,0) darkens step by step and the score falls;
+    # pixel (0,1) never changes, so it gets nothing
+    renders = torch.zeros(3, 1, 3, 1, 2)
+    renders[:, 0, :, 0, 0] = torch.tensor([1.0, 0.6, 0.2]).view(3, 1)
+    renders[:, 0, :, 0, 1] = 0.5
+    p = torch.tensor([[0.9], [0.5], [0.005]])
+    m = bb_lig(renders, p, threshold=0.01)
+    assert m.shape == (1, 1, 1, 2)
+    assert m[0, 0, 0, 0] == 1 and m[0, 0, 0, 1] == 0
