@@ -87,7 +87,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     report, task = from_run(args.run, args.method) if args.run else interleaved(args.task, args.n, args.batch_size)
     report.update(threads=args.threads, cout_over_generation=report["cout_sec_per_cf"] / report["slcf_sec_per_cf"],
-                  cout_classifier_evals_per_cf=len(insertion_counts(task.image_size ** 2)))
+                  cout_classifier_evals_per_cf=len(insertion_counts(task.image_size ** 2)[0]))
     print(json.dumps(report, indent=2))
 
 

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from cfbench.metrics.protocols import PROTOCOLS  # noqa: E402
 from cfbench.results import RunDir, load_pngs  # noqa: E402
 
 FIGURE_SAMPLES = 6
@@ -28,7 +29,8 @@ def write_run_figures(run: RunDir, methods: list[str], sample_ids: list[str]) ->
             _save(mask_figure(run, method, ids, original), run, f"masks_{method}.png")
     samples = pd.read_parquet(run.samples) if run.samples.exists() else None
     if samples is not None and "COUT_curve_target" in samples:
-        _save(cout_curve_figure(samples, methods, original[0, 0].numel()), run, "cout_curves.png")
+        rule = PROTOCOLS[run.read_run_json().get("protocol", "cfbench")].cout_rule
+        _save(cout_curve_figure(samples, methods, original[0, 0].numel(), rule), run, "cout_curves.png")
 
 
 def save_figure(fig, path) -> None:
@@ -81,11 +83,11 @@ def mask_figure(run: RunDir, method: str, ids: list[str], original):
     return fig
 
 
-def cout_curve_figure(samples: pd.DataFrame, methods: list[str], num_pixels: int):
+def cout_curve_figure(samples: pd.DataFrame, methods: list[str], num_pixels: int, rule: str = "cfbench"):
     """Mean probability curves along the insertion (solid: target, dashed: source), COUT in the legend."""
     from cfbench.metrics.cout import insertion_counts
 
-    fractions = insertion_counts(num_pixels).numpy() / num_pixels
+    fractions = insertion_counts(num_pixels, rule)[1].numpy() / num_pixels
     fig, ax = plt.subplots(figsize=(4.2, 3.0))
     for i, method in enumerate(methods):
         rows = samples[samples["method"] == method]

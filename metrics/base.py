@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from cfbench.metrics.protocols import CFBENCH, Protocol
 from cfbench.metrics.stats import bootstrap_half_width
 from cfbench.types import Batch, Counterfactuals
 
@@ -52,10 +53,12 @@ class Metric:
     level: ClassVar[str] = "sample"                  # "sample": a mean over samples; "set": over the set
     interval: ClassVar[str | None] = "bootstrap"     # what <name>_ci holds (a key of INTERVALS), or None
     column: ClassVar[str | None] = None              # per-sample column summarised by the default
+    protocol: "Protocol" = CFBENCH                   # set by the runner (``--protocol``)
 
     def __init__(self, task: "Task", device: torch.device):
         self.task = task
         self.device = device
+        self.notes: list[str] = []        # warnings about a summary (printed and kept in run.json)
 
     def unavailable(self) -> str | None:
         """Why this metric cannot be computed on this task (None when it can)."""

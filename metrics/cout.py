@@ -22,11 +22,17 @@ from cfbench.metrics.base import Metric, SampleContext
 MAX_IMAGES = 512   # images per classifier call; bounds memory independently of the batch size
 
 
-def insertion_counts(num_pixels: int) -> torch.Tensor:
-    """Pixels inserted at each step: 0, s, 2s, ..., num_pixels with s = max(1, num_pixels // 50)."""
+def insertion_counts(num_pixels: int, rule: str = "cfbench") -> tuple[torch.Tensor, torch.Tensor]:
+    """(pixels inserted, x-position of the point) at each step, s = max(1, num_pixels // 50):
+    cfbench 0, s, 2s, ..., num_pixels at their own positions; ACE the same steps, but its last
+    partial step counts as a full one (position ceil(N/s) s, beyond N)."""
     step = max(1, num_pixels // 50)
-    counts = torch.arange(0, num_pixels + step, step).clamp_max(num_pixels)
-    return torch.unique_consecutive(counts)
+    positions = torch.arange(0, num_pixels + step, step)
+    if rule == "cfbench":
+        counts = torch.unique_consecutive(positions.clamp_max(num_pixels))
+        return counts, counts
+    positions = torch.arange(0, -(-num_pixels // step) * step + 1, step)
+    return positions.clamp_max(num_pixels), positions
 
 
 @dataclass
@@ -42,16 +48,29 @@ class Transition:
                 - torch.trapezoid(self.source, self.fractions, dim=1))
 
 
-def importance_order(x: torch.Tensor, x_cf: torch.Tensor, order_map: torch.Tensor | None = None) -> torch.Tensor:
-    """(B, H*W) rank of every pixel in the insertion order (0 = inserted first); ties keep raster order."""
+def importance_order(x: torch.Tensor, x_cf: torch.Tensor, order_map: torch.Tensor | None = None,
+                     rule: str = "cfbench") -> torch.Tensor:
+    """(B, H*W) rank of every pixel in the insertion order (0 = inserted first).
+
+    cfbench: the channel sum of the 8-bit changes, integers, sorted stably (ties keep raster order,
+    and float rounding cannot reorder them); ACE: (v - min) / (max - min) of the channel-summed
+    float |x_cf - x|, sorted by ``argsort`` (not stable). A given ``order_map`` (a mask) is
+    upsampled bilinearly and normalised by its maximum."""
     b, _, h, w = x.shape
-    if order_map is None:
-        order_map = (x_cf - x).abs().sum(1, keepdim=True)
-    elif order_map.shape[-2:] != (h, w):
-        order_map = F.interpolate(order_map.float(), size=(h, w), mode="bilinear", align_corners=False)
-    flat = order_map.flatten(1)
-    flat = flat / flat.amax(1, keepdim=True).clamp_min(1e-12)
-    order = torch.sort(flat, dim=1, descending=True, stable=True).indices
+    if order_map is not None:
+        if order_map.shape[-2:] != (h, w):
+            order_map = F.interpolate(order_map.float(), size=(h, w), mode="bilinear", align_corners=False)
+        flat = order_map.flatten(1)
+        flat = flat / flat.amax(1, keepdim=True).clamp_min(1e-12)
+        order = torch.sort(flat, dim=1, descending=True, stable=True).indices
+    elif rule == "cfbench":
+        flat = ((x_cf * 255).round() - (x * 255).round()).abs().sum(1).flatten(1)
+        order = torch.sort(flat, dim=1, descending=True, stable=True).indices
+    else:
+        flat = (x_cf - x).abs().sum(1).flatten(1)
+        flat = flat - flat.amin(1, keepdim=True)
+        flat = flat / flat.amax(1, keepdim=True)
+        order = torch.argsort(flat, dim=1, descending=True)
     rank = torch.empty_like(order)
     rank.scatter_(1, order, torch.arange(h * w, device=x.device).expand(b, -1).contiguous())
     return rank
@@ -60,10 +79,11 @@ def importance_order(x: torch.Tensor, x_cf: torch.Tensor, order_map: torch.Tenso
 @torch.no_grad()
 def transition(classifier: torch.nn.Module, x: torch.Tensor, x_cf: torch.Tensor, source: torch.Tensor,
                target: torch.Tensor, order_map: torch.Tensor | None = None,
-               max_images: int = MAX_IMAGES) -> Transition:
+               max_images: int = MAX_IMAGES, rule: str = "cfbench") -> Transition:
     b, c, h, w = x.shape
-    rank = importance_order(x, x_cf, order_map)
-    counts = insertion_counts(h * w).to(x.device)
+    rank = importance_order(x, x_cf, order_map, rule)
+    counts, positions = insertion_counts(h * w, rule)
+    counts = counts.to(x.device)
     delta = x_cf - x
     rows = torch.arange(b, device=x.device)
     p_src, p_tgt = [], []
@@ -75,12 +95,13 @@ def transition(classifier: torch.nn.Module, x: torch.Tensor, x_cf: torch.Tensor,
         probs = classifier(images).softmax(1).view(b, len(chunk), -1)
         p_src.append(probs[rows, :, source])
         p_tgt.append(probs[rows, :, target])
-    fractions = counts.to(x.dtype) / (h * w)
+    fractions = positions.to(x.device, x.dtype) / (h * w)
     return Transition(fractions, torch.cat(p_src, 1), torch.cat(p_tgt, 1))
 
 
 class CounterfactualTransition(Metric):
-    """COUT per sample; the probability curves are stored too, for the mean-curve figure."""
+    """COUT per sample under the protocol's ordering and integration rule; the probability curves
+    are stored too, for the mean-curve figure. The SLCF protocol averages the two directions' means."""
 
     name = "COUT"
     higher_is_better = True
@@ -88,5 +109,12 @@ class CounterfactualTransition(Metric):
 
     def per_sample(self, ctx: SampleContext):
         t = transition(self.task.classifier, ctx.batch.images, ctx.counterfactuals.images,
-                       ctx.batch.source, ctx.batch.target)
+                       ctx.batch.source, ctx.batch.target, rule=self.protocol.cout_rule)
         return {"COUT": t.cout, "COUT_curve_source": t.source, "COUT_curve_target": t.target}
+
+    def summarize(self, run, method, rows):
+        if self.protocol.cout_average == "samples" or rows.empty:
+            return super().summarize(run, method, rows)
+        means = rows.groupby("source")["COUT"].mean()
+        value, ci = super().summarize(run, method, rows)
+        return (float(means.mean()) if value is not None else None), ci

@@ -140,8 +140,14 @@ class _FeatureDistance(Metric):
         ids = tuple(rows["sample_id"])
         source = self.task.component("fid_features")
         cuda = self.device.type == "cuda"
-        return tuple(folder_features(source.name, source.weights, cuda, str(folder), ids)
-                     for folder in (run.images(), run.images(method)))
+        found = tuple(folder_features(source.name, source.weights, cuda, str(folder), ids)
+                      for folder in (run.images(), run.images(method)))
+        used = len(ids) // 2 if self.name == "sFID" else len(ids)
+        if used < found[0].shape[1]:
+            self.notes.append(f"{self.name} of {method} uses {used} samples per feature set, fewer than the "
+                              f"{found[0].shape[1]} feature dimensions: the covariance is singular and the value "
+                              "is biased; compare it only with runs of the same size.")
+        return found
 
 
 class FID(_FeatureDistance):
@@ -165,6 +171,21 @@ class SplitFID(_FeatureDistance):
     def summarize(self, run, method, rows):
         if len(rows) < self.min_samples:
             return None, None
-        values = split_fid(*self.features(run, method, rows))
+        originals, counterfactuals = self.features(run, method, rows)
+        p = self.protocol
+        if p.sfid_counterfactuals == "flipped":     # ACE: only successful counterfactuals in the CF halves
+            return self._flipped_only(originals, counterfactuals, rows["flipped"].to_numpy(bool))
+        values = split_fid(originals, counterfactuals, p.sfid_repeats, p.sfid_seed)
         lo, hi = np.percentile(values, [2.5, 97.5])
-        return float(values.mean()), float((hi - lo) / 2)
+        return float(values.mean()), float((hi - lo) / 2) if len(values) > 1 else None
+
+    def _flipped_only(self, originals, counterfactuals, flipped):
+        """One seeded half-split; the counterfactual halves keep their successful members."""
+        rng = np.random.default_rng(self.protocol.sfid_seed)
+        perm = rng.permutation(len(originals))
+        one, two = perm[: len(perm) // 2], perm[len(perm) // 2:]
+        cf_one, cf_two = one[flipped[one]], two[flipped[two]]
+        if min(len(cf_one), len(cf_two)) < 2:
+            return None, None
+        return (frechet_distance(originals[one], counterfactuals[cf_two])
+                + frechet_distance(originals[two], counterfactuals[cf_one])) / 2, None

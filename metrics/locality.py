@@ -20,8 +20,8 @@ class _GroundTruthShare(Metric):
     percent, decimals, tolerance = True, 1, (0.05, 0.0)
 
     def unavailable(self):
-        if not getattr(self.task, "has_ground_truth", False):
-            return f"task '{self.task.name}' has no ground-truth masks"
+        if self.region not in self.task.ground_truth_regions:
+            return f"task '{self.task.name}' has no ground-truth {self.region} masks"
         return None
 
     def per_sample(self, ctx: SampleContext):

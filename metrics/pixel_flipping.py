@@ -25,12 +25,12 @@ def features_in_step(height: int, width: int, channels: int = 3) -> int:
 
 
 def flipping_curves(classifier: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor,
-                    attributions: torch.Tensor) -> np.ndarray:
+                    attributions: torch.Tensor, step: int | None = None) -> np.ndarray:
     """(B, steps) Quantus PixelFlipping curves: p(label) after each flipping step."""
     import quantus   # slow to import; only runs that score PF need it
 
     _, c, h, w = x.shape
-    metric = quantus.PixelFlipping(features_in_step=features_in_step(h, w, c), perturb_baseline="black",
+    metric = quantus.PixelFlipping(features_in_step=step or features_in_step(h, w, c), perturb_baseline="black",
                                    disable_warnings=True, display_progressbar=False)
     curves = metric(model=classifier, x_batch=x.detach().cpu().numpy(), y_batch=labels.cpu().numpy(),
                     a_batch=attributions.detach().cpu().numpy(), device=str(x.device), softmax=True,
@@ -38,8 +38,12 @@ def flipping_curves(classifier: torch.nn.Module, x: torch.Tensor, labels: torch.
     return np.asarray(curves, dtype=float)
 
 
-def pixel_flipping(classifier, x, labels, attributions) -> np.ndarray:
-    """(B,) normalised AUC of the flipping curves."""
+def pixel_flipping(classifier, x, labels, attributions, rule: str = "cfbench") -> np.ndarray:
+    """(B,) AUC of the flipping curves: cfbench's normalised by the number of intervals, or SLCF's
+    raw AUC (unit spacing) with ``features_in_step`` = H."""
+    if rule == "slcf":
+        curves = flipping_curves(classifier, x, labels, attributions, step=x.shape[-2])
+        return np.trapezoid(curves, dx=1, axis=1)
     curves = flipping_curves(classifier, x, labels, attributions)
     return np.trapezoid(curves, dx=1, axis=1) / (curves.shape[1] - 1)
 
@@ -53,5 +57,11 @@ class PixelFlipping(Metric):
         masks = ctx.counterfactuals.masks
         if masks is None:
             return {"PF": torch.full((len(ctx.batch),), float("nan"))}
-        values = pixel_flipping(self.task.classifier, ctx.batch.images, ctx.batch.source, masks)
-        return {"PF": torch.from_numpy(values)}
+        values = torch.full((len(ctx.batch),), float("nan"), dtype=torch.float64)
+        ordered = masks.flatten(1).amax(1) > 0          # an all-zero mask orders nothing: no PF
+        if ordered.any():
+            rows = ordered.nonzero().squeeze(1)
+            values[rows.cpu()] = torch.from_numpy(pixel_flipping(
+                self.task.classifier, ctx.batch.images[rows], ctx.batch.source[rows], masks[rows],
+                self.protocol.pf_rule)).to(values)
+        return {"PF": values}

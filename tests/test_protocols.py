@@ -1,0 +1,148 @@
+"""Metric protocols: each protocol's COUT equals an independent implementation of its definition,
+the protocols select the samples they say, and a finished run rescored from its directory alone
+reproduces its metrics.csv."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from cfbench.cli import main
+from cfbench.metrics.cout import transition
+from cfbench.metrics.protocols import PROTOCOLS
+from cfbench.rescore import rescore
+
+
+class Linear(torch.nn.Module):
+    """A fixed 3-class classifier on 6 x 6 images."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.randn(3, 3 * 36, generator=torch.Generator().manual_seed(1)))
+
+    def forward(self, x):
+        return x.flatten(1) @ self.w.T
+
+
+def fixture():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.round(torch.rand(4, 3, 6, 6, generator=gen) * 255) / 255
+    x_cf = x.clone()
+    x_cf[:, :, 1:4, 2:5] = torch.round(torch.rand(4, 3, 3, 3, generator=gen) * 255) / 255
+    x_cf[0, :, 0, 0] = x[0, :, 0, 0] + 3 / 255          # ties: equal 8-bit change sums
+    x_cf[0, :, 5, 5] = x[0, :, 5, 5] + 3 / 255
+    return x, x_cf.clamp(0, 1), torch.tensor([0, 1, 0, 2]), torch.tensor([1, 0, 2, 1])
+
+
+def ace_cout(model, imgs, cfs, label, target):
+    """ACE's calculate_cout (eval_utils/cout_metrics.py), as its code reads, for a multi-class model."""
+    n, _, h, w = imgs.shape
+    masks = (cfs - imgs).abs().sum(1).view(n, -1)
+    masks = masks - masks.min(1, keepdim=True)[0]
+    masks = masks / masks.max(1, keepdim=True)[0]
+    num = h * w
+    step = max(1, num // 50)
+    order = torch.argsort(masks, dim=1, descending=True)
+    rows = torch.arange(n)
+
+    def probs(img):
+        p = model(img).softmax(1)
+        return p[rows, label], p[rows, target]
+
+    c, cp = probs(imgs)
+    c_curve, cp_curve = [c], [cp]
+    current = torch.zeros(n, num)
+    for pixels in range(0, num, step):
+        idx = order[:, pixels:pixels + step]
+        current[rows[:, None], idx] = 1
+        m = current.view(n, 1, h, w)
+        a, b = probs(cfs * m + imgs * (1 - m))
+        c_curve.append(a)
+        cp_curve.append(b)
+
+    def auc(curve):
+        return curve[0] / 2 + sum(curve[1:-1]) + curve[-1] / 2
+
+    return (auc(cp_curve) - auc(c_curve)) * step / num
+
+
+def cfbench_cout(model, imgs, cfs, label, target):
+    """cfbench's definition: integer 8-bit change sums, stable descending order (raster order on
+    ties), s = max(1, N // 50) pixels per step, the last step partial, trapezoid over [0, 1]."""
+    n, _, h, w = imgs.shape
+    num = h * w
+    step = max(1, num // 50)
+    out = []
+    for i in range(n):
+        change = ((cfs[i] * 255).round() - (imgs[i] * 255).round()).abs().sum(0).flatten().tolist()
+        order = sorted(range(num), key=lambda j: (-change[j], j))
+        counts = list(range(0, num, step)) + [num]
+        xs, src, tgt = [], [], []
+        for k in counts:
+            m = torch.zeros(num)
+            m[order[:k]] = 1
+            m = m.view(1, h, w)
+            p = model((cfs[i] * m + imgs[i] * (1 - m))[None]).softmax(1)[0]
+            xs.append(k / num)
+            src.append(float(p[label[i]]))
+            tgt.append(float(p[target[i]]))
+        out.append(np.trapezoid(tgt, xs) - np.trapezoid(src, xs))
+    return torch.tensor(out)
+
+
+@pytest.mark.parametrize("rule, reference", [("ace", ace_cout), ("cfbench", cfbench_cout)])
+def test_cout_equals_each_protocols_definition(rule, reference):
+    model = Linear()
+    x, x_cf, source, target = fixture()
+    with torch.no_grad():
+        got = transition(model, x, x_cf, source, target, rule=rule).cout
+        want = reference(model, x, x_cf, source, target)
+    torch.testing.assert_close(got.double(), want.double(), atol=1e-6, rtol=0)
+
+
+def test_ace_cout_integrates_past_one_when_the_last_step_is_partial():
+    def flat(v):
+        return torch.zeros(len(v), 3)
+
+    def last_position(h, w, rule):
+        x, x_cf = torch.zeros(1, 3, h, w), torch.ones(1, 3, h, w)
+        return float(transition(flat, x, x_cf, torch.tensor([0]), torch.tensor([1]), rule=rule).fractions[-1])
+
+    assert last_position(8, 13, "ace") == 1.0                        # 104 pixels, 2 per step: exact
+    assert last_position(7, 15, "ace") == pytest.approx(106 / 105)   # 105 pixels: the last step counts full
+    assert last_position(7, 15, "cfbench") == 1.0
+
+
+def test_protocols_select_their_samples():
+    rows = pd.DataFrame({"source": [0, 0, 1, 1], "pred_before": [0, 1, 1, 1], "COUT": [0.2, 0.4, 0.6, 1.0],
+                         "flipped": [True, False, True, True], "sample_id": list("abcd")})
+    assert len(PROTOCOLS["cfbench"].select("FR", rows)) == 4
+    assert list(PROTOCOLS["ace"].select("FR", rows)["sample_id"]) == ["a", "c", "d"]
+    assert len(PROTOCOLS["slcf"].select("FR", rows)) == 4
+    from cfbench.metrics.cout import CounterfactualTransition
+
+    metric = CounterfactualTransition.__new__(CounterfactualTransition)
+    metric.protocol = PROTOCOLS["slcf"]
+    value, _ = metric.summarize(None, "m", PROTOCOLS["slcf"].select("COUT", rows))
+    assert value == pytest.approx((0.2 + (0.6 + 1.0) / 2) / 2)      # mean of the two directions' means
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("protocol", ["cfbench", "ace", "slcf"])
+def test_rescoring_a_finished_run_reproduces_its_metrics(tmp_path, protocol, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "--task", "synth_cheetah_cougar", "--methods", "slcf", "--n", "8", "--batch-size", "4",
+                 "--protocol", protocol, "--set", "slcf.stage2_steps=40", "--out", str(out)]) == 0
+    info = json.loads((out / "run.json").read_text())
+    assert info["protocol"] == protocol and info["config"]["protocol"] == protocol
+    assert f"Metric protocol: {protocol}" in capsys.readouterr().out
+    samples, table = rescore(str(out))
+    recorded = pd.read_csv(out / "metrics.csv")
+    assert recorded["protocol"].tolist() == [protocol]
+    numeric = [c for c in recorded.columns if c not in ("task", "method", "protocol")
+               and not c.startswith("sec_per_cf")]
+    pd.testing.assert_frame_equal(table[numeric].astype(float), recorded[numeric].astype(float), atol=1e-6,
+                                  check_dtype=False)
