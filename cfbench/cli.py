@@ -37,13 +37,75 @@ def _cmd_run(args) -> int:
     else:
         if not args.task or not args.methods:
             raise UserError("cfbench run needs --task and --methods (or --config RUN_DIR/run.json to repeat a run).")
-        spec = RunSpec(task=args.task, methods=args.methods.split(","), n=args.n, batch_size=args.batch_size,
-                       seed=args.seed, device=args.device, out=args.out, metrics=args.metrics,
-                       overrides=args.set or [], regions=args.regions)
-    run = Runner(dataclasses.replace(spec, wait=args.wait)).execute()
+        default_batch, per_method = parse_batch_sizes(args.batch_size)
+        spec = RunSpec(task=args.task, methods=args.methods.split(","), n=args.n, batch_size=default_batch,
+                       batch_sizes=per_method, seed=args.seed, device=args.device, out=args.out,
+                       metrics=args.metrics, overrides=args.set or [], regions=args.regions, protocol=args.protocol)
+    spec = dataclasses.replace(spec, wait=args.wait)
+    if args.launcher != "none":
+        from cfbench.launch import submit
+
+        root, jobs = submit(spec, args.launcher, args.shards, {"partition": args.partition, "time": args.time,
+                                                               "gpus": args.gpus_per_node, "cpus": args.cpus_per_task,
+                                                               "parallel": args.array_parallelism})
+        print(f"Submitted {len(jobs)} shard(s) of {root} ({args.launcher}): job ids "
+              f"{', '.join(str(j.job_id) for j in jobs)}; logs in {root / 'jobs'}.")
+        if args.launcher == "slurm":
+            print(f"The last shard to finish summarises the run; or: cfbench finalize {root}")
+            return 0
+        for job in jobs:
+            job.result()        # local processes: wait, and re-raise a shard's failure
+        from cfbench.results import RunDir
+
+        run = RunDir.existing(root)
+        if not run.metrics.exists():
+            run = Runner(dataclasses.replace(spec, out=root)).finalize_only()
+    else:
+        runner = Runner(spec)
+        run = runner.execute()
+        if not runner.shard.leader:       # torchrun: rank 0 reports
+            return 0
     print(table([str(run.root)], None, "markdown", with_ci=True))
     print(f"Results: {run.root}/ (samples.parquet, metrics.csv, run.json, images/, masks/, figures/)")
     print(f"Paper table: cfbench table {run.root} --table 1 --format latex")
+    return 0
+
+
+def parse_batch_sizes(text: str) -> tuple[int, dict[str, int]]:
+    """``--batch-size 16``, ``slcf=32,rcsb_a=4`` or ``8,rcsb_a=2`` -> (default, per method)."""
+    default, per_method = 16, {}
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        name, eq, value = item.rpartition("=")
+        try:
+            size = int(value)
+        except ValueError:
+            raise UserError(f"--batch-size takes N or METHOD=N[,METHOD=N...], e.g. 16 or slcf=32,rcsb_a=4; "
+                            f"got '{text}'.") from None
+        if eq:
+            per_method[name] = size
+        else:
+            default = size
+    return default, per_method
+
+
+def _cmd_rescore(args) -> int:
+    from cfbench.rescore import rescore
+
+    _, table = rescore(args.run, args.protocol, args.device)
+    print(table.to_markdown(index=False, floatfmt=".4f"))
+    print(f"Written: {Path(args.run) / ('metrics-' + str(table['protocol'][0]) + '.csv')}")
+    return 0
+
+
+def _cmd_finalize(args) -> int:
+    from cfbench.runner import Runner, RunSpec
+    from cfbench.tables import table
+
+    run_json = Path(args.run) / "run.json"
+    if not run_json.exists():
+        raise UserError(f"'{args.run}' is not a cfbench run directory (it has no run.json).")
+    run = Runner(RunSpec.from_run_json(run_json, out=Path(args.run), wait=args.wait)).finalize_only()
+    print(table([str(run.root)], None, "markdown", with_ci=True))
     return 0
 
 
@@ -129,14 +191,37 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
     r.add_argument("--n", type=int, default=32, help="number of samples (default 32)")
-    r.add_argument("--batch-size", type=int, default=16)
+    r.add_argument("--batch-size", default="16", metavar="N|METHOD=N,...",
+                   help="samples per batch: 16, or per method slcf=32,rcsb_a=4 (a bare N sets the default)")
     r.add_argument("--out", type=Path, default=None, help="run directory (default results/runs/<task>-<time>)")
     r.add_argument("--metrics", default="all", help="all, or a comma-separated list")
     r.add_argument("--set", action="append", metavar="METHOD.PARAM=VALUE", help="override a hyperparameter")
     r.add_argument("--regions", type=Path, default=None, metavar="DIR",
                    help="region masks for region-constrained methods (rcsb): DIR/<sample id>.png, white = may change")
     r.add_argument("--wait", action="store_true", help="if another process writes --out, wait for it instead of exit 2")
+    r.add_argument("--protocol", default="cfbench", choices=["cfbench", "ace", "slcf"],
+                   help="metric protocol: which samples, orderings and splits each metric uses (metrics/protocols.py)")
+    r.add_argument("--launcher", choices=["none", "slurm", "local"], default="none",
+                   help="slurm: submit --shards array tasks through submitit; local: the same as local processes")
+    r.add_argument("--shards", type=int, default=1, help="with --launcher: number of array tasks")
+    r.add_argument("--partition", default=None, help="Slurm partition")
+    r.add_argument("--time", type=int, default=None, help="Slurm time limit per shard, minutes")
+    r.add_argument("--gpus-per-node", type=int, default=None, help="Slurm GPUs per shard")
+    r.add_argument("--cpus-per-task", type=int, default=None, help="Slurm CPUs per shard")
+    r.add_argument("--array-parallelism", type=int, default=None, help="Slurm: most shards running at once")
     r.set_defaults(func=_cmd_run)
+
+    rs = sub.add_parser("rescore", help="recompute every metric of a finished run from its directory")
+    rs.add_argument("run")
+    rs.add_argument("--protocol", default=None, choices=["cfbench", "ace", "slcf"],
+                    help="default: the run's own (then the result must equal its metrics.csv)")
+    rs.add_argument("--device", default="auto")
+    rs.set_defaults(func=_cmd_rescore)
+
+    fz = sub.add_parser("finalize", help="summarise a sharded run whose shards have all finished")
+    fz.add_argument("run")
+    fz.add_argument("--wait", action="store_true", help="wait for another process summarising it")
+    fz.set_defaults(func=_cmd_finalize)
 
     ls = sub.add_parser("list", help="list registered methods, tasks, metrics, components, tables or experiments")
     ls.add_argument("kind", choices=["methods", "tasks", "metrics", "components", "tables", "experiments"])
@@ -181,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--"]:      # `torchrun ... -m cfbench -- run ...`: the separator shields our options
+        argv = argv[1:]
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

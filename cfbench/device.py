@@ -6,9 +6,10 @@ import torch
 from cfbench.errors import UserError
 
 
-def resolve_device(name: str = "auto") -> torch.device:
+def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
+    """``auto``: this process's GPU (``local_rank`` under torchrun) when CUDA is present, else CPU."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError as err:

@@ -161,13 +161,14 @@ class RunDir:
         return rows.drop_duplicates("sample_id", keep="first").reset_index(drop=True)
 
     @contextlib.contextmanager
-    def lock(self, wait: bool = False):
-        """One writer at a time: an advisory lock (``fcntl.flock`` on ``run.lock``, released by the OS
-        when its holder dies, so a killed run never leaves a stale lock) naming its holder."""
+    def lock(self, wait: bool = False, name: str = "run"):
+        """One writer at a time: an advisory lock (``fcntl.flock`` on ``<name>.lock``, released by the
+        OS when its holder dies, so a killed run never leaves a stale lock) naming its holder. Shards
+        of one run lock their own share (``name``)."""
         import fcntl
         import socket
 
-        path = self.root / "run.lock"
+        path = self.root / f"{name}.lock"
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, file_mode())

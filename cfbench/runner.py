@@ -7,6 +7,7 @@ the newest unfinished run of the same configuration under ``results/runs/`` is r
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import errno
@@ -24,15 +25,17 @@ from typing import Any
 import pandas as pd
 import torch
 
-from cfbench import seeding
+from cfbench import distributed, seeding
 from cfbench.batches import BatchLoop
 from cfbench.device import resolve_device
+from cfbench.distributed import Group, Shard
 from cfbench.errors import UserError
 from cfbench.method import resolve_hparams
 from cfbench.methods import METHODS
 from cfbench.methods.regions import check_user_regions, load_user_regions
 from cfbench.metrics import METRICS
 from cfbench.metrics.base import Metric, SampleContext
+from cfbench.metrics.protocols import protocol
 from cfbench.results import RunDir, quantize, save_pngs, sweep_temporaries, write_frame, write_json
 from cfbench.tasks import TASKS
 from cfbench.types import Batch
@@ -56,6 +59,9 @@ class RunSpec:
     regions: Path | None = None      # user region masks for region-constrained methods (--regions)
     hparams: dict[str, dict[str, Any]] = field(default_factory=dict)   # typed values, e.g. from a run.json
     wait: bool = False               # queue behind another writer of the same --out instead of exit 2
+    batch_sizes: dict[str, int] = field(default_factory=dict)   # per-method --batch-size METHOD=N
+    protocol: str = "cfbench"        # metric protocol (metrics/protocols.py)
+    shard: tuple[int, int] | None = None   # (rank, world) of an independent shard (Slurm); else from torchrun
 
     @classmethod
     def from_run_json(cls, path: Path, **changes) -> "RunSpec":
@@ -65,7 +71,9 @@ class RunSpec:
             info = json.loads(Path(path).read_text())
             config = info["config"]
             spec = cls(task=config["task"], methods=list(config["methods"]), n=config["n"], seed=config["seed"],
+                       protocol=config.get("protocol", "cfbench"),
                        metrics=",".join(config["metrics"]), batch_size=info.get("batch_size", 16),
+                       batch_sizes=info.get("batch_sizes", {}),
                        hparams=config["methods"])
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise UserError(f"--config {path}: not a readable cfbench run.json ({type(err).__name__}: {err}).") from None
@@ -126,18 +134,23 @@ class Runner:
         self.spec = spec
         if spec.n is not None and spec.n < 1:
             raise UserError(f"--n must be a positive number of samples (got {spec.n}).")
-        if spec.batch_size < 1:
-            raise UserError(f"--batch-size must be at least 1 (got {spec.batch_size}).")
+        if spec.batch_size < 1 or any(b < 1 for b in spec.batch_sizes.values()):
+            raise UserError(f"--batch-size must be at least 1 (got {spec.batch_size}, {spec.batch_sizes}).")
         TASKS.get(spec.task)
         self.methods = METHODS.parse_list(",".join(spec.methods))
         if len(set(self.methods)) != len(self.methods):
             raise UserError(f"--methods lists a method twice: {','.join(self.methods)}.")
+        if unknown := sorted(set(spec.batch_sizes) - set(self.methods)):
+            raise UserError(f"--batch-size names {', '.join(unknown)}, which is not in --methods ({', '.join(self.methods)}).")
         self.metric_names = _metric_names(spec.metrics)
+        self.protocol = protocol(spec.protocol)
         overrides = parse_overrides(spec.overrides, self.methods)
         self.hparams = {m: resolve_hparams(m, METHODS.get(m).load(), METHODS.get(m).preset,
                                            {**spec.hparams.get(m, {}), **overrides[m]})
                         for m in self.methods}
-        self.device = resolve_device(spec.device)
+        self.shard = Shard(*spec.shard) if spec.shard else distributed.from_environment()
+        self.device = resolve_device(spec.device, self.shard.local_rank)
+        self.group = Group(self.shard, self.device)
         self.task = TASKS.build(spec.task, device=self.device)
         roles = sorted({r for m in self.methods for r in required_components(m, self.hparams[m])})
         for role in roles:     # load now: a missing or broken model stops the run before any work
@@ -155,10 +168,23 @@ class Runner:
         self.components = self.task.provenance(roles)
         self.config = {"task": spec.task, "methods": self.hparams, "n": len(self.sample_ids), "n_requested": spec.n,
                        "seed": spec.seed, "metrics": self.metric_names, "task_settings": self.task.settings(),
-                       "components": {r: p["sha256"] for r, p in self.components.items()}}
+                       "components": {r: p["sha256"] for r, p in self.components.items()},
+                       "protocol": self.protocol.name}
         if spec.regions is not None:
             self.config["regions"] = str(Path(spec.regions).resolve())
-        self.run = RunDir(self._choose_out())
+        # rank 0 of a torchrun job chooses the directory and announces it (or the reason it cannot)
+        chosen = self.group.broadcast(_attempt(self._choose_out) if self.shard.leader or not self.shard.grouped
+                                      else None)
+        if isinstance(chosen, UserError):
+            raise chosen
+        self.run = RunDir(chosen)
+        self.built: dict[str, Any] = {}
+
+    @property
+    def coordinator(self) -> bool:
+        """Prepares the directory and fits: a single process, or rank 0 of a torchrun job (the
+        submitting process prepares for independent shards)."""
+        return self.shard.leader and self.spec.shard is None
 
     # -- where to write -------------------------------------------------------------------------
     def _choose_out(self) -> Path:
@@ -170,7 +196,7 @@ class Runner:
                 raise UserError(f"'{out}' holds results but no run.json, so nothing says which settings made "
                                 "them: refusing to add to it. Use another --out (or delete the directory).")
             return out
-        for previous in sorted(DEFAULT_ROOT.glob(f"{self.spec.task}-*"), reverse=True):
+        for previous in sorted(DEFAULT_ROOT.glob(f"{self.task.name}-*"), reverse=True):
             try:
                 info = json.loads((previous / "run.json").read_text())
             except (OSError, ValueError):
@@ -181,7 +207,7 @@ class Runner:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         DEFAULT_ROOT.mkdir(parents=True, exist_ok=True)
         for suffix in itertools.count():     # created exclusively: two runs started together get two
-            candidate = DEFAULT_ROOT / (f"{self.spec.task}-{stamp}" + (f"-{suffix}" if suffix else ""))
+            candidate = DEFAULT_ROOT / (f"{self.task.name}-{stamp}" + (f"-{suffix}" if suffix else ""))
             try:
                 candidate.mkdir()
                 return candidate
@@ -214,11 +240,13 @@ class Runner:
             print(f"Removed {swept} temporary file(s) an interrupted writer left in {root}.", file=sys.stderr)
         info = self.run.read_run_json() if self.run.run_json.exists() else {}
         info.update({
-            "config": self.config, "task": self.spec.task, "methods": self.hparams,
+            "config": self.config, "task": self.task.name, "methods": self.hparams,
             "n": len(self.sample_ids), "seed": self.spec.seed, "device": str(self.device),
-            "batch_size": self.spec.batch_size, "metrics": self.metric_names,
+            "batch_size": self.spec.batch_size, "batch_sizes": {m: self.batch_size(m) for m in self.methods},
+            "metrics": self.metric_names,
             "versions": _versions(), "git_commit": git_commit(), "finished": False,
-            "task_provenance": self.components,
+            "task_provenance": self.components, "protocol": self.protocol.name,
+            "protocol_rules": self.protocol.describe(),
         })
         info.setdefault("started", dt.datetime.now().isoformat(timespec="seconds"))
         write_json(self.run.run_json, info)
@@ -226,42 +254,115 @@ class Runner:
 
     # -- generation -----------------------------------------------------------------------------
     def execute(self) -> RunDir:
+        """Generate this process's share of the run and, when it is the last, summarise it."""
         try:
-            with self.run.lock(wait=self.spec.wait):
-                self._execute()
+            with self._guard(), self._disk_full():
+                metrics = self._metrics()
+                if self.coordinator:
+                    self.prepare(metrics)
+                self.group.barrier()                    # fits and run.json are ready
+                for name in self.methods:
+                    self._generate(name, metrics)
+                self.group.barrier()                    # every rank has committed its samples
+                if self.shard.world == 1 or (self.shard.grouped and self.shard.leader):
+                    self._finalize(metrics, self.run.read_run_json())
+                elif not self.shard.grouped:
+                    self._finish_shard(metrics)
+        finally:
+            self.group.close()
+        return self.run
+
+    def _guard(self):
+        """The run's lock for a single process or rank 0; an independent shard locks only its share."""
+        if self.shard.grouped and not self.shard.leader:
+            return contextlib.nullcontext()
+        if self.spec.shard is not None:
+            return self.run.lock(wait=self.spec.wait, name=f"shard-{self.shard.rank}-of-{self.shard.world}")
+        return self.run.lock(wait=self.spec.wait)
+
+    @contextlib.contextmanager
+    def _disk_full(self):
+        try:
+            yield
         except OSError as err:
             if err.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise UserError(f"The disk holding '{self.run.root}' is full ({err.strerror}). Everything "
                                 "committed so far is kept: free some space and start the same command again "
                                 "to resume.") from None
             raise
-        return self.run
 
-    def _execute(self) -> None:
-        info = self._prepare_out()
+    def _metrics(self) -> dict[str, Metric]:
         metrics = {name: METRICS.build(name, self.task, self.device) for name in self.metric_names}
-        unavailable = {n: why for n, m in metrics.items() if (why := m.unavailable())}
-        active = {n: m for n, m in metrics.items() if n not in unavailable}
-        method_provenance = info.get("method_provenance", {})
-        for name in self.methods:
-            # A method with nothing left to generate keeps what an earlier session recorded.
-            method_provenance[name] = self._generate(name, active) or method_provenance.get(name, {})
-        info.update(method_provenance=method_provenance, metrics_unavailable=unavailable)
-        write_json(self.run.run_json, info)
-        self._finalize(active, info)
+        for metric in metrics.values():
+            metric.protocol = self.protocol
+        self.unavailable = {n: why for n, m in metrics.items() if (why := m.unavailable())}
+        return {n: m for n, m in metrics.items() if n not in self.unavailable}
 
-    def _generate(self, name: str, metrics: dict[str, Metric]) -> dict:
-        loop = BatchLoop(self.run, name, self.sample_ids, self.spec.batch_size)
+    def prepare(self, metrics: dict[str, Metric] | None = None) -> None:
+        """Write run.json and fit every run-level state (a global method's directions) before any
+        sample is generated by any process."""
+        if metrics is None:
+            metrics = self._metrics()
+        info = self._prepare_out()
+        provenance = info.get("method_provenance", {})
+        for name in self.methods:
+            if BatchLoop(self.run, name, self.sample_ids, 1).pending():
+                method = self._method(name)
+                provenance[name] = method.provenance()
+        info.update(method_provenance=provenance, metrics_unavailable=self.unavailable,
+                    world_size=self.shard.world if self.shard.grouped else 1)
+        write_json(self.run.run_json, info)
+
+    def _method(self, name: str):
+        """The method, built once per process, with its run-level fit done (or loaded from the run)."""
+        if name not in self.built:
+            method = METHODS.build(name, self.task, self.device, **self.hparams[name])
+            method.fit(self.sample_ids, self.spec.seed, self.run.root / "fitted" / name)
+            self.built[name] = method
+        return self.built[name]
+
+    def batch_size(self, name: str) -> int:
+        return self.spec.batch_sizes.get(name, self.spec.batch_size)
+
+    def _generate(self, name: str, metrics: dict[str, Metric]) -> None:
+        loop = BatchLoop(self.run, name, self.shard.ids(self.sample_ids), self.batch_size(name))
         if not loop.pending():
-            return {}
-        method = METHODS.build(name, self.task, self.device, **self.hparams[name])
+            return
+        method = self._method(name)
 
         def work(ids, status):
             method.progress = status
-            return self._generate_batch(name, method, ids, metrics)
+            try:
+                return self._generate_batch(name, method, ids, metrics)
+            except torch.cuda.OutOfMemoryError:
+                raise UserError(f"CUDA ran out of memory in method '{name}' at a batch of {len(ids)}. Committed "
+                                f"batches are kept: rerun with a smaller batch for it, e.g. --batch-size "
+                                f"{name}={max(1, len(ids) // 2)}.") from None
 
         loop.run_all(work)
-        return method.provenance()
+
+    def _finish_shard(self, metrics: dict[str, Metric]) -> None:
+        """An independent shard marks itself done; the one that finds every sample committed
+        summarises (under the run's lock, so two finishing together summarise once)."""
+        if any(BatchLoop(self.run, name, self.sample_ids, 1).pending() for name in self.methods):
+            return
+        try:
+            with self.run.lock():
+                self._finalize(metrics, self.run.read_run_json())
+        except UserError:
+            pass    # another shard is summarising right now
+
+    def finalize_only(self) -> RunDir:
+        """``cfbench finalize``: summarise a run whose shards have all finished."""
+        missing = {n: len(BatchLoop(self.run, n, self.sample_ids, 1).pending()) for n in self.methods}
+        if any(missing.values()):
+            raise UserError(f"Run '{self.run.root}' is not complete: "
+                            + ", ".join(f"{n} lacks {k} sample(s)" for n, k in missing.items() if k)
+                            + ". Rerun the shards that died (the same command resumes them).")
+        with self.run.lock(wait=self.spec.wait):
+            metrics = self._metrics()
+            self._finalize(metrics, self.run.read_run_json())
+        return self.run
 
     def _generate_batch(self, name: str, method, ids: list[str], metrics: dict[str, Metric]) -> pd.DataFrame:
         samples = self.task.load(ids)
@@ -277,6 +378,8 @@ class Runner:
         _sync(self.device)
         seconds = (time.perf_counter() - t0) / len(ids)
         cfs.images = quantize(cfs.images)
+        if cfs.masks is not None:      # scored as masks/ holds them, so the directory alone reproduces every metric
+            cfs.masks = quantize(cfs.masks)
         clf = self.task.classifier
         with torch.no_grad():
             logits_before, logits_after = clf(images), clf(cfs.images)
@@ -288,6 +391,7 @@ class Runner:
             "flipped": (pred_after == batch.target).tolist(),
             "steps": cfs.info["steps"].tolist(), "nfe": cfs.info["nfe"].tolist(), "seconds": seconds,
         }
+        rows.update({k: v.tolist() for k, v in cfs.info.items() if k not in ("steps", "nfe")})
         if samples.files is not None:
             rows["source_file"] = samples.files
         for metric in metrics.values():
@@ -307,23 +411,56 @@ class Runner:
             rows = self.run.finished_rows(name)
             rows = rows[rows["sample_id"].isin(order)]
             frames.append(rows.sort_values("sample_id", key=lambda s: s.map(order)))
-        samples = pd.concat(frames, ignore_index=True)
+        samples = amortise_fits(pd.concat(frames, ignore_index=True), info.get("method_provenance", {}))
         write_frame(self.run.samples, samples)
-        table = []
-        for name in self.methods:
-            rows = samples[samples["method"] == name]
-            record = {"task": self.spec.task, "method": name, "n": len(rows)}
-            for col in METRICS.names():
-                value, ci = metrics[col].summarize(self.run, name, rows) if col in metrics else (None, None)
-                record[col], record[f"{col}_ci"] = value, ci
-            table.append(record)
+        table, notes = summarize_methods(self.run, self.task.name, self.methods, samples, metrics, self.protocol)
+        for note in notes:
+            print(f"Warning: {note}", file=sys.stderr)
         write_frame(self.run.metrics, pd.DataFrame(table))
         from cfbench.figures import write_run_figures
 
         write_run_figures(self.run, self.methods, self.sample_ids)
-        info.update(finished=True, ended=dt.datetime.now().isoformat(timespec="seconds"),
+        info.update(finished=True, ended=dt.datetime.now().isoformat(timespec="seconds"), metric_warnings=notes,
                     metric_provenance={n: m.provenance() for n, m in metrics.items() if m.provenance()})
         write_json(self.run.run_json, info)
+
+
+def summarize_methods(run: RunDir, task_name: str, methods: list[str], samples: pd.DataFrame,
+                      metrics: dict[str, Metric], protocol) -> tuple[list[dict], list[str]]:
+    """metrics.csv rows (one per method; each metric over the rows its protocol selects) and the
+    metrics' warnings."""
+    table = []
+    for name in methods:
+        rows = samples[samples["method"] == name]
+        record = {"task": task_name, "method": name, "n": len(rows), "protocol": protocol.name}
+        for col in METRICS.names():
+            value, ci = (metrics[col].summarize(run, name, protocol.select(col, rows))
+                         if col in metrics else (None, None))
+            record[col], record[f"{col}_ci"] = value, ci
+        table.append(record)
+    return table, sorted({note for m in metrics.values() for note in m.notes})
+
+
+def amortise_fits(samples: pd.DataFrame, method_provenance: dict) -> pd.DataFrame:
+    """Columns ``fit_nfe`` and ``fit_seconds``: each run-level fit's cost (a global method's
+    direction) divided over the samples of the class it edits, so that per-sample costs include it
+    and do not depend on how the run was split."""
+    samples = samples.assign(fit_nfe=0.0, fit_seconds=0.0)
+    for method, provenance in method_provenance.items():
+        for source, cost in provenance.get("fit", {}).get("amortised", {}).items():
+            rows = (samples["method"] == method) & (samples["source"] == int(source))
+            if rows.any():
+                samples.loc[rows, "fit_nfe"] = cost["nfe"] / rows.sum()
+                samples.loc[rows, "fit_seconds"] = cost["seconds"] / rows.sum()
+    return samples
+
+
+def _attempt(choose):
+    """``choose()``, or the UserError it raised (to be announced to the other ranks)."""
+    try:
+        return choose()
+    except UserError as err:
+        return err
 
 
 def _sync(device: torch.device) -> None:

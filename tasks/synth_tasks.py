@@ -22,10 +22,11 @@ EVAL_SEED = 303
 class SyntheticTask(Task):
     image_size = synthetic.SIZE
     has_ground_truth = True
+    ground_truth_regions = ("causal", "object", "spurious")
     class_names = synthetic.CLASSES
     components = {"classifier": "asset:classifier", "autoencoder": "asset:autoencoder",
                   "simsiam": "asset:simsiam", "fid_features": "asset:simsiam", "sae": "asset:sae",
-                  "diffusion_prior": "asset:diffusion_prior"}
+                  "diffusion_prior": "asset:diffusion_prior", "diffae": "asset:diffae"}
 
     def __init__(self, pair_name: str, device: torch.device = torch.device("cpu"),
                  bg_correlation: float = 0.0):

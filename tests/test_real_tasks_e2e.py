@@ -21,7 +21,8 @@ from cfbench.runner import Runner
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 # Tiny step counts for every method family, so a run takes seconds.
-FAST = {"slcf": ["stage1_steps=2", "stage2_steps=3", "ig_steps=2"], "rcsb": ["ig_steps=2", "steps=3"]}
+FAST = {"slcf": ["stage1_steps=2", "stage2_steps=3", "ig_steps=2"], "rcsb": ["ig_steps=2", "steps=3"],
+        "gcd": ["n_proxy=16", "k=2", "encode_steps=1", "decode_steps=1", "search_steps=1", "proxy_epochs=2"]}
 
 
 def fast_settings(methods: list[str]) -> list[str]:
@@ -38,6 +39,7 @@ def weights(tmp_path_factory):
     fake.resnet50_weights(root / "torch")
     return {"TORCH_HOME": root / "torch", "CFBENCH_AUTOENCODER": fake.autoencoder(root / "ae"),
             "CFBENCH_DIFFUSION_PRIOR": fake.diffusion_prior(root / "prior"),
+            "CFBENCH_DIFFAE": fake.diffae(root / "diffae"),
             "celeba": fake.scripted_classifier(root / "celeba.pt", 2),
             "cub": fake.scripted_classifier(root / "cub.pt", 200)}
 
@@ -45,7 +47,7 @@ def weights(tmp_path_factory):
 @pytest.fixture
 def real_env(weights, tmp_path, monkeypatch):
     """Environment of a user with the stand-in weights; returns the data root to fill."""
-    for var in ("TORCH_HOME", "CFBENCH_AUTOENCODER", "CFBENCH_DIFFUSION_PRIOR"):
+    for var in ("TORCH_HOME", "CFBENCH_AUTOENCODER", "CFBENCH_DIFFUSION_PRIOR", "CFBENCH_DIFFAE"):
         monkeypatch.setenv(var, str(weights[var]))
     for var in ("CFBENCH_SIMSIAM", "CFBENCH_INCEPTION", "CFBENCH_SAE", "CFBENCH_CUB_CLASSES"):
         monkeypatch.delenv(var, raising=False)
@@ -134,7 +136,7 @@ def test_every_method_runs_on_celeba_and_cub_with_a_torchscript_classifier(name,
     task = TASKS.build(name)
     methods = [m for m in METHODS.names()
                if supports(task, m, resolve_hparams(m, METHODS.get(m).load(), METHODS.get(m).preset, {}))]
-    assert set(METHODS.names()) - set(methods) == {"slcf_sae"}      # no CFBENCH_SAE here
+    assert set(METHODS.names()) - set(methods) == {"slcf_sae", "slcf_sae_code"}      # no CFBENCH_SAE here
     argv = ["run", "--task", name, "--methods", ",".join(methods), "--n", "4", "--batch-size", "2", "--out", "run"]
     assert main(argv + fast_settings(methods)) == 0
     samples = check_run(Path("run"), methods, 4, capsys)
