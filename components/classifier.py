@@ -164,18 +164,43 @@ def train_synthetic(n_train=18000, steps=1500, batch=64, seed=0, clutter_rate=0.
     return model, {**stats, "heldout_n": 3000}
 
 
+def _architecture(spec: str) -> tuple[str, str, str, int | None]:
+    """``LIB:ARCH:WEIGHTS[:NUM_CLASSES]`` (LIB torchvision or timm) -> its parts."""
+    lib, arch, rest = spec.split(":", 2)
+    weights, _, classes = rest.rpartition(":") if rest.rpartition(":")[2].isdigit() else (rest, "", "")
+    return lib, arch, weights, int(classes) if classes else None
+
+
 def _torchvision(spec: str) -> nn.Module:
-    """``torchvision:ARCH:WEIGHTS``: WEIGHTS is an enum name (cached by torchvision) or a state-dict file."""
+    """``torchvision:ARCH:WEIGHTS[:NUM_CLASSES]`` or ``timm:ARCH:FILE[:NUM_CLASSES]``: WEIGHTS is a
+    torchvision enum name (cached by torchvision) or a state-dict file."""
+    lib, arch, weights, classes = _architecture(spec)
+    extra = {} if classes is None else {"num_classes": classes}
+    if lib == "timm":
+        try:
+            import timm
+        except ImportError:
+            raise UserError("The classifier is a timm architecture, but timm is not installed: "
+                            "pip install 'cfbench-vce[timm]' (or pip install timm).") from None
+        if arch not in timm.list_models():
+            raise UserError(f"'{arch}' is not a timm architecture (see timm.list_models()).")
+        model = timm.create_model(arch, pretrained=False, **extra)
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        return nn.Sequential(Preprocess(224), model)
     import torchvision
 
-    _, arch, weights = spec.split(":", 2)
     try:
         builder = torchvision.models.get_model_builder(arch)
     except ValueError:
         raise UserError(f"'{arch}' is not a torchvision architecture (see torchvision.models.list_models()).") from None
     if Path(weights).is_file():
-        model = builder()
-        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        model = builder(**extra)
+        try:
+            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        except RuntimeError as err:
+            raise UserError(f"The weights {weights} do not fit torchvision's {arch}"
+                            f"{'' if classes is None else f' with {classes} classes'}: "
+                            f"{str(err).splitlines()[0]}") from None
     else:
         try:
             member = torchvision.models.get_model_weights(arch)[weights.split(".")[-1]]
@@ -201,7 +226,7 @@ class Classifier(Component):
     def load(cls, where, needs, shipped):
         if shipped:
             return load_weights(SynthClassifier(), where)
-        if isinstance(where, str) and where.startswith("torchvision:"):
+        if isinstance(where, str) and where.startswith(("torchvision:", "timm:")):
             return _torchvision(where)
         try:
             return torch.jit.load(str(where), map_location="cpu")
@@ -236,7 +261,7 @@ class Classifier(Component):
     @classmethod
     def provenance(cls, location, where):
         found = super().provenance(location, where)
-        if isinstance(where, str) and where.startswith("torchvision:"):   # hash the file the weights load from
+        if isinstance(where, str) and where.startswith(("torchvision:", "timm:")):   # hash the weights file
             file = _torchvision_weights_file(where)
             found["sha256"] = weights_digest(file) if file is not None and file.exists() else None
         return found
@@ -246,8 +271,8 @@ def _torchvision_weights_file(spec: str) -> Path | None:
     """The local file behind ``torchvision:ARCH:WEIGHTS`` (a path, or torchvision's hub cache)."""
     import torchvision
 
-    _, arch, weights = spec.split(":", 2)
-    if Path(weights).is_file():
+    lib, arch, weights, _ = _architecture(spec)
+    if Path(weights).is_file() or lib == "timm":
         return Path(weights)
     try:
         member = torchvision.models.get_model_weights(arch)[weights.split(".")[-1]]
