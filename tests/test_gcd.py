@@ -113,3 +113,22 @@ def test_bb_lig_attributes_the_pixel_whose_change_moves_the_score():
     m = bb_lig(renders, p, threshold=0.01)
     assert m.shape == (1, 1, 1, 2)
     assert m[0, 0, 0, 0] == 1 and m[0, 0, 0, 1] == 0
+
+
+@pytest.mark.slow
+def test_gcd_study_writes_its_three_tables(tmp_path, capsys):
+    from cfbench.cli import main
+
+    sets = [a for s in TINY for a in ("--set", s.format(m="gcd"))]
+    out = tmp_path / "study"
+    assert main(["gcd-study", "--task", "synth_cheetah_cougar", "--n", "4", "--sources", "2", "--h-candidates", "3",
+                 "--out", str(out), *sets]) == 0
+    sources = pd.read_csv(out / "sources.csv")
+    assert sources["fits"][0] == 2 and {"FR", "FR_std", "GT_IN_std"} <= set(sources.columns)
+    table = pd.read_csv(out / "metrics.csv")
+    assert table["method"].tolist()[0] == "g" and len(table) == 4
+    assert set(pd.read_csv(out / "masks.csv")["map"]) == {"BB-LIG", "|x - x_cf|"}
+    fits = [json.loads((out / f"g-source-{i}" / "run.json").read_text())["method_provenance"]["gcd"]["fit"]
+            for i in range(2)]
+    assert fits[0]["directions"]["2"]["source_id"] != fits[1]["directions"]["2"]["source_id"]
+    assert "GCD directions" in capsys.readouterr().out

@@ -146,3 +146,62 @@ def test_rescoring_a_finished_run_reproduces_its_metrics(tmp_path, protocol, cap
                and not c.startswith("sec_per_cf")]
     pd.testing.assert_frame_equal(table[numeric].astype(float), recorded[numeric].astype(float), atol=1e-6,
                                   check_dtype=False)
+
+
+def _scipy_frechet(a, b):
+    import scipy.linalg
+
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    return float(((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(s1) + np.trace(s2)
+                 - 2 * np.trace(scipy.linalg.sqrtm(s1 @ s2).real))
+
+
+@pytest.mark.parametrize("name", ["ace", "slcf", "cfbench"])
+def test_sfid_follows_each_protocols_split_rule(name, monkeypatch):
+    """sFID from fixed features: ace one seed-0 half-split with only flipped CFs in the CF halves,
+    slcf 10 half-splits seeded 2025 averaged, cfbench 10 seeded 0 — each written out here."""
+    from cfbench.metrics.fid import SplitFID
+
+    rng = np.random.default_rng(3)
+    originals = rng.normal(size=(60, 4))
+    counterfactuals = originals + rng.normal(0.5, 0.3, size=(60, 4))
+    flipped = rng.random(60) < 0.7
+    rows = pd.DataFrame({"sample_id": [f"{i:02d}" for i in range(60)], "flipped": flipped})
+    metric = SplitFID.__new__(SplitFID)
+    metric.protocol, metric.notes = PROTOCOLS[name], []
+    monkeypatch.setattr(SplitFID, "features", lambda self, run, method, r: (originals, counterfactuals))
+    got, _ = metric.summarize(None, "m", rows)
+    if name == "ace":
+        perm = np.random.default_rng(0).permutation(60)
+        one, two = perm[:30], perm[30:]
+        want = (_scipy_frechet(originals[one], counterfactuals[two[flipped[two]]])
+                + _scipy_frechet(originals[two], counterfactuals[one[flipped[one]]])) / 2
+    else:
+        split_rng = np.random.default_rng(2025 if name == "slcf" else 0)
+        values = []
+        for _ in range(10):
+            perm = split_rng.permutation(60)
+            one, two = perm[:30], perm[30:]
+            values.append((_scipy_frechet(originals[one], counterfactuals[two])
+                           + _scipy_frechet(originals[two], counterfactuals[one])) / 2)
+        want = float(np.mean(values))
+    assert got == pytest.approx(want, abs=1e-4)
+
+
+def test_pf_under_slcf_is_quantus_raw_auc_with_one_row_per_step():
+    import quantus
+
+    from cfbench.metrics.pixel_flipping import pixel_flipping
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 3)).eval()
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 16, 16)
+    maps = torch.rand(2, 1, 16, 16)
+    labels = torch.tensor([0, 2])
+    curves = quantus.PixelFlipping(features_in_step=16, perturb_baseline="black", disable_warnings=True,
+                                   display_progressbar=False)(model=model, x_batch=x.numpy(), y_batch=labels.numpy(),
+                                                              a_batch=maps.numpy(), device="cpu", softmax=True)
+    curves = np.asarray(curves, dtype=float)
+    assert curves.shape[1] == 3 * 16 * 16 // 16                       # 48 steps of one row each
+    want = np.array([sum((c[i] + c[i + 1]) / 2 for i in range(len(c) - 1)) for c in curves])
+    np.testing.assert_allclose(pixel_flipping(model, x, labels, maps, rule="slcf"), want, rtol=1e-9)
