@@ -48,7 +48,7 @@ def submit(spec, launcher: str, shards: int, slurm: dict) -> tuple[Path, list]:
     runner = Runner(spec)
     with runner.run.lock(wait=spec.wait):
         runner.prepare()
-    spec = dataclasses.replace(spec, out=runner.run.root.resolve(), device=spec.device)
+    spec = dataclasses.replace(spec, out=runner.run.root.resolve())
     logs = runner.run.root / "jobs"
     if launcher == "local":
         executor = submitit.LocalExecutor(folder=str(logs))

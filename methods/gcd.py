@@ -217,7 +217,7 @@ class GCD(CounterfactualMethod):
             self.directions = {int(c): d.to(self.device) for c, d in load_file(str(store / "directions.safetensors")).items()}
             return self.fit_record
         h = self.run_params
-        scale = self._code_scale(sample_ids)
+        scale = self._code_scale()
         classes = list(self.task.pair[:1] if h.share_direction else self.task.pair)
         record = {"z_scale": scale, "directions": {}, "amortised": {}}
         for c in classes:
@@ -250,7 +250,7 @@ class GCD(CounterfactualMethod):
             save_file({str(c): d.cpu().contiguous() for c, d in self.directions.items()}, str(tmp))
         write_json(store / "fit.json", record)      # last: its presence means the fit is complete
 
-    def _code_scale(self, sample_ids: list[str]) -> float:
+    def _code_scale(self) -> float:
         """Median pairwise distance between the z_sem codes of the task's first 64 samples."""
         x = self.task.load(self.task.sample_ids(64)).images.to(self.device)
         with torch.no_grad():

@@ -202,7 +202,7 @@ class SLCF(CounterfactualMethod):
         images = stage2.images
         if h.return_noiseless:
             with torch.no_grad():
-                space = self.edit_space(x)
+                space = edit.space
                 grid_mask = (torch.ones_like(space.code[:, :1]) if edit.mask is None
                              else upsample(edit.mask, space.code.shape[-1]))
                 images = space.render(space.code + grid_mask * stage2.delta, torch.arange(len(x), device=x.device))
@@ -229,7 +229,7 @@ class SLCF(CounterfactualMethod):
         start = stage1.delta if h.stage2_start == "stage1" else torch.zeros_like(stage1.delta)
         stage2 = self.optimise(space, second, edit_mask, start, h.stage2_steps,
                                patience=h.patience, noise=self.noise, generators=batch.generators, stage=2)
-        return Edit(stage1, mask, stage2)
+        return Edit(stage1, mask, stage2, space)
 
     def explain(self, batch: Batch) -> torch.Tensor:
         """LAG as an attribution map (B,1,H,W) for Table-4 localisation: stage 1 toward the target,
@@ -363,3 +363,4 @@ class Edit:
     stage1: Trajectory
     mask: torch.Tensor | None
     stage2: Trajectory
+    space: "LatentEditSpace | PixelEditSpace"

@@ -69,11 +69,15 @@ class Metric:
 
     def summarize(self, run: "RunDir", method: str, rows: pd.DataFrame) -> tuple[float | None, float | None]:
         """(value, interval half-width) of this metric for one method's ``rows``."""
-        values = rows[self.column or self.name].to_numpy(dtype=float)
+        values = self.values(rows)
         values = values[np.isfinite(values)]
         if len(values) == 0:
             return None, None
         return float(np.mean(values)), bootstrap_half_width(values) if self.interval else None
+
+    def values(self, rows: pd.DataFrame) -> np.ndarray:
+        """The per-sample numbers the default summary averages (its column)."""
+        return rows[self.column or self.name].to_numpy(dtype=float)
 
     def provenance(self) -> dict:
         """Which model or stand-in this metric used (recorded in run.json and table captions)."""

@@ -1,10 +1,7 @@
 """Cost of producing a counterfactual: classifier evaluations and wall-clock seconds."""
 from __future__ import annotations
 
-import numpy as np
-
 from cfbench.metrics.base import Metric
-from cfbench.metrics.stats import bootstrap_half_width
 
 
 class _Amortised(Metric):
@@ -12,14 +9,9 @@ class _Amortised(Metric):
 
     fit_column: str
 
-    def summarize(self, run, method, rows):
-        values = rows[self.column].to_numpy(dtype=float)
-        if self.fit_column in rows:
-            values = values + rows[self.fit_column].fillna(0).to_numpy(dtype=float)
-        values = values[np.isfinite(values)]
-        if len(values) == 0:
-            return None, None
-        return float(np.mean(values)), bootstrap_half_width(values) if self.interval else None
+    def values(self, rows):
+        own = super().values(rows)
+        return own + rows[self.fit_column].fillna(0).to_numpy(dtype=float) if self.fit_column in rows else own
 
 
 class ClassifierEvaluations(_Amortised):

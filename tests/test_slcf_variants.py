@@ -37,3 +37,19 @@ def test_variant_result_does_not_depend_on_its_batch(task, name):
         together = method.generate(make_batch(task, ids, dtype=torch.float64)).images
         alone = method.generate(make_batch(task, ids[1:], dtype=torch.float64)).images
     assert (alone[0] - together[1]).abs().max() <= 1e-4
+
+
+def test_slcf_code_converts_the_released_units_and_stops_only_when_confident(task):
+    import torch.nn.functional as F
+
+    code = METHODS.build("slcf_code", task, torch.device("cpu"), stage2_steps=60)
+    scale = code.ae.scale
+    lr, noise, lambda_s, sigma = code.effective_units()
+    grid = task.image_size // code.latent_factor()
+    assert (lr, noise, lambda_s, sigma) == pytest.approx((0.1 * scale, 2.0 * scale, 0.1 / scale, 3.0 * grid / 64))
+    batch = make_batch(task, ["00000", "00001"])
+    out = code.generate(batch)
+    with torch.no_grad():
+        p = F.softmax(task.classifier(out.images), 1).gather(1, batch.target[:, None]).squeeze(1)
+    # the returned image is the unperturbed render, not re-checked: it flips, mostly confidently
+    assert bool((out.info["converged"] <= (p > 0.5)).all())
