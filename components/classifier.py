@@ -131,6 +131,49 @@ def split(classifier: nn.Module) -> tuple[nn.Module, nn.Module]:
     return features, classifier.get_submodule(heads[-1].target)
 
 
+def split_spatial(classifier: nn.Module, image_size: int) -> tuple[nn.Module, nn.Module, nn.Module]:
+    """(spatial, pool, head) with ``head(pool(spatial(x))) == classifier(x)``: ``spatial`` ends at the
+    last activation map (4-D, more than one position) on the way to the penultimate features, i.e.
+    before the global pooling, found by propagating a probe's shapes through ``split``'s fx graph."""
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    features, head = split(classifier)
+    device = next((t.device for t in classifier.parameters()), torch.device("cpu"))
+    ShapeProp(features).propagate(torch.zeros(1, 3, image_size, image_size, device=device))
+    output = next(n for n in features.graph.nodes if n.op == "output")
+    cut = output.args[0]
+
+    def is_map(node) -> bool:      # a 4-D activation with more than one position
+        shape = tuple(getattr(node.meta.get("tensor_meta"), "shape", ()))
+        return len(shape) == 4 and shape[2] * shape[3] > 1
+
+    while not is_map(cut):
+        if len(cut.all_input_nodes) != 1:
+            raise UserError(f"The penultimate features of {type(classifier).__name__} are not a pooling of one "
+                            "spatial activation map, so they cannot be weighted by a spatial mask.")
+        cut = cut.all_input_nodes[0]
+    spatial_graph = torch.fx.Graph()
+    env = {}
+    for n in features.graph.nodes:
+        if n.op == "output":
+            break
+        env[n] = spatial_graph.node_copy(n, lambda a: env[a])
+        if n is cut:
+            break
+    spatial_graph.output(env[cut])
+    pool_graph = torch.fx.Graph()
+    env = {cut: pool_graph.placeholder("spatial")}
+    for n in list(features.graph.nodes)[list(features.graph.nodes).index(cut) + 1:]:
+        if n.op == "output":
+            pool_graph.output(env[n.args[0]])
+            break
+        if any(a not in env for a in n.all_input_nodes):
+            raise UserError(f"The pooling of {type(classifier).__name__}'s spatial features also reads earlier "
+                            "activations, so they cannot be weighted by a spatial mask.")
+        env[n] = pool_graph.node_copy(n, lambda a: env[a])
+    return torch.fx.GraphModule(features, spatial_graph), torch.fx.GraphModule(features, pool_graph), head
+
+
 def train_synthetic(n_train=18000, steps=1500, batch=64, seed=0, clutter_rate=0.5, max_noise=0.06,
                     bg_correlation=0.0):
     """Half the training images carry background clutter and every batch gets Gaussian pixel

@@ -22,10 +22,11 @@ METHODS.add("slcf_code", "cfbench.methods.slcf:SLCF", "SLCF as released (cfg_2, 
 METHODS.add("slcf_code_v1", "cfbench.methods.slcf:SLCF", "SLCF as released (cfg_1, per-pair scripts)",
             **{**_SLCF_CODE, "lr": 1.0, "lambda_s": 0.0, "confidence": 0.9, "noise": 0.2, "lag_sign": "abs",
                "sigma": 1.0, "threshold": 0.2})
-# slcf_sae_code has sae_configs' values and the reference from the reconstruction, but not the SAE pipeline's
-# masked spatial features (features x resized mask before pooling) nor its L1-mean SAE loss: not yet faithful.
-METHODS.add("slcf_sae_code", "cfbench.methods.slcf:SLCF", "SLCF + SAE with cfg_2 sae_configs (partly faithful)",
-            **{**_SLCF_CODE, "noise": 1.0, "lambda_t": 0.1, "sae_reference": "reconstruction"})
+# slcf_sae_code: cfg_2's sae_configs with pipelines/sae_latent_edit.py (reference from the reconstruction,
+# stage 2 on mask-weighted spatial features, L1-mean SAE loss, no trait loss in stage 1).
+METHODS.add("slcf_sae_code", "cfbench.methods.slcf:SLCF", "SLCF + SAE as released (cfg_2 sae_configs, SAE pipeline)",
+            **{**_SLCF_CODE, "noise": 1.0, "lambda_t": 0.1, "sae_reference": "reconstruction",
+               "sae_features": "masked_spatial", "sae_loss": "mean"})
 # RCSB (region-constrained, classifier-guided diffusion inpainting): the paper's presets A/B/C.
 METHODS.add("rcsb_a", "cfbench.methods.rcsb:RCSB", "RCSB preset A: IG cells a=0.1, s=3", a=0.1, c=4, s=3.0, tau=0.6)
 METHODS.add("rcsb_b", "cfbench.methods.rcsb:RCSB", "RCSB preset B: IG cells a=0.2, s=1.5", a=0.2, c=4, s=1.5, tau=0.6)

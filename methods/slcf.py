@@ -51,11 +51,20 @@ SPACES = ("latent", "pixel")
 Goal = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
-def trait_l1(codes: torch.Tensor, reference: torch.Tensor, dead_zone: float = 1e-4) -> torch.Tensor:
-    """||codes - reference||_1 per sample, ignoring differences below ``dead_zone``. At the start of
-    an edit the codes equal the reference up to float noise whose sign, and so the gradient of
-    |.|, would otherwise depend on the batch the sample runs in."""
-    return ((codes - reference).abs() - dead_zone).clamp_min(0).sum(1)
+def trait_l1(codes: torch.Tensor, reference: torch.Tensor, dead_zone: float = 1e-4, mean: bool = False) -> torch.Tensor:
+    """||codes - reference||_1 per sample (``mean``: divided by the number of SAE features, as the
+    released code's ``nn.L1Loss``), ignoring differences below ``dead_zone``. At the start of an
+    edit the codes equal the reference up to float noise whose sign, and so the gradient of |.|,
+    would otherwise depend on the batch the sample runs in."""
+    per_feature = ((codes - reference).abs() - dead_zone).clamp_min(0)
+    return per_feature.mean(1) if mean else per_feature.sum(1)
+
+
+@dataclass
+class AfterMask:
+    """A stage-2 goal that can only be made once the stage-2 mask (B,1,h,w or None) is known."""
+
+    make: Callable[[torch.Tensor | None], Goal]
 
 
 @dataclass
@@ -133,6 +142,11 @@ class SLCFParams(HParams):
     return_noiseless: bool = hparam(False, None, "return D(z + M dz) without the stage-2 perturbation (not "
                                                  "re-checked), instead of the image verified at the stopping step")
     sae_reference: str = hparam("input", ("input", "reconstruction"), "trait loss: SAE codes of x or of D(E(x))")
+    sae_features: str = hparam("pooled", ("pooled", "masked_spatial"),
+                               "trait loss on the pooled penultimate features (paper), or, as the released SAE "
+                               "pipeline, stage 2 classifies and reads SAE codes from the spatial features "
+                               "weighted by the stage-2 mask before pooling (stage 1 then has no trait loss)")
+    sae_loss: str = hparam("sum", ("sum", "mean"), "trait loss: L1 summed over SAE features, or averaged (code)")
     units: str = hparam("cfbench", ("cfbench", "code"),
                         "code: lr, noise and lambda_s are in the released code's unscaled latent units and sigma "
                         "in cells of its 64-cell latent grid; converted with the autoencoder's scaling factor "
@@ -155,6 +169,10 @@ class SLCF(CounterfactualMethod):
 
             self.sae = task.component("sae")
             self.features, self.head = split(self.classifier)
+            if h.sae_features == "masked_spatial":
+                from cfbench.components.classifier import split_spatial
+
+                self.spatial, self.pool, _ = split_spatial(self.classifier, task.image_size)
 
     def effective_units(self) -> tuple[float, float, float, float]:
         """(lr, noise, lambda_s, sigma) in cfbench's units. The released code edits the unscaled
@@ -190,14 +208,18 @@ class SLCF(CounterfactualMethod):
     def generate(self, batch: Batch) -> Counterfactuals:
         h = self.hparams
         x, target = batch.images.to(self.device), batch.target.to(self.device)
-        reference = None
+        reference, second = None, None
         if self.sae is not None:
             with torch.no_grad():
                 seen = x if h.sae_reference == "input" or self.ae is None else self.ae.decode(self.ae.encode(x))
-                reference = self.sae.encode(self.features(seen))
+            if h.sae_features == "masked_spatial":
+                second = AfterMask(lambda mask: self.masked_goal(target, seen, mask))
+            else:
+                with torch.no_grad():
+                    reference = self.sae.encode(self.features(seen))
         first = self.class_goal(target, h.confidence if h.stop_rule == "code" else None, reference,
                                 roundtrip=h.roundtrip)
-        edit = self.edit(batch, first, self.class_goal(target, h.confidence, reference))
+        edit = self.edit(batch, first, second or self.class_goal(target, h.confidence, reference))
         stage1, stage2 = edit.stage1, edit.stage2
         images = stage2.images
         if h.return_noiseless:
@@ -212,7 +234,7 @@ class SLCF(CounterfactualMethod):
         mask = None if edit.mask is None else upsample(edit.mask, x.shape[-1])
         return Counterfactuals(images, mask, info)
 
-    def edit(self, batch: Batch, first: Goal, second: Goal) -> "Edit":
+    def edit(self, batch: Batch, first: Goal, second: "Goal | AfterMask") -> "Edit":
         """SLCF's two-stage localized edit toward any goal (``Goal``: per-sample loss and whether it
         is reached): stage 1 on the whole code until ``first`` is reached; the mask from the
         configured attribution of stage 1; stage 2 from the masked stage-1 offset until ``second``
@@ -227,6 +249,8 @@ class SLCF(CounterfactualMethod):
         mask = None if attribution is None else postprocess_mask(attribution, self.sigma, h.threshold)
         edit_mask = ones if mask is None else upsample(mask, space.code.shape[-1])
         start = stage1.delta if h.stage2_start == "stage1" else torch.zeros_like(stage1.delta)
+        if isinstance(second, AfterMask):
+            second = second.make(mask)
         stage2 = self.optimise(space, second, edit_mask, start, h.stage2_steps,
                                patience=h.patience, noise=self.noise, generators=batch.generators, stage=2)
         return Edit(stage1, mask, stage2, space)
@@ -253,19 +277,37 @@ class SLCF(CounterfactualMethod):
             return PixelEditSpace(x)
         return LatentEditSpace.encode(self.ae, x, self.hparams.residual)
 
+    def masked_goal(self, target: torch.Tensor, seen: torch.Tensor, mask: torch.Tensor | None) -> Goal:
+        """The released SAE pipeline's stage-2 goal: the mask, averaged to the classifier's spatial
+        grid (bicubic) and min-max normalised, weights the spatial features before pooling, both
+        for the class loss and for the SAE codes, whose reference is read the same way from ``seen``."""
+        with torch.no_grad():
+            grid = self.spatial(seen).shape[-2:]
+            weights = torch.ones(len(seen), 1, *grid, device=seen.device) if mask is None else \
+                F.interpolate(mask, size=tuple(grid), mode="bicubic", align_corners=False)
+            low = weights.flatten(1).amin(1).view(-1, 1, 1, 1)
+            span = (weights.flatten(1).amax(1).view(-1, 1, 1, 1) - low)
+            weights = torch.where(span > 0, (weights - low) / span.clamp_min(1e-12), torch.ones_like(weights))
+            reference = self.sae.encode(self.pool(self.spatial(seen) * weights))
+        return self.class_goal(target, self.hparams.confidence, reference, feature_weights=weights)
+
     def class_goal(self, target: torch.Tensor, confidence: float | None, reference: torch.Tensor | None,
-                   roundtrip: bool = False) -> Goal:
+                   roundtrip: bool = False, feature_weights: torch.Tensor | None = None) -> Goal:
         """Class loss lambda_c * CE toward the target, or minus the target logit (``class_loss``),
         plus the trait loss when ``reference`` codes are given. Reached: the prediction is the
         target (``confidence`` None), else p(target) >= confidence (paper) or the prediction is the
         target and p(target) > confidence (``stop_rule="code"``). ``roundtrip``: the classifier
-        sees D(E(x_cf))."""
+        sees D(E(x_cf)). ``feature_weights`` (B,1,h,w on the classifier's spatial grid) weight the
+        spatial features before pooling (``masked_goal``)."""
         h = self.hparams
 
         def goal(x_cf, rows):
             if roundtrip and self.ae is not None:
                 x_cf = self.ae.decode(self.ae.encode(x_cf))
-            feats = None if reference is None else self.features(x_cf)
+            if feature_weights is not None:
+                feats = self.pool(self.spatial(x_cf) * feature_weights[rows])
+            else:
+                feats = None if reference is None else self.features(x_cf)
             logits = self.classifier(x_cf) if feats is None else self.head(feats)
             picked = target[rows]
             if h.class_loss == "ce":
@@ -273,7 +315,7 @@ class SLCF(CounterfactualMethod):
             else:
                 loss = -h.lambda_c * logits.gather(1, picked[:, None]).squeeze(1)
             if feats is not None:
-                loss = loss + h.lambda_t * trait_l1(self.sae.encode(feats), reference[rows])
+                loss = loss + h.lambda_t * trait_l1(self.sae.encode(feats), reference[rows], mean=h.sae_loss == "mean")
             p_target = logits.softmax(1).gather(1, picked[:, None]).squeeze(1)
             if confidence is None:
                 reached = logits.argmax(1) == picked

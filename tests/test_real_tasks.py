@@ -8,7 +8,7 @@ import real_fixtures as fake
 
 from cfbench.errors import UserError
 from cfbench.tasks import TASKS
-from cfbench.components.classifier import Preprocess, split
+from cfbench.components.classifier import Preprocess, split, split_spatial
 from cfbench.components.sae import train_task_sae
 
 def make(name):
@@ -75,6 +75,16 @@ def test_resized_resnet_splits_into_penultimate_and_fc():
     with torch.no_grad():
         assert features(x).shape == (2, 512)
         torch.testing.assert_close(head(features(x)), model(x))
+
+
+def test_resized_resnet_splits_into_spatial_map_pooling_and_fc():
+    resnet = torchvision.models.ResNet(torchvision.models.resnet.BasicBlock, [1, 1, 1, 1], num_classes=3)
+    model = nn.Sequential(Preprocess(224), resnet).eval()
+    spatial, pool, head = split_spatial(model, 64)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        assert spatial(x).shape == (2, 512, 7, 7)          # the map before global pooling, not its 1 x 1 pool
+        torch.testing.assert_close(head(pool(spatial(x))), model(x))
 
 
 def test_scripted_classifier_without_penultimate_cannot_train_an_sae(cub, tmp_path, monkeypatch):

@@ -53,3 +53,25 @@ def test_slcf_code_converts_the_released_units_and_stops_only_when_confident(tas
         p = F.softmax(task.classifier(out.images), 1).gather(1, batch.target[:, None]).squeeze(1)
     # the returned image is the unperturbed render, not re-checked: it flips, mostly confidently
     assert bool((out.info["converged"] <= (p > 0.5)).all())
+
+
+def test_slcf_sae_code_weights_spatial_features_by_the_mask_as_the_released_pipeline(task):
+    method = build(task, "slcf_sae_code", stage2_steps=40)
+    batch = make_batch(task, ["00000", "00001"])
+    x = batch.images
+    # With an all-ones mask the weighted pooling is the plain penultimate features.
+    with torch.no_grad():
+        torch.testing.assert_close(method.pool(method.spatial(x)), method.features(x))
+    # A mask on one corner of the latent grid weights only that corner of the spatial map.
+    corner = torch.zeros(2, 1, 8, 8)
+    corner[:, :, :4, :4] = 1
+    seen = {}
+    method.class_goal = lambda target, confidence, reference, feature_weights=None, **_: seen.setdefault(
+        "weights", feature_weights)
+    method.masked_goal(batch.target, x, corner)
+    w = seen["weights"]
+    assert w.shape == (2, 1, 8, 8) and w.min() == 0 and w.max() == 1
+    assert w[:, :, :3, :3].min() > 0.9 and w[:, :, 5:, 5:].max() < 0.1
+    del method.class_goal
+    out = method.generate(batch)                       # the whole pipeline runs: stage 2 on masked features
+    assert out.images.shape == x.shape and out.masks.shape == (2, 1, 64, 64)
