@@ -101,6 +101,11 @@ def caption(infos: list[dict], title: str, columns: tuple[str, ...], shown: list
                 stand_ins.setdefault(provenance["description"], [role])
     if stand_ins:
         text += " Stand-in models: " + "; ".join(f"{', '.join(m)} with {d}" for d, m in sorted(stand_ins.items())) + "."
+    for task, settings in _task_settings(infos):
+        if (reliance := settings.get("background_reliance")) and "GT_SPUR" in columns:
+            text += (f" {task}: the classifier is {100 * reliance['correlated']:.0f}% accurate with each "
+                     f"class's own background tone and {100 * reliance['swapped']:.0f}% with the partner's "
+                     f"(a {100 * reliance['swap_drop']:.0f}-point background shortcut; read GT_SPUR against it).")
     unavailable = sorted({f"{k} ({v})" for info in infos for k, v in info.get("metrics_unavailable", {}).items()
                           if k in columns})
     if unavailable:
@@ -112,6 +117,18 @@ def caption(infos: list[dict], title: str, columns: tuple[str, ...], shown: list
                 meanings.setdefault(INTERVALS.get(m.interval, "no interval"), []).append(c)
         text += " ±: " + "; ".join(f"{', '.join(cs)}: {what}" for what, cs in meanings.items()) + "."
     return text
+
+
+def _task_settings(infos: list[dict]) -> list[tuple[str, dict]]:
+    """(task, settings) of every run; a study's run.json holds its runs' settings by task."""
+    found = {}
+    for info in infos:
+        settings = info.get("task_settings") or info.get("config", {}).get("task_settings") or {}
+        if all(isinstance(v, dict) for v in settings.values()) and settings:
+            found.update(settings)
+        else:
+            found[info["task"]] = settings
+    return list(found.items())
 
 
 def _rank_marks(values: pd.Series, higher: bool | None) -> list[str]:

@@ -14,3 +14,5 @@ COMPONENTS.add("sae", "cfbench.components.sae:SparseAutoencoder", "Matryoshka SA
 COMPONENTS.add("fid_features", "cfbench.components.fid_features:FIDFeatures", "torch-fidelity extractor for FID/sFID")
 COMPONENTS.add("diffusion_prior", "cfbench.components.diffusion_prior:Prior", "pixel-space DDPM prior (RCSB)")
 COMPONENTS.add("diffae", "cfbench.components.diffae:DiffAE", "diffusion autoencoder: z_sem + DDIM x_T (GCD)")
+COMPONENTS.add("spurious_vae", "cfbench.components.spurious_vae:SpuriousFactorVAE",
+               "VAE splitting penultimate features into causal C and spurious S, with g on S (CECAS)")

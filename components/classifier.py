@@ -22,6 +22,7 @@ from torch.nn import functional as F
 from cfbench.components.base import Component, load_weights, save_weights, weights_digest
 from cfbench.errors import UserError
 
+SHORTCUT_RHO, SHORTCUT_ANIMAL_NOISE = 0.6, 0.03   # chosen by benchmarks/shortcut_rho.py (README)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -175,15 +176,19 @@ def split_spatial(classifier: nn.Module, image_size: int) -> tuple[nn.Module, nn
 
 
 def train_synthetic(n_train=18000, steps=1500, batch=64, seed=0, clutter_rate=0.5, max_noise=0.06,
-                    bg_correlation=0.0):
+                    bg_correlation=0.0, animal_noise=0.0):
     """Half the training images carry background clutter and every batch gets Gaussian pixel
     noise of a random strength: the classifier must find the class on the coat, and speckle
     (the cheapest adversarial edit) is not class evidence, so counterfactual edits must be semantic.
-    ``bg_correlation`` > 0 ties the background tone to the class in that share of the images."""
+    ``bg_correlation`` > 0 ties the background tone to the class in that share of the images;
+    ``animal_noise`` > 0 shows the pair partner's animal in that share (label and background kept).
+    A tone tied to the class alone is not learned while the coat predicts it perfectly (rho 0.95:
+    a 1-point drop on swapped tones); with a noisier animal the tone becomes a real shortcut."""
     from cfbench.components.training import HELDOUT_SEED, TRAIN_SEED, as_float, fit, synth_images
 
     torch.manual_seed(seed)
-    x, y = synth_images(TRAIN_SEED, n_train, clutter_rate=clutter_rate, bg_correlation=bg_correlation)
+    x, y = synth_images(TRAIN_SEED, n_train, clutter_rate=clutter_rate, bg_correlation=bg_correlation,
+                        animal_noise=animal_noise)
     model = SynthClassifier()
     gen = torch.Generator().manual_seed(seed)
 
@@ -201,10 +206,42 @@ def train_synthetic(n_train=18000, steps=1500, batch=64, seed=0, clutter_rate=0.
     stats = {}
     for name, rate in (("heldout_accuracy", 0.0), ("heldout_accuracy_clutter", 1.0)):
         xv, yv = synth_images(HELDOUT_SEED, 3000, clutter_rate=rate)
-        with torch.no_grad():
-            pred = torch.cat([model(as_float(xb)).argmax(1) for xb in xv.split(256)])
-        stats[name] = float((pred == yv).float().mean())
-    return model, {**stats, "heldout_n": 3000}
+        stats[name] = accuracy(model, xv, yv)
+    return model, {**stats, "heldout_n": 3000, "bg_correlation": bg_correlation, "animal_noise": animal_noise,
+                   "background_reliance": background_reliance(model)}
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Six-way accuracy on uint8 images."""
+    from cfbench.components.training import as_float
+
+    pred = torch.cat([model(as_float(xb)).argmax(1) for xb in images.split(256)])
+    return round(float((pred == labels).float().mean()), 4)
+
+
+def background_reliance(model: nn.Module, n: int = 1200) -> dict:
+    """How much a synthetic classifier reads the background tone: held-out accuracy on scenes
+    whose background has their own class's tone (``correlated``), on the very same scenes with the
+    pair partner's tone (``swapped``) and with a random tone (``random_tone``). ``swap_drop`` =
+    correlated - swapped is the shortcut GT_SPUR is read against; a classifier that ignores the
+    background has a drop near 0."""
+    import numpy as np
+
+    from cfbench.components.training import ALL_CLASSES, HELDOUT_SEED
+    from cfbench.tasks import synthetic
+
+    def rendered(tone, correlation):
+        labels = [synthetic.label_for(i, ALL_CLASSES) for i in range(n)]
+        images = np.stack([synthetic.render(HELDOUT_SEED + 1, i, y, correlation, tone_of=tone(y)).image
+                           for i, y in enumerate(labels)])
+        return torch.from_numpy(np.round(images * 255).astype(np.uint8)).permute(0, 3, 1, 2), torch.tensor(labels)
+
+    found = {"correlated": accuracy(model, *rendered(lambda y: y, 1.0)),
+             "swapped": accuracy(model, *rendered(synthetic.partner, 1.0)),
+             "random_tone": accuracy(model, *rendered(lambda y: y, 0.0)), "n": n}
+    found["swap_drop"] = round(found["correlated"] - found["swapped"], 4)
+    return found
 
 
 def _architecture(spec: str) -> tuple[str, str, str, int | None]:
@@ -262,7 +299,10 @@ class Classifier(Component):
     kind = "classifier"
     what = "the classifier under explanation"
     how = "a TorchScript file taking [0, 1] images (or torchvision:ARCH:WEIGHTS, or a torch.save'd module)"
-    assets = {"classifier": {}}
+    # shortcut_classifier: the background tone follows the class in SHORTCUT_RHO of the training
+    # images and SHORTCUT_ANIMAL_NOISE of them show the partner's animal.
+    assets = {"classifier": {},
+              "shortcut_classifier": {"bg_correlation": SHORTCUT_RHO, "animal_noise": SHORTCUT_ANIMAL_NOISE}}
     channels_last = True
 
     @classmethod

@@ -150,9 +150,6 @@ def new_diffae(image_size: int = 64) -> DiffusionAutoencoder:
                                 scheduler_config())
 
 
-PARTNER = {0: 1, 1: 0, 2: 3, 3: 2, 4: 5, 5: 4}    # the other class of each synthetic pair
-
-
 def coat_swap_loss(model, x0, x_partner, gen, swap_fraction: float, swap_from: int) -> torch.Tensor:
     """Epsilon loss with z_sem from the clean image, and for a ``swap_fraction`` of the samples at
     t >= ``swap_from`` x_t noised from the same scene rendered as the pair's other class, the target
@@ -189,7 +186,7 @@ def train_synthetic(classifier: nn.Module, n_train: int = 12000, steps: int = 50
     scenes = np.empty((2, n_train, synthetic.SIZE, synthetic.SIZE, 3), np.uint8)
     for i in range(n_train):
         label = synthetic.label_for(i, tuple(range(len(synthetic.CLASSES))))
-        for k, lab in enumerate((label, PARTNER[label])):
+        for k, lab in enumerate((label, synthetic.partner(label))):
             scenes[k, i] = np.round(synthetic.render(TRAIN_SEED + 4, i, lab).image * 255)
     x, x_partner = torch.from_numpy(scenes).permute(0, 1, 4, 2, 3).contiguous()
     model = new_diffae()

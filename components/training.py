@@ -21,16 +21,21 @@ ALL_CLASSES = tuple(range(len(synthetic.CLASSES)))
 
 
 def synth_images(seed: int, n: int, classes=ALL_CLASSES, bg_correlation: float = 0.0,
-                 clutter_rate: float = 0.0):
+                 clutter_rate: float = 0.0, animal_noise: float = 0.0):
     """``n`` generated images as a uint8 tensor N x 3 x 64 x 64 (compact in memory) and labels;
-    every image whose index falls in the first ``clutter_rate`` of each 100 gets background clutter."""
+    every image whose index falls in the first ``clutter_rate`` of each 100 gets background clutter.
+    ``animal_noise``: that share of the images shows the pair partner's animal while keeping its
+    label and its background (a fixed per-index draw), so the animal is a noisier cue than a
+    background tied to the label."""
     imgs = np.empty((n, synthetic.SIZE, synthetic.SIZE, 3), np.uint8)
     labels = np.empty(n, np.int64)
     for i in tqdm(range(n), desc=f"render seed={seed}", leave=False):
-        s = synthetic.render(seed, i, synthetic.label_for(i, classes), bg_correlation,
-                             clutter=(i // 6) % 100 < clutter_rate * 100)
+        label = synthetic.label_for(i, classes)
+        noisy = animal_noise > 0 and np.random.default_rng([seed, i, 2]).random() < animal_noise
+        s = synthetic.render(seed, i, synthetic.partner(label) if noisy else label, bg_correlation,
+                             clutter=(i // 6) % 100 < clutter_rate * 100, tone_of=label)
         imgs[i] = np.round(s.image * 255)
-        labels[i] = s.label
+        labels[i] = label
     return torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels)
 
 

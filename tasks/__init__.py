@@ -41,6 +41,10 @@ for _pair in ("zebra_sorrel", "cheetah_cougar", "egyptian_persian"):
     TASKS.add(f"synth_{_pair}", "cfbench.tasks.synth_tasks:SyntheticTask",
               f"procedural {_pair.replace('_', '/')} pair with ground-truth masks (offline)", pair_name=_pair)
 for _pair in ("zebra_sorrel", "cheetah_cougar", "egyptian_persian"):
+    TASKS.add(f"synth_{_pair}_shortcut", "cfbench.tasks.synth_tasks:SyntheticTask",
+              f"as synth_{_pair}, explaining a classifier that relies on a background-tone shortcut",
+              pair_name=_pair, shortcut=True)
+for _pair in ("zebra_sorrel", "cheetah_cougar", "egyptian_persian"):
     TASKS.add(_pair, "cfbench.tasks.real:ImageNetPairTask",
               f"ImageNet val {_pair.replace('_', '/')} pair, torchvision ResNet-50 (needs data + weights)",
               pair_name=_pair)

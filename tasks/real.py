@@ -95,7 +95,7 @@ class _FolderTask(Task):
 
     components = {"autoencoder": "env:CFBENCH_AUTOENCODER", "diffusion_prior": "env:CFBENCH_DIFFUSION_PRIOR",
                   "simsiam": "env:CFBENCH_SIMSIAM", "fid_features": "env:CFBENCH_INCEPTION", "sae": "env:CFBENCH_SAE",
-                  "diffae": "env:CFBENCH_DIFFAE"}
+                  "diffae": "env:CFBENCH_DIFFAE", "spurious_vae": "env:CFBENCH_SPURIOUS_VAE"}
 
 
 class ImageNetPairTask(_FolderTask):

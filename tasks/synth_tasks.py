@@ -26,16 +26,27 @@ class SyntheticTask(Task):
     class_names = synthetic.CLASSES
     components = {"classifier": "asset:classifier", "autoencoder": "asset:autoencoder",
                   "simsiam": "asset:simsiam", "fid_features": "asset:simsiam", "sae": "asset:sae",
-                  "diffusion_prior": "asset:diffusion_prior", "diffae": "asset:diffae"}
+                  "diffusion_prior": "asset:diffusion_prior", "diffae": "asset:diffae",
+                  "spurious_vae": "asset:spurious_vae"}
 
     def __init__(self, pair_name: str, device: torch.device = torch.device("cpu"),
-                 bg_correlation: float = 0.0):
+                 bg_correlation: float = 0.0, shortcut: bool = False):
+        """``shortcut``: the classifier under explanation is the one trained with the background tone
+        tied to the class (``shortcut_classifier``), and every evaluation image has its class's tone,
+        so the shortcut is open to every edit."""
         super().__init__(device)
-        self.name = f"synth_{pair_name}"
+        self.name = f"synth_{pair_name}" + ("_shortcut" if shortcut else "")
         self.pair = synthetic.PAIRS[pair_name]
-        self.bg_correlation = bg_correlation
+        self.shortcut = shortcut
+        self.bg_correlation = 1.0 if shortcut else bg_correlation
         a, b = (synthetic.CLASSES[c] for c in self.pair)
         self.description = f"procedural {a} <-> {b}, 64x64, ground-truth causal/object/spurious masks"
+        if shortcut:
+            # The SAE was trained on the unbiased classifier's features, so it is not offered here.
+            self.components = {**{k: v for k, v in self.components.items() if k != "sae"},
+                               "classifier": "asset:shortcut_classifier",
+                               "spurious_vae": "asset:shortcut_spurious_vae"}
+            self.description += "; the classifier has a background-tone shortcut"
 
     def sample_ids(self, n: int | None) -> list[str]:
         if n is None:
@@ -69,4 +80,6 @@ class SyntheticTask(Task):
         return found
 
     def settings(self) -> dict:
-        return {"bg_correlation": self.bg_correlation}
+        """The background correlation, and how much the classifier relies on the background."""
+        classifier = self.manifest.get(self.components["classifier"][len("asset:"):], {})
+        return {"bg_correlation": self.bg_correlation, "background_reliance": classifier.get("background_reliance")}

@@ -51,6 +51,11 @@ def _smooth_noise(rng: np.random.Generator, cells: int, amp: float) -> np.ndarra
     return rows[:, i] * (1 - f)[None, :] + rows[:, i + 1] * f[None, :]
 
 
+def partner(label: int) -> int:
+    """The other class of ``label``'s pair."""
+    return next(b if label == a else a for a, b in PAIRS.values() if label in (a, b))
+
+
 def _background(rng: np.random.Generator, label: int, bg_correlation: float) -> np.ndarray:
     if bg_correlation > 0 and rng.random() < bg_correlation:
         tone = np.array(_CLASS_TONE[label]) + rng.normal(0, 0.03, 3)
@@ -196,11 +201,13 @@ def _clutter(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
 
 
 def render(seed: int, index: int, label: int, bg_correlation: float = 0.0,
-           clutter: bool = False) -> SynthSample:
-    """Render one image of class ``label``; the same arguments always give the same pixels."""
+           clutter: bool = False, tone_of: int | None = None) -> SynthSample:
+    """Render one image of class ``label``; the same arguments always give the same pixels.
+    ``tone_of`` (default ``label``) is the class whose background tone a correlated background
+    takes: the same scene with another class's tone, to measure or intervene on the shortcut."""
     rng = _rng(seed, index)
     family = _FAMILY[label]
-    img = _background(rng, label, bg_correlation)
+    img = _background(rng, label if tone_of is None else tone_of, bg_correlation)
     if clutter:
         img = _clutter(np.random.default_rng(np.random.SeedSequence([seed, index, 1])), img)
     u, v = _local_coords(rng, family)
