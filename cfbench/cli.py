@@ -14,10 +14,12 @@ from pathlib import Path
 from cfbench.errors import UserError
 
 
-def task_options() -> argparse.ArgumentParser:
-    """Options of every command that works on a task (a parent parser)."""
+def task_options(task: bool = True) -> argparse.ArgumentParser:
+    """Options of every command that works on a task (a parent parser); ``task`` False for commands
+    that choose their tasks themselves."""
     on_task = argparse.ArgumentParser(add_help=False)
-    on_task.add_argument("--task", required=True)
+    if task:
+        on_task.add_argument("--task", required=True)
     on_task.add_argument("--seed", type=int, default=0)
     on_task.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
     return on_task

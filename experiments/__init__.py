@@ -14,6 +14,10 @@ EXPERIMENTS.add("localize", "cfbench.experiments.localize:add_command", "SLCF Ta
 EXPERIMENTS.add("traits", "cfbench.experiments.traits:add_command", "SLCF Figure 4: isolate the SAE traits a CF changes")
 EXPERIMENTS.add("gcd-study", "cfbench.experiments.gcd_study:add_command",
                 "GCD Tables 3-5: spread over source images, g vs h-directions, BB-LIG complexity")
+EXPERIMENTS.add("shortcut-study", "cfbench.experiments.shortcut_study:add_command",
+                "shortcut vs unbiased classifier: which methods edit the background (CECAS vs cecas_no_ls)")
 
+TABLES.add("shortcut", "cfbench.experiments.shortcut_study:TABLE_SHORTCUT",
+           "shortcut study: FR, GT_IN, GT_SPUR, S3 per method with a shortcut and an unbiased classifier")
 TABLES.add("gcd", "cfbench.experiments.gcd_study:TABLE_GCD", "GCD: g-direction vs the top three h-directions")
 TABLES.add("4", "cfbench.experiments.localize:TABLE_4", "localisation of attribution maps (cfbench localize)")

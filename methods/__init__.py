@@ -38,3 +38,11 @@ METHODS.add("gcd_code", "cfbench.methods.gcd:GCD", "GCD g-direction with the rel
 METHODS.add("gcd_h", "cfbench.methods.gcd:GCD", "GCD h-direction number `index` (Hessian eigenvector)", direction="h")
 METHODS.add("gcd_random", "cfbench.methods.gcd:GCD", "control: a random unit direction searched like GCD's",
             direction="random")
+# CECAS (causally guided PGD on classifier after purification, spurious term, mask attack, RePaint refinement)
+# and its ablations.
+METHODS.add("cecas", "cfbench.methods.cecas:CECAS", "CECAS: causally guided PGD + mask + RePaint refinement")
+METHODS.add("cecas_no_ls", "cfbench.methods.cecas:CECAS", "CECAS without the spurious term L_S", spurious_weight=0.0)
+METHODS.add("cecas_no_refine", "cfbench.methods.cecas:CECAS", "CECAS without refinement (x' is the result)",
+            refine=False)
+METHODS.add("pgd", "cfbench.methods.cecas:CECAS", "targeted PGD alone (no L_S, no purification, no refinement)",
+            spurious_weight=0.0, purify=False, refine=False)

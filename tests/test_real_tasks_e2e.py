@@ -22,7 +22,8 @@ from cfbench.runner import Runner
 README = Path(__file__).resolve().parents[1] / "README.md"
 # Tiny step counts for every method family, so a run takes seconds.
 FAST = {"slcf": ["stage1_steps=2", "stage2_steps=3", "ig_steps=2"], "rcsb": ["ig_steps=2", "steps=3"],
-        "gcd": ["n_proxy=16", "k=2", "encode_steps=1", "decode_steps=1", "search_steps=1", "proxy_epochs=2"]}
+        "gcd": ["n_proxy=16", "k=2", "encode_steps=1", "decode_steps=1", "search_steps=1", "proxy_epochs=2"],
+        "cecas": ["iterations=1", "respacing=10"]}
 
 
 def fast_settings(methods: list[str]) -> list[str]:
@@ -136,7 +137,8 @@ def test_every_method_runs_on_celeba_and_cub_with_a_torchscript_classifier(name,
     task = TASKS.build(name)
     methods = [m for m in METHODS.names()
                if supports(task, m, resolve_hparams(m, METHODS.get(m).load(), METHODS.get(m).preset, {}))]
-    assert set(METHODS.names()) - set(methods) == {"slcf_sae", "slcf_sae_code"}      # no CFBENCH_SAE here
+    # no CFBENCH_SAE nor CFBENCH_SPURIOUS_VAE here
+    assert set(METHODS.names()) - set(methods) == {"slcf_sae", "slcf_sae_code", "cecas", "cecas_no_refine"}
     argv = ["run", "--task", name, "--methods", ",".join(methods), "--n", "4", "--batch-size", "2", "--out", "run"]
     assert main(argv + fast_settings(methods)) == 0
     samples = check_run(Path("run"), methods, 4, capsys)
