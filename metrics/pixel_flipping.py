@@ -58,7 +58,8 @@ class PixelFlipping(Metric):
         if masks is None:
             return {"PF": torch.full((len(ctx.batch),), float("nan"))}
         values = torch.full((len(ctx.batch),), float("nan"), dtype=torch.float64)
-        ordered = masks.flatten(1).amax(1) > 0          # an all-zero mask orders nothing: no PF
+        flat = masks.flatten(1)                         # a constant mask (all zero, or a region that is the
+        ordered = flat.amax(1) > flat.amin(1)           # whole image) orders nothing: no PF
         if ordered.any():
             rows = ordered.nonzero().squeeze(1)
             values[rows.cpu()] = torch.from_numpy(pixel_flipping(
