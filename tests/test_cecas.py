@@ -42,7 +42,7 @@ def test_region_is_the_thresholded_pooled_change():
     x = torch.zeros(1, 3, 64, 64)
     changed = x.clone()
     changed[0, :, 30, 30] = 1.0                      # one changed pixel, the maximum
-    changed[0, 0, 10, 10] = 0.1                      # 0.1 / 3 of the maximum: below gamma = 0.15
+    changed[0, 0, 10, 10] = 0.1                      # 0.1 / 3 of the maximum: below gamma (0.05 here)
     region = method.region(x, changed)
     d = method.dilation_px
     assert d % 2 == 1 and d == 5                     # 15 px of a 256-px image -> 3.75 -> odd 5 on 64 px
