@@ -35,17 +35,43 @@ class BatchLoop:
             return False
         bar = tqdm(total=len(self.sample_ids), initial=len(self.sample_ids) - len(todo), desc=self.key,
                    unit=self.unit)
-        last = [0.0]
-
-        def status(text: str) -> None:
-            now = time.monotonic()
-            if now - last[0] > 0.25:          # at most four redraws a second
-                last[0] = now
-                bar.set_postfix_str(text, refresh=True)
-
+        status = throttled(lambda text: bar.set_postfix_str(text, refresh=True))
         for start in range(0, len(todo), self.batch_size):
             ids = todo[start:start + self.batch_size]
             self.run.write_part(self.key, work(ids, status))
             bar.update(len(ids))
         bar.close()
         return True
+
+
+def throttled(show: Callable[[str], None]) -> Callable[[str], None]:
+    """``show`` called at most four times a second: status comes from inner loops."""
+    last = [0.0]
+
+    def status(text: str) -> None:
+        now = time.monotonic()
+        if now - last[0] > 0.25:
+            last[0] = now
+            show(text)
+    return status
+
+
+class StatusLine:
+    """A line that appears with the first status a phase without samples reports (a global method's
+    fit), showing the elapsed time and that status; silent phases print nothing."""
+
+    def __init__(self, desc: str):
+        self.desc, self.bar = desc, None
+        self.report = throttled(self._show)
+
+    def _show(self, text: str) -> None:
+        if self.bar is None:
+            self.bar = tqdm(desc=self.desc, bar_format="{desc}: {elapsed}{postfix}")
+        self.bar.set_postfix_str(text, refresh=True)
+
+    def __enter__(self) -> "StatusLine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 
 from cfbench import distributed, seeding
-from cfbench.batches import BatchLoop
+from cfbench.batches import BatchLoop, StatusLine
 from cfbench.device import resolve_device
 from cfbench.distributed import Group, Shard
 from cfbench.errors import UserError
@@ -317,7 +317,9 @@ class Runner:
         """The method, built once per process, with its run-level fit done (or loaded from the run)."""
         if name not in self.built:
             method = METHODS.build(name, self.task, self.device, **self.hparams[name])
-            method.fit(self.sample_ids, self.spec.seed, self.run.root / "fitted" / name)
+            with StatusLine(f"{name} fit") as line:
+                method.progress = line.report
+                method.fit(self.sample_ids, self.spec.seed, self.run.root / "fitted" / name)
             self.built[name] = method
         return self.built[name]
 

@@ -5,6 +5,9 @@ fitted from a single image of the source class and then applied to every sample 
 
 1. Proxy data (Alg. 1): N perturbations delta of the source image's z_sem, rendered with its own
    x_T; targets are the classifier's score f of the source class and a distance s to the image.
+   f is p(source) among the pair's two classes by default (``score``): the paper's classifiers are
+   binary, where that is p(source); with more classes, p(source) among all of them drifts to a
+   third class (``score="prob"`` keeps that literal reading).
    ``perturbation="ball"`` draws delta uniformly in the n-ball of radius r (the paper),
    ``"uniform_norm"`` a uniform direction with a norm uniform in [0, r] (the released code).
 2. Proxy (Alg. 2): an MLP z -> (f, s) (hidden widths 256-128-64, sigmoid between hidden layers,
@@ -70,7 +73,9 @@ class GCDParams(HParams):
     preset: str = hparam("auto", ("auto", "paper", "code", "cpu"), "step counts, N, k (see the module)")
     source_index: int = hparam(0, "nonnegative", "the direction is fitted from this sample of the source class")
     lam: float = hparam(1.0, "nonnegative", "lambda of L_CF = f + lambda * s (App. F.2)")
-    score: str = hparam("prob", ("prob", "margin"), "f: p(source), or logit_source - logit_target")
+    score: str = hparam("pair_prob", ("pair_prob", "prob", "margin"),
+                        "f: p(source) among the pair's two classes, p(source) among all classes, or "
+                        "logit_source - logit_target")
     share_direction: bool = hparam(False, None, "fit one direction and negate it for the other class")
     lig_threshold: float = hparam(0.01, "open_fraction", "BB-LIG baseline: first render with p(source) below")
     proxy_lr: float = hparam(1e-3, "positive", "proxy AdamW learning rate")
@@ -180,9 +185,16 @@ class GCD(CounterfactualMethod):
     def score(self, logits: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """f: the classifier's evidence for the source class (the search lowers it)."""
         rows = torch.arange(len(logits), device=logits.device)
+        if self.hparams.score == "margin":
+            return logits[rows, source] - logits[rows, target]
+        return self.p_source(logits, source, target)
+
+    def p_source(self, logits: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """p(source) among all classes (``score="prob"``) or among the pair's two (otherwise)."""
+        rows = torch.arange(len(logits), device=logits.device)
         if self.hparams.score == "prob":
             return logits.softmax(1)[rows, source]
-        return logits[rows, source] - logits[rows, target]
+        return torch.sigmoid(logits[rows, source] - logits[rows, target])
 
     def distance(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """s(x, y): LPIPS when its weights are present, else the RMS pixel distance (a stand-in)."""
@@ -332,7 +344,6 @@ class GCD(CounterfactualMethod):
         direction = torch.stack([self.directions[int(c)] for c in source.tolist()]) * scale
         signs = (1.0, -1.0) if h.direction == "h" else (1.0,)
         alphas = torch.linspace(0, h.alpha_max, h.k).tolist()
-        rows = torch.arange(len(x), device=x.device)
         key = torch.full((len(x),), math.inf, device=x.device)     # lower is better; flips rank first
         chosen = torch.zeros(len(x), device=x.device)
         flipped_at = torch.zeros(len(x), dtype=torch.bool, device=x.device)
@@ -352,7 +363,7 @@ class GCD(CounterfactualMethod):
                 chosen = torch.where(better, torch.full_like(chosen, sign * a), chosen)
                 flipped_at = torch.where(better, flipped, flipped_at)
                 renders.append(img)
-                p_source.append(logits.softmax(1)[rows, source])
+                p_source.append(self.p_source(logits, source, target))
             on_this_side = (chosen * sign > 0) if len(signs) > 1 else torch.ones_like(flipped_at)
             masks = torch.where(on_this_side.view(-1, 1, 1, 1),
                                 bb_lig(torch.stack(renders), torch.stack(p_source), h.lig_threshold), masks)

@@ -63,10 +63,11 @@ def test_classifier_is_only_called_forward(tmp_path, monkeypatch):
         wrapped(x).sum().backward()
 
 
-def test_resume_reuses_stored_directions(tmp_path, monkeypatch):
+def test_resume_reuses_stored_directions(tmp_path, monkeypatch, capfd):
     spec = RunSpec(task="synth_cheetah_cougar", methods=["gcd"], n=4, batch_size=2, out=tmp_path / "run",
                    metrics="FR,nfe", overrides=tiny("gcd"))
     run = Runner(spec).execute()
+    assert "gcd fit: " in capfd.readouterr().err          # the fit shows its own status line
     info = json.loads(run.run_json.read_text())
     fit = info["method_provenance"]["gcd"]["fit"]
     assert set(fit["directions"]) == {"2", "3"} and fit["directions"]["2"]["source_id"] == "00000"
@@ -81,6 +82,7 @@ def test_resume_reuses_stored_directions(tmp_path, monkeypatch):
             part.unlink()
     monkeypatch.setattr(GCD, "_fit_direction", lambda *a, **k: pytest.fail("refitted on resume"))
     run = Runner(spec).execute()
+    assert "gcd fit" not in capfd.readouterr().err
     again = pd.read_parquet(run.samples)
     assert (run.root / "fitted" / "gcd" / "directions.safetensors").read_bytes() == stored
     pd.testing.assert_frame_equal(first.drop(columns=["seconds", "fit_seconds"]),
@@ -101,6 +103,16 @@ def test_line_search_does_not_depend_on_the_batch(tmp_path):
         torch.testing.assert_close(together.images[i], single.images[0], rtol=0, atol=1e-9)
         torch.testing.assert_close(together.masks[i], single.masks[0], rtol=0, atol=1e-9)
         assert together.info["alpha_fraction"][i] == single.info["alpha_fraction"][0]
+
+
+def test_pair_score_ignores_a_third_class_that_prob_would_drift_to():
+    task = make_task()
+    logits = torch.tensor([[2.0, 1.0, 10.0], [1.0, 2.0, 10.0]])   # class 2 is neither source nor target
+    source, target = torch.tensor([0, 0]), torch.tensor([1, 1])
+    pair = METHODS.build("gcd", task, torch.device("cpu")).score(logits, source, target)
+    torch.testing.assert_close(pair, torch.sigmoid(torch.tensor([1.0, -1.0])))
+    literal = METHODS.build("gcd", task, torch.device("cpu"), score="prob").score(logits, source, target)
+    assert (literal < 1e-3).all()     # p(source) all but zero although the target is not reached
 
 
 def test_bb_lig_attributes_the_pixel_whose_change_moves_the_score():

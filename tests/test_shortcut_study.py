@@ -26,4 +26,5 @@ def test_tiny_shortcut_study_writes_its_table_paired_difference_and_probes(tmp_p
     probes = pd.read_csv(out / "probes.csv")
     assert set(probes["classifier"]) == {"shortcut", "unbiased"} and set(probes["part"]) == {"C", "S"}
     rendered = table([str(out)], "shortcut", "markdown", with_ci=False)
-    assert "background shortcut" in rendered and "| shortcut" in rendered and "| unbiased" in rendered
+    assert "points: a background shortcut; read GT_SPUR" in rendered and "no background shortcut" in rendered
+    assert "| shortcut" in rendered and "| unbiased" in rendered
