@@ -60,8 +60,9 @@ TABLE_2 = Layout("Table 2 (CelebA layout)", ("FID", "sFID", "COUT", "FR"))
 TABLE_3 = Layout("Table 3 (mask ablation)", ("FID", "sFID", "S3", "COUT", "FR", "GT_IN"), ("Edit", "Mask"),
                  labelled_rows(ABLATION, ("Edit", "Mask"), "Table 3 (mask ablation)"))
 
-TABLES = Registry("table")
 NO_SHORTCUT_POINTS = 5   # a smaller accuracy drop on swapped backgrounds is within a few points: no shortcut
+
+TABLES = Registry("table")
 TABLES.add("1", "cfbench.tables:TABLE_1", "ImageNet layout: FID, sFID, S3, COUT, FR")
 TABLES.add("2", "cfbench.tables:TABLE_2", "CelebA layout: FID, sFID, COUT, FR")
 TABLES.add("3", "cfbench.tables:TABLE_3", "SLCF mask ablation (Edit x Mask), with GT_IN")
