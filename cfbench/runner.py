@@ -255,6 +255,10 @@ class Runner:
     # -- generation -----------------------------------------------------------------------------
     def execute(self) -> RunDir:
         """Generate this process's share of the run and, when it is the last, summarise it."""
+        if self._finished_here():
+            print(f"{self.run.root} already holds this run, finished: nothing to do "
+                  "(`cfbench rescore` recomputes its metrics).", file=sys.stderr)
+            return self.run
         try:
             with self._guard(), self._disk_full():
                 metrics = self._metrics()
@@ -271,6 +275,17 @@ class Runner:
         finally:
             self.group.close()
         return self.run
+
+    def _finished_here(self) -> bool:
+        """A finished run with these settings is left as it is: its record stays the one that made
+        it, and results kept without their PNGs (as in results/paper/) stay valid."""
+        if not self.run.run_json.exists():
+            return False
+        try:
+            info = self.run.read_run_json()
+        except UserError:                       # damaged: the usual path says so
+            return False
+        return bool(info.get("finished")) and info.get("config") == self.config
 
     def _guard(self):
         """The run's lock for a single process or rank 0; an independent shard locks only its share."""

@@ -73,24 +73,29 @@ def probe_table() -> pd.DataFrame:
 
 
 def figure(metrics: pd.DataFrame, out: Path) -> None:
-    """GT_SPUR per method, shortcut classifier next to the unbiased one, with 95% intervals."""
+    """GT_SPUR per method, shortcut classifier next to the unbiased one, with 95% intervals; one
+    panel per pair (averaging pairs would average their intervals too)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     metrics = TABLE_SHORTCUT.rows(metrics)
-    methods = list(dict.fromkeys(metrics["method"]))
-    fig, ax = plt.subplots(figsize=(1.4 * len(methods) + 2, 3.2))
-    for k, (kind, colour) in enumerate((("unbiased", "#8da0cb"), ("shortcut", "#fc8d62"))):
-        part = metrics[metrics["classifier"] == kind].groupby("method")[["GT_SPUR", "GT_SPUR_ci"]].mean()
-        part = part.reindex(methods)
-        ax.bar(np.arange(len(methods)) + (k - 0.5) * 0.38, part["GT_SPUR"], 0.38, yerr=part["GT_SPUR_ci"],
-               color=colour, label=f"{kind} classifier", capsize=3)
-    ax.set_xticks(np.arange(len(methods)), methods)
-    ax.set_ylabel("GT_SPUR (edit share on background)")
-    ax.legend(frameon=False)
-    fig.tight_layout()
+    metrics = metrics.assign(pair=metrics["task"].str.removeprefix("synth_").str.removesuffix("_shortcut"))
+    methods, pairs = list(dict.fromkeys(metrics["method"])), list(dict.fromkeys(metrics["pair"]))
+    fig, axes = plt.subplots(len(pairs), 1, figsize=(1.4 * len(methods) + 2, 2.6 * len(pairs) + 0.6),
+                             sharex=True, squeeze=False)
+    for ax, pair in zip(axes[:, 0], pairs):
+        for k, (kind, colour) in enumerate((("unbiased", "#8da0cb"), ("shortcut", "#fc8d62"))):
+            part = metrics[(metrics["pair"] == pair) & (metrics["classifier"] == kind)].set_index("method")
+            part = part.reindex(methods)
+            ax.bar(np.arange(len(methods)) + (k - 0.5) * 0.38, part["GT_SPUR"], 0.38, yerr=part["GT_SPUR_ci"],
+                   color=colour, label=f"{kind} classifier", capsize=3)
+        ax.set_title(pair.replace("_", " / "), fontsize=10)
+        ax.set_ylabel("GT_SPUR (edit share\non background)")
+    axes[-1, 0].set_xticks(np.arange(len(methods)), methods)
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="upper center", ncol=2, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
     fig.savefig(out, dpi=150)
     plt.close(fig)
 

@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -39,6 +40,15 @@ def test_run_writes_the_results_contract(tmp_path, capfd):
         assert (run.images() / f"{sid}.png").exists() and (run.images("slcf") / f"{sid}.png").exists()
         assert (run.masks("slcf") / f"{sid}.png").exists()
     assert (run.figures / "triplets_slcf.png").exists()
+
+
+def test_a_finished_run_is_left_alone_even_without_its_pngs(tmp_path, capfd):
+    run = Runner(spec(tmp_path / "r", n=2, metrics="GT_IN")).execute()
+    record = run.run_json.read_text()
+    shutil.rmtree(run.root / "images")          # how results/paper/ keeps finished runs
+    Runner(spec(tmp_path / "r", n=2, metrics="GT_IN")).execute()
+    assert "finished: nothing to do" in capfd.readouterr().err
+    assert run.run_json.read_text() == record
 
 
 def test_interrupted_run_resumes_to_the_same_samples(tmp_path, monkeypatch):
