@@ -278,8 +278,9 @@ class Runner:
 
     def _finished_here(self) -> bool:
         """A finished run with these settings is left as it is: its record stays the one that made
-        it, and results kept without their PNGs (as in results/paper/) stay valid."""
-        if not self.run.run_json.exists():
+        it, and results kept without their PNGs (as in results/paper/) stay valid. Deleting its
+        metrics.csv or samples.parquet asks for the summary again."""
+        if not all(p.exists() for p in (self.run.run_json, self.run.metrics, self.run.samples)):
             return False
         try:
             info = self.run.read_run_json()

@@ -76,10 +76,12 @@ def test_resume_reuses_stored_directions(tmp_path, monkeypatch, capfd):
     # the fit's calls are spread over the samples of each class: 48 calls / 2 samples
     assert (first["fit_nfe"] == 24).all()
     assert float(pd.read_csv(run.metrics)["nfe"][0]) == pytest.approx(3 + 24)
-    # lose the second batch; the resumed run must not fit again
+    # lose the second batch, as if killed before it (a finished run is left alone); the resumed run
+    # must not fit again
     for part in (run.root / "parts" / "gcd").iterdir():
         if "00002" in pd.read_parquet(part)["sample_id"].tolist():
             part.unlink()
+    run.run_json.write_text(json.dumps(info | {"finished": False}))
     monkeypatch.setattr(GCD, "_fit_direction", lambda *a, **k: pytest.fail("refitted on resume"))
     run = Runner(spec).execute()
     assert "gcd fit" not in capfd.readouterr().err

@@ -1,6 +1,7 @@
 """Run directories that survive anything: one writer, no duplicates, no orphans, shareable files,
 and a clear exit 2 for every bad input (checked before work, leaving earlier results untouched)."""
 import errno
+import json
 import os
 import stat
 
@@ -32,6 +33,7 @@ def test_overlapping_parts_from_another_batch_size_count_each_sample_once(tmp_pa
     assert main(argv(tmp_path / "b", "--batch-size", "4")) == 0
     for part in (tmp_path / "b" / "parts" / "slcf").iterdir():      # as if a writer with batch size 4 had added it
         (tmp_path / "a" / "parts" / "slcf" / part.name).write_bytes(part.read_bytes())
+    (tmp_path / "a" / "metrics.csv").unlink()                       # ask for the summary again
     assert main(argv(tmp_path / "a")) == 0
     samples = pd.read_parquet(tmp_path / "a" / "samples.parquet")
     assert len(samples) == 4 and samples["sample_id"].is_unique
@@ -51,6 +53,8 @@ def test_orphan_temporaries_are_swept_on_resume_and_files_follow_the_umask(tmp_p
     old = os.umask(0o022)
     try:
         assert main(argv(tmp_path / "r")) == 0
+        record = tmp_path / "r" / "run.json"    # as if killed while finishing (a finished run is left alone)
+        record.write_text(json.dumps(json.loads(record.read_text()) | {"finished": False}))
         orphans = [tmp_path / "r" / "images" / "slcf" / ".00000.png.x1y2.tmp",
                    tmp_path / "r" / "parts" / "slcf" / ".abc.parquet.x1y2.tmp"]
         for orphan in orphans:
