@@ -30,6 +30,7 @@ class Layout:
     columns: tuple[str, ...]
     labels: tuple[str, ...] = ("method",)               # row-label columns after "task"
     rows: Callable[[pd.DataFrame], pd.DataFrame] | None = None   # selects, labels and orders the rows
+    unranked: tuple[str, ...] = ()      # columns whose better direction depends on the question: no arrow, no marks
 
 
 # SLCF Table 3: method -> (Edit, Mask), in the paper's row order.
@@ -73,11 +74,11 @@ def metric(name: str):
     return METRICS.get(name).load() if name in METRICS else None
 
 
-def header(name: str) -> str:
+def header(name: str, ranked: bool = True) -> str:
     m = metric(name)
     if m is None:
         return name
-    arrow = {True: " ↑", False: " ↓", None: ""}[m.higher_is_better]
+    arrow = {True: " ↑", False: " ↓", None: ""}[m.higher_is_better if ranked else None]
     return f"{m.label or name}{' (%)' if m.percent else ''}{arrow}"
 
 
@@ -172,11 +173,13 @@ def build_table(metrics: pd.DataFrame, layout: Layout, with_ci: bool):
     shown, marks = [], []
     for task, block in metrics.groupby("task", sort=False):
         block = block.reset_index(drop=True)
-        cell_marks = {c: _rank_marks(block[c], metric(c).higher_is_better if metric(c) else None) for c in columns}
+        cell_marks = {c: _rank_marks(block[c], metric(c).higher_is_better
+                                     if metric(c) and c not in layout.unranked else None) for c in columns}
+        heads = {c: header(c, c not in layout.unranked) for c in columns}
         for i, row in block.iterrows():
             shown.append({"task": task, **{label: row[label] for label in layout.labels},
-                          **{header(c): _fmt(c, row[c], row.get(f"{c}_ci"), with_ci) for c in columns}})
-            marks.append({header(c): cell_marks[c][i] for c in columns})
+                          **{heads[c]: _fmt(c, row[c], row.get(f"{c}_ci"), with_ci) for c in columns}})
+            marks.append({heads[c]: cell_marks[c][i] for c in columns})
     return pd.DataFrame(shown), pd.DataFrame(marks), columns
 
 

@@ -98,3 +98,12 @@ def test_per_batch_timing_has_no_interval_and_the_caption_says_what_intervals_me
     md = table([fake_run(tmp_path / "r", "t", rows)], None, "markdown", with_ci=True)
     assert "| 2.00 " in md and "2.00 ±" not in md
     assert "95% bootstrap" in md and "split repetitions" in md
+
+
+def test_the_shortcut_table_does_not_rank_gt_spur(tmp_path):
+    import cfbench.experiments  # noqa: F401  (registers the experiments' tables)
+
+    rows = {"a": {"FR": 1.0, "GT_SPUR": 0.7}, "b": {"FR": 0.5, "GT_SPUR": 0.2}, "c": {"FR": 0.8, "GT_SPUR": 0.4}}
+    md = table([fake_run(tmp_path / "r", "synth_x_shortcut", rows)], "shortcut", "markdown", with_ci=False)
+    assert "| GT_SPUR (%) " in md and "GT_SPUR (%) ↓" not in md and "FR (%) ↑" in md
+    assert "**20.0**" not in md and "**100.0**" in md                  # FR still ranked
