@@ -219,9 +219,10 @@ def coat_swap_loss(model, x0, x_partner, gen, swap_fraction: float, swap_from: i
 def train_synthetic(classifier: nn.Module, n_train: int = 12000, steps: int = 5000, batch: int = 32,
                     lr: float = 1e-3, warmup: int = 200, ema_decay: float = 0.999, swap_fraction: float = 0.6,
                     swap_from: int = 200, texture_weight: float = 0.0, eval_steps: tuple[int, ...] = (10, 20),
-                    seed: int = 0):
+                    seed: int = 0, checkpoint: Path | None = None):
     """Joint encoder + UNet training (fixed seeds) with an exponential moving average of the weights;
-    returns the averaged model and held-out round-trip and class-swap measurements."""
+    returns the averaged model and held-out round-trip and class-swap measurements. ``checkpoint``:
+    where ``fit`` keeps its resumable state (the build takes an hour or more on a CPU)."""
     import math
 
     import numpy as np
@@ -254,7 +255,8 @@ def train_synthetic(classifier: nn.Module, n_train: int = 12000, steps: int = 50
     model.train()
     fit(model.parameters(), steps, loss, "diffae", schedule=warmup_cosine,
         optimizer=lambda p: torch.optim.AdamW(p, lr=lr, weight_decay=1e-4),
-        after_step=lambda: ema.update_parameters(model))
+        after_step=lambda: ema.update_parameters(model),
+        checkpoint=checkpoint, state={"model": model, "ema": ema, "generator": gen})
     model.load_state_dict(ema.module.state_dict())
     model.eval()
     return model, measure(model, classifier, HELDOUT_SEED, eval_steps)
@@ -305,7 +307,9 @@ class DiffAE(Component):
 
     @classmethod
     def train(cls, out, needs, **options):
-        model, stats = train_synthetic(needs["classifier"], **options)
+        out = Path(out)
+        model, stats = train_synthetic(needs["classifier"], **options,
+                                       checkpoint=out.with_name(out.name + ".training.pt"))
         model.save(out)
         return stats
 

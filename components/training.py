@@ -8,6 +8,7 @@ passes its loss and, where it needs one, a step after each update.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -58,14 +59,27 @@ def cosine(steps: int) -> Callable[[torch.optim.Optimizer], torch.optim.lr_sched
 
 def fit(params, steps: int, loss_fn: Callable[[int], torch.Tensor], desc: str, *,
         optimizer: Callable = None, schedule: Callable = None,
-        after_step: Callable[[], None] | None = None) -> None:
+        after_step: Callable[[], None] | None = None,
+        checkpoint: Path | None = None, state: dict | None = None, every: int = 100) -> None:
     """``steps`` updates of ``params`` on ``loss_fn(step)``. Defaults: AdamW (lr 2e-3, weight decay
     1e-4) with the closed-form cosine schedule; ``after_step`` runs after every update (e.g. a
-    projection or a weight average)."""
+    projection or a weight average).
+
+    With ``checkpoint``, the optimiser, the schedule and ``state`` (name -> module, averaged model or
+    ``torch.Generator``: everything else the loss and ``after_step`` change) are saved there every
+    ``every`` steps and restored when the file exists, so an hour-long build killed mid-way resumes
+    where it stopped and ends with the same weights; the file is removed when training ends."""
     params = list(params)
     opt = (optimizer or (lambda p: torch.optim.AdamW(p, lr=2e-3, weight_decay=1e-4)))(params)
     sched = (schedule or cosine(steps))(opt)
-    bar = tqdm(range(steps), desc=desc)
+    saved = dict(state or {}, optimizer=opt, schedule=sched)
+    start = 0
+    if checkpoint is not None and checkpoint.exists():
+        stored = torch.load(checkpoint)
+        for name, obj in saved.items():
+            obj.set_state(stored[name]) if isinstance(obj, torch.Generator) else obj.load_state_dict(stored[name])
+        start = stored["step"]
+    bar = tqdm(range(start, steps), desc=desc, initial=start, total=steps)
     for step in bar:
         loss = loss_fn(step)
         opt.zero_grad(set_to_none=True)
@@ -76,3 +90,10 @@ def fit(params, steps: int, loss_fn: Callable[[int], torch.Tensor], desc: str, *
             after_step()
         if step % 20 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}")
+        if checkpoint is not None and (step + 1) % every == 0 and step + 1 < steps:
+            partial = checkpoint.with_name(checkpoint.name + ".tmp")
+            torch.save({"step": step + 1} | {name: obj.get_state() if isinstance(obj, torch.Generator)
+                                             else obj.state_dict() for name, obj in saved.items()}, partial)
+            partial.replace(checkpoint)
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)

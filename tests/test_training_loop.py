@@ -71,3 +71,43 @@ def test_assets_build_reproduces_the_shipped_sae(tmp_path, capsys):
     old, new = load_file(str(ASSETS / "sae.safetensors")), load_file(str(tmp_path / "sae.safetensors"))
     assert max(float((old[k].float() - new[k].float()).abs().max()) for k in old) < 5e-3
     capsys.readouterr()
+
+
+def test_fit_killed_midway_resumes_from_its_checkpoint_to_the_same_weights(tmp_path):
+    """An asset build killed mid-way (here: the loss raises at step 7, after the checkpoint of step 6)
+    resumes there and ends with the weights, average and random stream of an uninterrupted run."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    class Killed(Exception):
+        pass
+
+    def run(checkpoint=None, kill_at=None):
+        steps = []
+        torch.manual_seed(0)
+        model = torch.nn.Linear(5, 3)
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.9))
+        gen = torch.Generator().manual_seed(1)
+
+        def loss(step):
+            if step == kill_at:
+                raise Killed
+            steps.append(step)
+            x = torch.randn(8, 5, generator=gen)
+            return (model(x) - x[:, :3]).pow(2).mean()
+
+        fit(model.parameters(), 12, loss, "test", after_step=lambda: ema.update_parameters(model),
+            checkpoint=checkpoint, state={"model": model, "ema": ema, "generator": gen}, every=3)
+        return model, ema, gen, steps
+
+    whole = run()
+    path = tmp_path / "asset.training.pt"
+    with pytest.raises(Killed):
+        run(path, kill_at=7)
+    assert torch.load(path)["step"] == 6
+    resumed = run(path)
+    assert not path.exists()
+    assert resumed[3] == list(range(6, 12))                  # finished work is not recomputed
+    for a, b in zip([*whole[0].parameters(), *whole[1].parameters()],
+                    [*resumed[0].parameters(), *resumed[1].parameters()]):
+        assert torch.equal(a, b)
+    assert torch.equal(whole[2].get_state(), resumed[2].get_state())
