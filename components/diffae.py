@@ -256,7 +256,9 @@ def train_synthetic(classifier: nn.Module, n_train: int = 12000, steps: int = 50
     fit(model.parameters(), steps, loss, "diffae", schedule=warmup_cosine,
         optimizer=lambda p: torch.optim.AdamW(p, lr=lr, weight_decay=1e-4),
         after_step=lambda: ema.update_parameters(model),
-        checkpoint=checkpoint, state={"model": model, "ema": ema, "generator": gen})
+        checkpoint=checkpoint, state={"model": model, "ema": ema, "generator": gen},
+        recipe=dict(n_train=n_train, batch=batch, lr=lr, warmup=warmup, ema_decay=ema_decay,
+                    swap_fraction=swap_fraction, swap_from=swap_from, texture_weight=texture_weight, seed=seed))
     model.load_state_dict(ema.module.state_dict())
     model.eval()
     return model, measure(model, classifier, HELDOUT_SEED, eval_steps)

@@ -60,7 +60,8 @@ def cosine(steps: int) -> Callable[[torch.optim.Optimizer], torch.optim.lr_sched
 def fit(params, steps: int, loss_fn: Callable[[int], torch.Tensor], desc: str, *,
         optimizer: Callable = None, schedule: Callable = None,
         after_step: Callable[[], None] | None = None,
-        checkpoint: Path | None = None, state: dict | None = None, every: int = 100) -> None:
+        checkpoint: Path | None = None, state: dict | None = None, recipe: dict | None = None,
+        every: int = 100) -> None:
     """``steps`` updates of ``params`` on ``loss_fn(step)``. Defaults: AdamW (lr 2e-3, weight decay
     1e-4) with the closed-form cosine schedule; ``after_step`` runs after every update (e.g. a
     projection or a weight average).
@@ -68,14 +69,20 @@ def fit(params, steps: int, loss_fn: Callable[[int], torch.Tensor], desc: str, *
     With ``checkpoint``, the optimiser, the schedule and ``state`` (name -> module, averaged model or
     ``torch.Generator``: everything else the loss and ``after_step`` change) are saved there every
     ``every`` steps and restored when the file exists, so an hour-long build killed mid-way resumes
-    where it stopped and ends with the same weights; the file is removed when training ends."""
+    where it stopped and ends with the same weights; the file is removed when training ends. The
+    checkpoint keeps ``recipe`` (the caller's training options) and ``steps``: one left by a build
+    with other options is not resumed but replaced, since its state belongs to another training."""
     params = list(params)
     opt = (optimizer or (lambda p: torch.optim.AdamW(p, lr=2e-3, weight_decay=1e-4)))(params)
     sched = (schedule or cosine(steps))(opt)
     saved = dict(state or {}, optimizer=opt, schedule=sched)
-    start = 0
-    if checkpoint is not None and checkpoint.exists():
-        stored = torch.load(checkpoint)
+    start, recipe = 0, dict(recipe or {}, steps=steps)
+    stored = torch.load(checkpoint) if checkpoint is not None and checkpoint.exists() else None
+    if stored is not None and stored.get("recipe") != recipe:
+        tqdm.write(f"{desc}: not resuming {checkpoint}: it was saved by a training with other options "
+                   f"({stored.get('recipe')}, now {recipe}); starting over")
+        stored = None
+    if stored is not None:
         for name, obj in saved.items():
             obj.set_state(stored[name]) if isinstance(obj, torch.Generator) else obj.load_state_dict(stored[name])
         start = stored["step"]
@@ -92,8 +99,9 @@ def fit(params, steps: int, loss_fn: Callable[[int], torch.Tensor], desc: str, *
             bar.set_postfix(loss=f"{loss.item():.4f}")
         if checkpoint is not None and (step + 1) % every == 0 and step + 1 < steps:
             partial = checkpoint.with_name(checkpoint.name + ".tmp")
-            torch.save({"step": step + 1} | {name: obj.get_state() if isinstance(obj, torch.Generator)
-                                             else obj.state_dict() for name, obj in saved.items()}, partial)
+            torch.save({"step": step + 1, "recipe": recipe}
+                       | {name: obj.get_state() if isinstance(obj, torch.Generator) else obj.state_dict()
+                          for name, obj in saved.items()}, partial)
             partial.replace(checkpoint)
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)

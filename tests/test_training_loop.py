@@ -81,7 +81,7 @@ def test_fit_killed_midway_resumes_from_its_checkpoint_to_the_same_weights(tmp_p
     class Killed(Exception):
         pass
 
-    def run(checkpoint=None, kill_at=None):
+    def run(checkpoint=None, kill_at=None, recipe=None):
         steps = []
         torch.manual_seed(0)
         model = torch.nn.Linear(5, 3)
@@ -96,7 +96,8 @@ def test_fit_killed_midway_resumes_from_its_checkpoint_to_the_same_weights(tmp_p
             return (model(x) - x[:, :3]).pow(2).mean()
 
         fit(model.parameters(), 12, loss, "test", after_step=lambda: ema.update_parameters(model),
-            checkpoint=checkpoint, state={"model": model, "ema": ema, "generator": gen}, every=3)
+            checkpoint=checkpoint, state={"model": model, "ema": ema, "generator": gen},
+            recipe=recipe or {"lr": 2e-3}, every=3)
         return model, ema, gen, steps
 
     whole = run()
@@ -111,3 +112,34 @@ def test_fit_killed_midway_resumes_from_its_checkpoint_to_the_same_weights(tmp_p
                     [*resumed[0].parameters(), *resumed[1].parameters()]):
         assert torch.equal(a, b)
     assert torch.equal(whole[2].get_state(), resumed[2].get_state())
+
+
+def test_fit_does_not_resume_a_checkpoint_saved_with_other_options(tmp_path, capsys):
+    """A build killed under one recipe and restarted under another starts over instead of continuing
+    the other training's state."""
+    class Killed(Exception):
+        pass
+
+    def run(recipe, kill_at=None):
+        steps = []
+        torch.manual_seed(0)
+        model = torch.nn.Linear(5, 3)
+
+        def loss(step):
+            if step == kill_at:
+                raise Killed
+            steps.append(step)
+            return model(torch.ones(2, 5)).pow(2).mean()
+
+        fit(model.parameters(), 12, loss, "test", checkpoint=tmp_path / "asset.training.pt",
+            recipe=recipe, every=3)
+        return model, steps
+
+    with pytest.raises(Killed):
+        run({"texture_weight": 500.0}, kill_at=7)
+    model, steps = run({"texture_weight": 5000.0})
+    assert steps == list(range(12))
+    assert "other options" in capsys.readouterr().out
+    fresh, _ = run({"texture_weight": 5000.0})
+    for a, b in zip(model.parameters(), fresh.parameters()):
+        assert torch.equal(a, b)
