@@ -144,7 +144,9 @@ def fit_proxy(z: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, lr:
     order = torch.randperm(len(z), generator=gen)
     held = order[:max(1, len(z) // 8)]
     train = order[len(held):]
-    proxy = Proxy(z.shape[1])
+    with torch.random.fork_rng(devices=[]):      # initial weights from ``gen`` too, so the run's seed fixes the fit
+        torch.manual_seed(int(torch.randint(2 ** 62, (1,), generator=gen)))
+        proxy = Proxy(z.shape[1])
     opt = torch.optim.AdamW(proxy.parameters(), lr=lr)
 
     def loss(idx):

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from cfbench.methods import METHODS
-from cfbench.methods.gcd import GCD, bb_lig
+from cfbench.methods.gcd import GCD, bb_lig, fit_proxy
 from cfbench.runner import Runner, RunSpec
 from conftest import in_float64, make_batch, make_task
 
@@ -146,3 +146,16 @@ def test_gcd_study_writes_its_three_tables(tmp_path, capsys):
             for i in range(2)]
     assert fits[0]["directions"]["2"]["source_id"] != fits[1]["directions"]["2"]["source_id"]
     assert "GCD directions" in capsys.readouterr().out
+
+
+def test_proxy_fit_depends_only_on_its_generator():
+    """The run's seed fixes the fitted direction: the proxy's initial weights come from the fit's
+    generator, not from whatever state the global random stream is in."""
+    z = torch.randn(64, 8, generator=torch.Generator().manual_seed(1))
+    targets = torch.stack([z[:, 0].sigmoid(), z.norm(dim=1)], 1)
+    fits = []
+    for global_seed in (0, 1):
+        torch.manual_seed(global_seed)
+        proxy, _, _ = fit_proxy(z, targets, torch.ones(2), 1e-3, 3, torch.Generator().manual_seed(5))
+        fits.append(torch.cat([p.flatten() for p in proxy.parameters()]))
+    assert torch.equal(fits[0], fits[1])
