@@ -53,6 +53,8 @@ def main() -> None:
     ap.add_argument("--classes", default=",".join(synthetic.CLASSES), help="target classes, comma-separated")
     args = ap.parse_args()
     wanted = args.classes.split(",")
+    if unknown := set(wanted) - set(synthetic.CLASSES):
+        ap.error(f"unknown classes {sorted(unknown)}; choose from {', '.join(synthetic.CLASSES)}")
     dae, classifier = load("diffae", args.diffae), load("classifier")
     images, labels = synth_images(HELDOUT_SEED, args.n)
     z_sem, x_T = dae.encode(as_float(images), args.steps)
