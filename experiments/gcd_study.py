@@ -90,11 +90,14 @@ def study(task: str, n: int, sources: int, candidates: int, seed: int, device: s
                         f"(got {sources} and {candidates}).")
     out = Path(out or DEFAULT_ROOT / f"gcd-study-{task}-{dt.datetime.now():%Y%m%d-%H%M%S}")
     out.mkdir(parents=True, exist_ok=True)
-    g_runs = [_run(task, "gcd", out / f"g-source-{i}", n, seed, device, sets + [f"gcd.source_index={i}"])
-              for i in range(sources)]
+    from cfbench.methods.gcd import sharing_proxy_fits
+
     h_sets = [s.replace("gcd.", "gcd_h.", 1) for s in sets]
-    h_runs = [_run(task, "gcd_h", out / f"h-{j}", n, seed, device, h_sets + [f"gcd_h.index={j}"])
-              for j in range(candidates)]
+    with sharing_proxy_fits():      # the h-candidates reuse g-source-0's proxy (same source, same data)
+        g_runs = [_run(task, "gcd", out / f"g-source-{i}", n, seed, device, sets + [f"gcd.source_index={i}"])
+                  for i in range(sources)]
+        h_runs = [_run(task, "gcd_h", out / f"h-{j}", n, seed, device, h_sets + [f"gcd_h.index={j}"])
+                  for j in range(candidates)]
     write_frame(out / "sources.csv", sources_table(g_runs))
     h = pd.concat([r.read_metrics().assign(method=f"h (index {j})") for j, r in enumerate(h_runs)], ignore_index=True)
     best = h.sort_values("FR", ascending=False, kind="stable").head(3)

@@ -146,6 +146,14 @@ def test_gcd_study_writes_its_three_tables(tmp_path, capsys):
             for i in range(2)]
     assert fits[0]["directions"]["2"]["source_id"] != fits[1]["directions"]["2"]["source_id"]
     assert "GCD directions" in capsys.readouterr().out
+    # the h-candidates reuse g-source-0's proxy, and get the directions a fresh fit would give
+    h_fit = json.loads((out / "h-1" / "run.json").read_text())["method_provenance"]["gcd_h"]["fit"]
+    assert h_fit["directions"]["2"]["proxy_reused"] and not fits[0]["directions"]["2"].get("proxy_reused")
+    assert h_fit["directions"]["2"]["proxy_val_loss"] == fits[0]["directions"]["2"]["proxy_val_loss"]
+    fresh = Runner(RunSpec(task="synth_cheetah_cougar", methods=["gcd_h"], n=4, out=tmp_path / "fresh", metrics="FR",
+                           overrides=tiny("gcd_h") + ["gcd_h.index=1"])).execute()
+    assert ((fresh.root / "fitted" / "gcd_h" / "directions.safetensors").read_bytes()
+            == (out / "h-1" / "fitted" / "gcd_h" / "directions.safetensors").read_bytes())
 
 
 def test_proxy_fit_depends_only_on_its_generator():
