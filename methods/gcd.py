@@ -246,6 +246,11 @@ class GCD(CounterfactualMethod):
             self.directions = {int(c): d.to(self.device) for c, d in load_file(str(store / "directions.safetensors")).items()}
             return self.fit_record
         h = self.run_params
+        if h.direction == "h" and h.index >= self.dae.z_dim:      # before minutes of proxy fitting
+            from cfbench.errors import UserError
+
+            raise UserError(f"GCD: h-direction index {h.index} is out of range (z_sem has {self.dae.z_dim} "
+                            f"dimensions, so the indices are 0-{self.dae.z_dim - 1}).")
         scale = self._code_scale()
         classes = list(self.task.pair[:1] if h.share_direction else self.task.pair)
         record = {"z_scale": scale, "directions": {}, "amortised": {}}
@@ -323,10 +328,6 @@ class GCD(CounterfactualMethod):
             values, vectors = torch.linalg.eigh(hessian)
             order = values.abs().argsort(descending=True)
             values, vectors = values[order], vectors[:, order]
-            if h.index >= dim:
-                from cfbench.errors import UserError
-
-                raise UserError(f"GCD: h-direction index {h.index} is out of range (z_sem has {dim} dimensions).")
             d = vectors[:, h.index] * (-1 if values[h.index] > 0 else 1)
             facts = dict(facts, kind="h", index=h.index, eigenvalues=[round(float(v), 6) for v in values[:8]])
         return (d / d.norm()).to(self.device), facts, h.n_proxy

@@ -167,3 +167,18 @@ def test_proxy_fit_depends_only_on_its_generator():
         proxy, _, _ = fit_proxy(z, targets, torch.ones(2), 1e-3, 3, torch.Generator().manual_seed(5))
         fits.append(torch.cat([p.flatten() for p in proxy.parameters()]))
     assert torch.equal(fits[0], fits[1])
+
+
+def test_out_of_range_h_index_stops_before_any_proxy_data(tmp_path, monkeypatch, capsys):
+    from cfbench.cli import main
+    from cfbench.components.diffae import DiffusionAutoencoder
+
+    def no_decode(*args, **kwargs):
+        raise AssertionError("proxy data rendered for an index that cannot exist")
+
+    monkeypatch.setattr(DiffusionAutoencoder, "decode", no_decode)
+    sets = [a for s in tiny("gcd_h") + ["gcd_h.index=64"] for a in ("--set", s)]
+    assert main(["run", "--task", "synth_cheetah_cougar", "--methods", "gcd_h", "--n", "2", "--out",
+                 str(tmp_path / "run"), *sets]) == 2
+    err = capsys.readouterr().err
+    assert "index 64 is out of range" in err and "0-63" in err and "Traceback" not in err
