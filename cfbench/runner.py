@@ -108,7 +108,7 @@ def git_commit() -> str | None:
         return None
 
 
-def _versions() -> dict[str, str]:
+def package_versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
     for pkg in _PACKAGES:
         try:
@@ -244,7 +244,7 @@ class Runner:
             "n": len(self.sample_ids), "seed": self.spec.seed, "device": str(self.device),
             "batch_size": self.spec.batch_size, "batch_sizes": {m: self.batch_size(m) for m in self.methods},
             "metrics": self.metric_names,
-            "versions": _versions(), "git_commit": git_commit(), "finished": False,
+            "versions": package_versions(), "git_commit": git_commit(), "finished": False,
             "task_provenance": self.components, "protocol": self.protocol.name,
             "protocol_rules": self.protocol.describe(),
         })

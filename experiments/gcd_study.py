@@ -105,8 +105,8 @@ def study(task: str, n: int, sources: int, candidates: int, seed: int, device: s
     write_frame(out / "h_ranking.csv", h)
     write_frame(out / "masks.csv", mask_complexity(g_runs[0], "gcd"))
     info = g_runs[0].read_run_json()
-    write_json(out / "run.json", {**{k: info[k] for k in ("task", "n", "seed", "task_provenance", "metrics_unavailable",
-                                                          "metric_provenance") if k in info},
+    write_json(out / "run.json", {**{k: info[k] for k in ("task", "n", "seed", "git_commit", "versions", "task_provenance",
+                                                          "metrics_unavailable", "metric_provenance") if k in info},
                                   "kind": "gcd-study", "sources": sources, "h_candidates": candidates,
                                   "finished": True})
     return out

@@ -39,6 +39,7 @@ from cfbench.metrics.locality import mask_auroc
 from cfbench.metrics.pixel_flipping import pixel_flipping
 from cfbench.metrics.stats import bootstrap_half_width
 from cfbench.results import RunDir, write_frame, write_json
+from cfbench.runner import git_commit, package_versions
 from cfbench.tables import Layout, labelled_rows
 from cfbench.tasks import TASKS
 from cfbench.types import Batch
@@ -214,6 +215,7 @@ def _localize(spec: LocalizeSpec, task, ids, config, run: RunDir, device) -> Run
     if run.run_json.exists() and run.read_run_json().get("config") != config:
         raise UserError(f"'{run.root}' already holds a localisation with other settings; use another --out.")
     info = {"config": config, **config, "device": str(device), "finished": False,
+            "versions": package_versions(), "git_commit": git_commit(),
             "started": dt.datetime.now().isoformat(timespec="seconds"),
             "task_provenance": task.provenance(["classifier"]), "explained_class": "source (the prediction on x)"}
     try:

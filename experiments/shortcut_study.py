@@ -129,6 +129,7 @@ def study(pairs: list[str], methods: list[str], n: int, seed: int, device: str, 
     write_json(out / "run.json", {"kind": "shortcut-study", "task": ", ".join(r.read_run_json()["task"] for r in runs),
                                   "n": n, "seed": seed, "methods": list(methods), "pairs": list(pairs),
                                   "protocol": info.get("protocol", "cfbench"),
+                                  "git_commit": info.get("git_commit"), "versions": info.get("versions"),
                                   "task_settings": {r.read_run_json()["task"]: r.read_run_json()["config"]["task_settings"]
                                                     for r in runs},
                                   "metric_provenance": info.get("metric_provenance", {}), "finished": True})

@@ -146,6 +146,9 @@ def test_gcd_study_writes_its_three_tables(tmp_path, capsys):
             for i in range(2)]
     assert fits[0]["directions"]["2"]["source_id"] != fits[1]["directions"]["2"]["source_id"]
     assert "GCD directions" in capsys.readouterr().out
+    info = json.loads((out / "run.json").read_text())
+    assert info["git_commit"] == json.loads((out / "g-source-0" / "run.json").read_text())["git_commit"]
+    assert "torch" in info["versions"]
     # the h-candidates reuse g-source-0's proxy, and get the directions a fresh fit would give
     h_fit = json.loads((out / "h-1" / "run.json").read_text())["method_provenance"]["gcd_h"]["fit"]
     assert h_fit["directions"]["2"]["proxy_reused"] and not fits[0]["directions"]["2"].get("proxy_reused")

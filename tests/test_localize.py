@@ -1,5 +1,7 @@
 """``cfbench localize`` (Table 4): AUROC against an independent computation, Guided Backprop's rule
 acting on the synthetic classifier, the CAM layer, and the command end to end with resume."""
+import json
+
 import numpy as np
 import pandas as pd
 import torch
@@ -50,6 +52,10 @@ def test_localize_cli_writes_table4_and_resumes(tmp_path, capsys, monkeypatch):
     printed = capsys.readouterr().out
     assert "Table 4" in printed and "Grad-CAM" in printed and (out / "figures" / "attributions.png").exists()
     assert main(["table", str(out), "--table", "4", "--format", "latex"]) == 0
+    from cfbench.runner import git_commit
+
+    info = json.loads((out / "run.json").read_text())
+    assert info["git_commit"] == git_commit() and "torch" in info["versions"]
 
     import cfbench.experiments.localize as localize
 

@@ -2,6 +2,8 @@
 differences written out, and its table names the classifier's shortcut in the caption."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
@@ -16,6 +18,8 @@ def test_tiny_shortcut_study_writes_its_table_paired_difference_and_probes(tmp_p
     assert (out / "synth_cheetah_cougar_shortcut" / "samples.parquet").exists()
     assert (out / "synth_cheetah_cougar" / "samples.parquet").exists()
     assert (out / "figures" / "gt_spur.png").exists()
+    info, sub_run = (json.loads(p.read_text()) for p in (out / "run.json", out / "synth_cheetah_cougar" / "run.json"))
+    assert info["git_commit"] == sub_run["git_commit"] and info["versions"] == sub_run["versions"]
     paired = pd.read_csv(out / "paired.csv").set_index("task")
     for task in ("synth_cheetah_cougar_shortcut", "synth_cheetah_cougar"):
         rows = pd.read_parquet(out / task / "samples.parquet").set_index(["method", "sample_id"])["GT_SPUR"]
