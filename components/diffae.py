@@ -32,9 +32,9 @@ from cfbench.errors import UserError
 Z_SEM = 64
 
 
-def unet_config(image_size: int = 64) -> dict:
-    return dict(sample_size=image_size, in_channels=3, out_channels=3, layers_per_block=1,
-                block_out_channels=(16, 32, 64, 64), down_block_types=("DownBlock2D",) * 4,
+def unet_config(image_size: int = 64, widths: tuple[int, ...] = (16, 32, 64, 64), layers_per_block: int = 1) -> dict:
+    return dict(sample_size=image_size, in_channels=3, out_channels=3, layers_per_block=layers_per_block,
+                block_out_channels=tuple(widths), down_block_types=("DownBlock2D",) * 4,
                 up_block_types=("UpBlock2D",) * 4, norm_num_groups=8, add_attention=False,
                 resnet_time_scale_shift="scale_shift", class_embed_type="identity")
 
@@ -143,11 +143,12 @@ class DiffusionAutoencoder(nn.Module):
         return cls(encoder, unet, {k: scheduler.config[k] for k in keys}, str(folder))
 
 
-def new_diffae(image_size: int = 64) -> DiffusionAutoencoder:
+def new_diffae(image_size: int = 64, **unet) -> DiffusionAutoencoder:
     from diffusers import UNet2DModel
 
-    return DiffusionAutoencoder(SemanticEncoder(Z_SEM, image_size), UNet2DModel(**unet_config(image_size)),
-                                scheduler_config())
+    unet = UNet2DModel(**unet_config(image_size, **unet))
+    z_dim = unet.config.time_embedding_dim or unet.config.block_out_channels[0] * 4   # z_sem joins the time embedding
+    return DiffusionAutoencoder(SemanticEncoder(z_dim, image_size), unet, scheduler_config())
 
 
 class CoatTexture(nn.Module):
@@ -219,6 +220,7 @@ def coat_swap_loss(model, x0, x_partner, gen, swap_fraction: float, swap_from: i
 def train_synthetic(classifier: nn.Module, n_train: int = 12000, steps: int = 5000, batch: int = 32,
                     lr: float = 1e-3, warmup: int = 200, ema_decay: float = 0.999, swap_fraction: float = 0.6,
                     swap_from: int = 200, texture_weight: float = 0.0, eval_steps: tuple[int, ...] = (10, 20),
+                    widths: tuple[int, ...] = (16, 32, 64, 64), layers_per_block: int = 1,
                     seed: int = 0, checkpoint: Path | None = None):
     """Joint encoder + UNet training (fixed seeds) with an exponential moving average of the weights;
     returns the averaged model and held-out round-trip and class-swap measurements. ``checkpoint``:
@@ -238,7 +240,7 @@ def train_synthetic(classifier: nn.Module, n_train: int = 12000, steps: int = 50
         for k, lab in enumerate((label, synthetic.partner(label))):
             scenes[k, i] = np.round(synthetic.render(TRAIN_SEED + 4, i, lab).image * 255)
     x, x_partner = torch.from_numpy(scenes).permute(0, 1, 4, 2, 3).contiguous()
-    model = new_diffae()
+    model = new_diffae(widths=tuple(widths), layers_per_block=layers_per_block)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay))
     gen = torch.Generator().manual_seed(seed)
     texture = CoatTexture()
@@ -258,7 +260,8 @@ def train_synthetic(classifier: nn.Module, n_train: int = 12000, steps: int = 50
         after_step=lambda: ema.update_parameters(model),
         checkpoint=checkpoint, state={"model": model, "ema": ema, "generator": gen},
         recipe=dict(n_train=n_train, batch=batch, lr=lr, warmup=warmup, ema_decay=ema_decay,
-                    swap_fraction=swap_fraction, swap_from=swap_from, texture_weight=texture_weight, seed=seed))
+                    swap_fraction=swap_fraction, swap_from=swap_from, texture_weight=texture_weight,
+                    widths=list(widths), layers_per_block=layers_per_block, seed=seed))
     model.load_state_dict(ema.module.state_dict())
     model.eval()
     return model, measure(model, classifier, HELDOUT_SEED, eval_steps)

@@ -31,3 +31,20 @@ def test_models_are_frozen_and_in_eval_mode(task):
     for model in (task.classifier, task.component("autoencoder"), task.component("simsiam")):
         assert not model.training
         assert not any(p.requires_grad for p in model.parameters())
+
+
+def test_diffae_of_other_widths_sizes_z_sem_to_its_time_embedding_and_reloads(tmp_path):
+    """A wider UNet (a DiffAE training option) needs a z_sem as wide as its time embedding, since
+    z_sem is added to it; the saved folder must bring the widths back."""
+    from cfbench.components.diffae import DiffusionAutoencoder, new_diffae
+
+    torch.manual_seed(0)
+    model = new_diffae(widths=(8, 16, 16, 16)).eval()
+    x = torch.rand(2, 3, 64, 64)
+    z = model.semantic(x)
+    assert model.z_dim == z.shape[1] == 32
+    eps = model.epsilon(x * 2 - 1, torch.tensor([10, 500]), z)
+    model.save(tmp_path / "dae")
+    again = DiffusionAutoencoder.load(tmp_path / "dae").eval()
+    with torch.no_grad():
+        assert torch.equal(again.epsilon(x * 2 - 1, torch.tensor([10, 500]), again.semantic(x)), eps.detach())

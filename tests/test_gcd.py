@@ -180,8 +180,8 @@ def test_out_of_range_h_index_stops_before_any_proxy_data(tmp_path, monkeypatch,
         raise AssertionError("proxy data rendered for an index that cannot exist")
 
     monkeypatch.setattr(DiffusionAutoencoder, "decode", no_decode)
-    sets = [a for s in tiny("gcd_h") + ["gcd_h.index=64"] for a in ("--set", s)]
+    sets = [a for s in tiny("gcd_h") + ["gcd_h.index=4096"] for a in ("--set", s)]
     assert main(["run", "--task", "synth_cheetah_cougar", "--methods", "gcd_h", "--n", "2", "--out",
                  str(tmp_path / "run"), *sets]) == 2
     err = capsys.readouterr().err
-    assert "index 64 is out of range" in err and "0-63" in err and "Traceback" not in err
+    assert "index 4096 is out of range" in err and "indices are 0-" in err and "Traceback" not in err
