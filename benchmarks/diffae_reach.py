@@ -12,13 +12,14 @@ Per target class c and its pair partner c' (images 2k, 2k+1 of the held-out set 
 With ``--ball N``, what GCD's proxy sees (Alg. 1) from the first c' image: N codes drawn uniformly in
 the ball of radius ``--radius`` (units: median distance between held-out z_sem codes, as in
 ``methods/gcd.py``) around its z_sem, rendered with its x_T; ``ball_c`` / ``ball_drift`` are the
-fractions classified c / neither c nor c'. A least-squares linear fit of p(c') among the pair on the
-codes gives the direction the data point along (the first-order part of GCD's proxy gradient);
+fractions classified c / neither c nor c'. A least-squares linear fit of a score on the codes
+(``--score``: p(c') among the pair, as gcd's default; the logit margin l_c' - l_c; or -log p(c)
+among all classes) gives the direction the data point along (the first-order part of GCD's proxy gradient);
 ``fit_cos`` is its cosine with the oracle direction and ``fit@s`` its reach, moved as far as the
 oracle at s.
 
     .venv/bin/python benchmarks/diffae_reach.py [--diffae FOLDER] [--n 128] [--steps 10]
-                                                [--ball 512 --radius 1 --classes cheetah]
+                                                [--ball 512 --radius 1 --classes cheetah --score pair_prob]
 
 Default FOLDER: the shipped asset. Classifier: the shipped synthetic classifier, forward only.
 """
@@ -50,6 +51,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10, help="DDIM steps to encode and decode")
     ap.add_argument("--ball", type=int, default=0, help="N codes in the ball around one source (0: skip)")
     ap.add_argument("--radius", type=float, default=1.0, help="ball radius, in median z_sem distances")
+    ap.add_argument("--score", choices=("pair_prob", "margin", "target_logprob"), default="pair_prob",
+                    help="what the --ball fit regresses (lowered towards c)")
     ap.add_argument("--classes", default=",".join(synthetic.CLASSES), help="target classes, comma-separated")
     args = ap.parse_args()
     wanted = args.classes.split(",")
@@ -92,9 +95,11 @@ def ball(dae, classifier, rate, z_sem, x_T, others, c, oracle, args) -> dict:
     logits = torch.cat([classifier(dae.decode(z_sem[source] + d, x_T[source:source + 1].expand(len(d), -1, -1, -1),
                                               args.steps)) for d in delta.split(64)])
     predicted = logits.argmax(1)
-    p_source = torch.sigmoid(logits[:, other_class] - logits[:, c])
+    score = {"pair_prob": lambda: torch.sigmoid(logits[:, other_class] - logits[:, c]),
+             "margin": lambda: logits[:, other_class] - logits[:, c],
+             "target_logprob": lambda: -logits.log_softmax(1)[:, c]}[args.score]()
     design = torch.cat([delta, torch.ones(len(delta), 1)], 1)
-    fitted = -torch.linalg.lstsq(design, p_source.unsqueeze(1)).solution[:-1, 0]
+    fitted = -torch.linalg.lstsq(design, score.unsqueeze(1)).solution[:-1, 0]
     fitted = fitted / fitted.norm() * oracle.norm()
     row = {"ball_c": float((predicted == c).float().mean()),
            "ball_drift": float(((predicted != c) & (predicted != other_class)).float().mean()),
