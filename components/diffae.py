@@ -9,7 +9,8 @@ gives the image back; editing z_sem with x_T fixed edits the semantics and keeps
 Why z_sem has 64 numbers: the synthetic images have a handful of semantic factors (class, the
 animal's position, size, angle and facing, background tone and horizon), and GCD fits a proxy
 on z_sem from about a thousand rendered samples; 64 gives room for those factors while keeping
-that fit well posed, and equals the UNet's time-embedding width, so the code is added as is.
+that fit well posed, and equals the UNet's time-embedding width (4 x its first block width), so
+the code is added as is: ``new_diffae`` takes z_sem's length from the UNet it builds.
 
 On disk (the layout a real task's DiffAE folder must have; the official DiffAE checkpoints are
 not in diffusers format and need converting into it): ``unet/`` (a diffusers UNet2DModel with
@@ -29,8 +30,6 @@ from torch.nn import functional as F
 from cfbench.components.base import Component
 from cfbench.errors import UserError
 
-Z_SEM = 64
-
 
 def unet_config(image_size: int = 64, widths: tuple[int, ...] = (16, 32, 64, 64), layers_per_block: int = 1) -> dict:
     return dict(sample_size=image_size, in_channels=3, out_channels=3, layers_per_block=layers_per_block,
@@ -47,7 +46,7 @@ def scheduler_config() -> dict:
 class SemanticEncoder(nn.Module):
     """Strided convolutions down to 4 x 4, flattened (so the code keeps where things are) to z_sem."""
 
-    def __init__(self, z_dim: int = Z_SEM, image_size: int = 64, widths: tuple[int, ...] = (32, 64, 128, 128)):
+    def __init__(self, z_dim: int, image_size: int = 64, widths: tuple[int, ...] = (32, 64, 128, 128)):
         super().__init__()
         self.config = {"z_dim": z_dim, "image_size": image_size, "widths": list(widths)}
         layers, cin = [], 3
