@@ -2,15 +2,21 @@
 """Set up `.venv/` (if missing or out of date) and run the benchmark or the tests.
 
     python3 dev.py bench   # default benchmark: SLCF on the three synthetic tasks (offline)
-    python3 dev.py test    # the test suite
+    python3 dev.py test    # lint (ruff, import contracts), then the test suite
+    python3 dev.py lint    # lint only
 
 Only the standard library is used here, so this works on a machine with nothing but Python.
 """
+
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
+import tomllib
 import venv
 from pathlib import Path
 
@@ -28,12 +34,20 @@ def ensure_venv() -> None:
     if not (BIN / "python").exists():
         print(f"Creating {VENV} ...", flush=True)
         venv.create(VENV, with_pip=True)
-    print("Installing cfbench and its pinned dependencies into .venv (torch comes from local disk "
-          "where available) ...", flush=True)
+    print(
+        "Installing cfbench and its pinned dependencies into .venv (torch comes from local disk "
+        "where available) ...",
+        flush=True,
+    )
     # The distribution was called "cfbench" before 0.2 (a name taken on the package index): drop it.
-    subprocess.call([str(BIN / "python"), "-m", "pip", "uninstall", "-q", "-y", "cfbench"],
-                    stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    subprocess.check_call([str(BIN / "python"), "-m", "pip", "install", "-q", "-e", f"{ROOT}[test]"])
+    subprocess.call(
+        [str(BIN / "python"), "-m", "pip", "uninstall", "-q", "-y", "cfbench"],
+        stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
+    subprocess.check_call(
+        [str(BIN / "python"), "-m", "pip", "install", "-q", "-e", f"{ROOT}[test]"]
+    )
     STAMP.write_text(wanted)
 
 
@@ -41,28 +55,88 @@ def bench(extra: list[str]) -> int:
     runs = []
     for task in SYNTH_TASKS:
         out = ROOT / "results" / "runs" / f"quickstart-{task}"
-        cmd = [str(BIN / "cfbench"), "run", "--task", task, "--methods", "slcf", "--n", "32",
-               "--batch-size", "32", "--out", str(out), *extra]
+        cmd = [
+            str(BIN / "cfbench"),
+            "run",
+            "--task",
+            task,
+            "--methods",
+            "slcf",
+            "--n",
+            "32",
+            "--batch-size",
+            "32",
+            "--out",
+            str(out),
+            *extra,
+        ]
         print("$ " + " ".join(cmd), flush=True)
         if (rc := subprocess.call(cmd, cwd=ROOT)) != 0:
             return rc
         runs.append(str(out))
     print("\nAll three synthetic tasks (FR and GT_IN in %):", flush=True)
-    subprocess.call([str(BIN / "cfbench"), "table", *runs, "--format", "markdown", "--ci"], cwd=ROOT)
-    print(f"\nRun directories: {', '.join(runs)}\nLaTeX: .venv/bin/cfbench table {' '.join(runs)} --format latex")
+    subprocess.call(
+        [str(BIN / "cfbench"), "table", *runs, "--format", "markdown", "--ci"], cwd=ROOT
+    )
+    print(
+        f"\nRun directories: {', '.join(runs)}\nLaTeX: .venv/bin/cfbench table {' '.join(runs)} "
+        "--format latex"
+    )
     return 0
 
 
+def lint(extra: list[str]) -> int:
+    """ruff (lint and format) and the import contracts of pyproject.toml."""
+    status = subprocess.call([str(BIN / "ruff"), "check", "--quiet", "."], cwd=ROOT)
+    status |= subprocess.call([str(BIN / "ruff"), "format", "--check", "--quiet", "."], cwd=ROOT)
+    return status | import_contracts()
+
+
+def import_contracts() -> int:
+    """lint-imports on the package laid out as installed (cfbench/methods, ...): import-linter reads
+    a package from disk and cannot follow setuptools' package-dir mapping of the editable install.
+    The core contract must list every core module, so a new one cannot escape it."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    mapping = config["tool"]["setuptools"]["package-dir"]
+    core = {c["name"]: c for c in config["tool"]["importlinter"]["contracts"]}
+    listed = set(next(c for c in core.values() if c["type"] == "forbidden")["source_modules"])
+    modules = {f"cfbench.{p.stem}" for p in (ROOT / "cfbench").glob("*.py") if p.stem != "__init__"}
+    modules |= {
+        f"cfbench.{p.name}" for p in (ROOT / "cfbench").iterdir() if (p / "__init__.py").exists()
+    }
+    if missing := sorted(modules - listed):
+        print(f"pyproject.toml: the core import contract does not list {', '.join(missing)}")
+        return 1
+    with tempfile.TemporaryDirectory() as staged:
+        for package, folder in mapping.items():
+            target = Path(staged, *package.split("."))
+            for source in (ROOT / folder).rglob("*.py"):
+                # scripts beside a package (research/)
+                if not (source.parent / "__init__.py").exists():
+                    continue
+                dest = target / source.relative_to(ROOT / folder)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, dest)
+        env = dict(os.environ, PYTHONPATH=staged)
+        return subprocess.call(
+            [str(BIN / "lint-imports"), "--no-cache", str(ROOT / "pyproject.toml")],
+            cwd=staged,
+            env=env,
+        )
+
+
 def test(extra: list[str]) -> int:
-    return subprocess.call([str(BIN / "python"), "-m", "pytest", "-q", *extra], cwd=ROOT)
+    status = lint([])
+    return subprocess.call([str(BIN / "python"), "-m", "pytest", "-q", *extra], cwd=ROOT) | status
 
 
 def main() -> int:
-    if len(sys.argv) < 2 or sys.argv[1] not in ("bench", "test"):
+    commands = {"bench": bench, "test": test, "lint": lint}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
         print(__doc__)
         return 2
     ensure_venv()
-    return {"bench": bench, "test": test}[sys.argv[1]](sys.argv[2:])
+    return commands[sys.argv[1]](sys.argv[2:])
 
 
 if __name__ == "__main__":

@@ -1,15 +1,16 @@
 """COUT time vs SLCF generation time on the same samples (issue 4 bar: COUT costs at most as much).
 
-    .venv/bin/python benchmarks/cout_vs_generation.py [--task synth_egyptian_persian] [--n 32] [--batch-size 16]
-    .venv/bin/python benchmarks/cout_vs_generation.py --run RUN_DIR [--method slcf]
+    .venv/bin/python benchmarks/cout_vs_generation.py [--task synth_egyptian_persian] [--n 32]
+    [--batch-size 16] .venv/bin/python benchmarks/cout_vs_generation.py --run RUN_DIR [--method
+    slcf]
 
 Default: SLCF (defaults) generates counterfactuals batch by batch and COUT is computed on exactly
 those (8-bit quantised) counterfactuals, interleaved in one process, so both see the same machine
 load. ``--run``: COUT is recomputed from a finished run's PNGs with the run's batch size and
-compared with the generation time the run recorded (cheaper; fair only on an otherwise idle machine).
-Reports seconds per counterfactual of both, their ratio, and classifier evaluations per
-counterfactual (COUT: one per insertion step).
-"""
+compared with the generation time the run recorded (cheaper; fair only on an otherwise idle
+machine). Reports seconds per counterfactual of both, their ratio, and classifier evaluations per
+counterfactual (COUT: one per insertion step)."""
+
 from __future__ import annotations
 
 import argparse
@@ -21,11 +22,10 @@ import pandas as pd
 import torch
 
 from cfbench import seeding
-from cfbench.methods import METHODS
+from cfbench.api.types import Batch
+from cfbench.catalog import METHODS, TASKS
 from cfbench.metrics.cout import insertion_counts, transition
 from cfbench.results import RunDir, load_pngs, quantize
-from cfbench.tasks import TASKS
-from cfbench.types import Batch
 
 
 def _task(name: str):
@@ -39,19 +39,35 @@ def interleaved(task_name: str, n: int, batch_size: int) -> tuple[dict, object]:
     gen_seconds = cout_seconds = 0.0
     couts, nfe = [], []
     for start in range(0, n, batch_size):
-        chunk = ids[start:start + batch_size]
+        chunk = ids[start : start + batch_size]
         s = task.load(chunk)
-        batch = Batch(s.images, s.labels, task.target_of(s.labels), chunk, generators=seeding.generators_for(0, chunk))
+        batch = Batch(
+            s.images,
+            s.labels,
+            task.target_of(s.labels),
+            chunk,
+            generators=seeding.generators_for(0, chunk),
+        )
         t0 = time.perf_counter()
         cf = method.generate(batch)
         gen_seconds += time.perf_counter() - t0
         nfe.append(cf.info["nfe"].float())
         t0 = time.perf_counter()
-        couts.append(transition(task.classifier, batch.images, quantize(cf.images), batch.source, batch.target).cout)
+        couts.append(
+            transition(
+                task.classifier, batch.images, quantize(cf.images), batch.source, batch.target
+            ).cout
+        )
         cout_seconds += time.perf_counter() - t0
-    return {"task": task_name, "n": n, "batch_size": batch_size, "slcf_sec_per_cf": gen_seconds / n,
-            "cout_sec_per_cf": cout_seconds / n, "slcf_classifier_evals_per_cf": float(torch.cat(nfe).mean()),
-            "mean_cout": float(torch.cat(couts).mean())}, task
+    return {
+        "task": task_name,
+        "n": n,
+        "batch_size": batch_size,
+        "slcf_sec_per_cf": gen_seconds / n,
+        "cout_sec_per_cf": cout_seconds / n,
+        "slcf_classifier_evals_per_cf": float(torch.cat(nfe).mean()),
+        "mean_cout": float(torch.cat(couts).mean()),
+    }, task
 
 
 def from_run(path: Path, method: str) -> tuple[dict, object]:
@@ -62,17 +78,26 @@ def from_run(path: Path, method: str) -> tuple[dict, object]:
     task, ids, batch_size = _task(info["task"]), list(rows["sample_id"]), info["batch_size"]
     cout_seconds, couts = 0.0, []
     for start in range(0, len(ids), batch_size):
-        chunk = ids[start:start + batch_size]
-        part = rows.iloc[start:start + batch_size]
+        chunk = ids[start : start + batch_size]
+        part = rows.iloc[start : start + batch_size]
         x, x_cf = load_pngs(run.images(), chunk), load_pngs(run.images(method), chunk)
-        source, target = torch.tensor(part["source"].to_numpy()), torch.tensor(part["target"].to_numpy())
+        source, target = (
+            torch.tensor(part["source"].to_numpy()),
+            torch.tensor(part["target"].to_numpy()),
+        )
         t0 = time.perf_counter()
         couts.append(transition(task.classifier, x, x_cf, source, target).cout)
         cout_seconds += time.perf_counter() - t0
-    return {"task": info["task"], "n": len(ids), "batch_size": batch_size, "run": str(path),
-            "slcf_sec_per_cf": float(rows["seconds"].mean()), "cout_sec_per_cf": cout_seconds / len(ids),
-            "slcf_classifier_evals_per_cf": float(rows["nfe"].mean()),
-            "mean_cout": float(torch.cat(couts).mean())}, task
+    return {
+        "task": info["task"],
+        "n": len(ids),
+        "batch_size": batch_size,
+        "run": str(path),
+        "slcf_sec_per_cf": float(rows["seconds"].mean()),
+        "cout_sec_per_cf": cout_seconds / len(ids),
+        "slcf_classifier_evals_per_cf": float(rows["nfe"].mean()),
+        "mean_cout": float(torch.cat(couts).mean()),
+    }, task
 
 
 def main() -> None:
@@ -85,9 +110,16 @@ def main() -> None:
     ap.add_argument("--method", default="slcf")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    report, task = from_run(args.run, args.method) if args.run else interleaved(args.task, args.n, args.batch_size)
-    report.update(threads=args.threads, cout_over_generation=report["cout_sec_per_cf"] / report["slcf_sec_per_cf"],
-                  cout_classifier_evals_per_cf=len(insertion_counts(task.image_size ** 2)[0]))
+    report, task = (
+        from_run(args.run, args.method)
+        if args.run
+        else interleaved(args.task, args.n, args.batch_size)
+    )
+    report.update(
+        threads=args.threads,
+        cout_over_generation=report["cout_sec_per_cf"] / report["slcf_sec_per_cf"],
+        cout_classifier_evals_per_cf=len(insertion_counts(task.image_size**2)[0]),
+    )
     print(json.dumps(report, indent=2))
 
 

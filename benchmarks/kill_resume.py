@@ -5,6 +5,7 @@ compare everything with an uninterrupted run: samples.parquet, metrics.csv and e
 
 Timings are not compared (``seconds``, ``sec_per_cf``); everything else must be equal.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,16 +24,41 @@ CLI = [sys.executable, "-m", "cfbench.cli"]
 
 
 def command(out: Path) -> list[str]:
-    return CLI + ["run", "--task", "synth_cheetah_cougar", "--methods", "slcf,rcsb_a", "--n", "16", "--batch-size", "2",
-                  "--device", "cpu", "--seed", "0", "--set", "slcf.stage1_steps=3", "--set", "slcf.stage2_steps=40",
-                  "--set", "rcsb_a.steps=10", "--set", "rcsb_a.ig_steps=8", "--out", str(out)]
+    return CLI + [
+        "run",
+        "--task",
+        "synth_cheetah_cougar",
+        "--methods",
+        "slcf,rcsb_a",
+        "--n",
+        "16",
+        "--batch-size",
+        "2",
+        "--device",
+        "cpu",
+        "--seed",
+        "0",
+        "--set",
+        "slcf.stage1_steps=3",
+        "--set",
+        "slcf.stage2_steps=40",
+        "--set",
+        "rcsb_a.steps=10",
+        "--set",
+        "rcsb_a.ig_steps=8",
+        "--out",
+        str(out),
+    ]
 
 
 def snapshot(run: Path) -> dict:
     samples = pd.read_parquet(run / "samples.parquet").drop(columns=["seconds"])
     metrics = pd.read_csv(run / "metrics.csv").drop(columns=["sec_per_cf", "sec_per_cf_ci"])
-    pngs = {p.relative_to(run).as_posix(): p.read_bytes() for p in sorted(run.rglob("*.png"))
-            if p.parts[-2] != "figures"}
+    pngs = {
+        p.relative_to(run).as_posix(): p.read_bytes()
+        for p in sorted(run.rglob("*.png"))
+        if p.parts[-2] != "figures"
+    }
     return {"samples": samples, "metrics": metrics, "pngs": pngs}
 
 
@@ -56,25 +82,35 @@ def main() -> int:
     triggers = {  # when to kill: a random time, just after a batch commit, during finalisation
         "time": lambda start, t: t >= start["delay"],
         "after_part": lambda start, t: parts() > start["parts"],
-        "finalising": lambda start, t: (cut / "samples.parquet").exists()
-        and (cut / "samples.parquet").stat().st_mtime > start["wall"],
+        "finalising": lambda start, t: (
+            (cut / "samples.parquet").exists()
+            and (cut / "samples.parquet").stat().st_mtime > start["wall"]
+        ),
     }
     kills, log = 0, []
-    while True:                       # kill at each trigger in turn until --kills, then let it finish
+    while True:  # kill at each trigger in turn until --kills, then let it finish
         proc = subprocess.Popen(command(cut), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         mode = list(triggers)[kills % len(triggers)] if kills < args.kills else None
         if mode == "after_part" and parts() == total:
-            mode = "time"             # nothing left to commit: kill at a random time instead
+            mode = "time"  # nothing left to commit: kill at a random time instead
         start = {"delay": rng.uniform(2.0, 0.6 * duration), "parts": parts(), "wall": time.time()}
         t_start = time.monotonic()
-        while mode and proc.poll() is None and not triggers[mode](start, time.monotonic() - t_start):
+        while (
+            mode and proc.poll() is None and not triggers[mode](start, time.monotonic() - t_start)
+        ):
             time.sleep(0.02)
         if proc.poll() is None and mode:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-            log.append({"trigger": mode, "after_s": round(time.monotonic() - t_start, 1), "parts_committed": parts(),
-                        "samples_written": (cut / "samples.parquet").exists(),
-                        "metrics_written": (cut / "metrics.csv").exists()})
+            log.append(
+                {
+                    "trigger": mode,
+                    "after_s": round(time.monotonic() - t_start, 1),
+                    "parts_committed": parts(),
+                    "samples_written": (cut / "samples.parquet").exists(),
+                    "metrics_written": (cut / "metrics.csv").exists(),
+                }
+            )
             kills += 1
             continue
         if proc.wait() != 0:
@@ -82,14 +118,21 @@ def main() -> int:
             return 1
         if mode is None:
             break
-        log.append({"trigger": mode, "missed": "the run finished first"})   # not counted as a kill
+        log.append({"trigger": mode, "missed": "the run finished first"})  # not counted as a kill
     whole, cut = snapshot(root / "whole"), snapshot(root / "cut")
     pd.testing.assert_frame_equal(whole["samples"], cut["samples"])
     pd.testing.assert_frame_equal(whole["metrics"], cut["metrics"])
     same_pngs = whole["pngs"] == cut["pngs"]
     leftovers = [p.name for p in (root / "cut").rglob("*.tmp")]
-    report = {"kills": sum("missed" not in e for e in log), "kill_log": log, "pngs_compared": len(whole["pngs"]),
-              "pngs_equal": same_pngs, "samples_equal": True, "metrics_equal": True, "temporaries_left": leftovers}
+    report = {
+        "kills": sum("missed" not in e for e in log),
+        "kill_log": log,
+        "pngs_compared": len(whole["pngs"]),
+        "pngs_equal": same_pngs,
+        "samples_equal": True,
+        "metrics_equal": True,
+        "temporaries_left": leftovers,
+    }
     print(json.dumps(report, indent=2))
     return 0 if same_pngs and not leftovers else 1
 

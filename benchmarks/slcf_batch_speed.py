@@ -1,10 +1,12 @@
-"""SLCF seconds per counterfactual at batch 1 vs batch 32 on the same samples (issue 2 bar: >= 2.5x).
+"""SLCF seconds per counterfactual at batch 1 vs batch 32 on the same samples (issue 2 bar: >=
+2.5x).
 
     .venv/bin/python benchmarks/slcf_batch_speed.py [--task synth_cheetah_cougar] [--n 32]
 
 Batch 1 runs the samples one at a time; batch 32 runs them together. Both use the method's
 defaults and the same per-sample seeds, so they produce the same counterfactuals.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,9 +16,8 @@ import time
 import torch
 
 from cfbench import seeding
-from cfbench.methods import METHODS
-from cfbench.tasks import TASKS
-from cfbench.types import Batch
+from cfbench.api.types import Batch
+from cfbench.catalog import METHODS, TASKS
 
 
 def main() -> None:
@@ -35,17 +36,34 @@ def main() -> None:
         outs, t0 = [], time.perf_counter()
         for s in range(0, len(ids), chunk):
             sl = slice(s, s + chunk)
-            b = Batch(samples.images[sl], samples.labels[sl], task.target_of(samples.labels[sl]), ids[sl],
-                      generators=seeding.generators_for(0, ids[sl]))
+            b = Batch(
+                samples.images[sl],
+                samples.labels[sl],
+                task.target_of(samples.labels[sl]),
+                ids[sl],
+                generators=seeding.generators_for(0, ids[sl]),
+            )
             outs.append(method.generate(b).images)
         return (time.perf_counter() - t0) / len(ids), torch.cat(outs)
 
     run(args.n)  # warm-up (allocator, oneDNN kernels)
     t1, x1 = run(1)
     tb, xb = run(args.n)
-    print(json.dumps({"task": args.task, "method": args.method, "n": args.n, "threads": torch.get_num_threads(),
-                      "sec_per_cf_batch1": round(t1, 4), f"sec_per_cf_batch{args.n}": round(tb, 4),
-                      "speedup": round(t1 / tb, 2), "max_abs_diff": float((x1 - xb).abs().max())}, indent=2))
+    print(
+        json.dumps(
+            {
+                "task": args.task,
+                "method": args.method,
+                "n": args.n,
+                "threads": torch.get_num_threads(),
+                "sec_per_cf_batch1": round(t1, 4),
+                f"sec_per_cf_batch{args.n}": round(tb, 4),
+                "speedup": round(t1 / tb, 2),
+                "max_abs_diff": float((x1 - xb).abs().max()),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """``python -m cfbench`` (what torchrun and accelerate launch run with ``-m cfbench``)."""
+
 import sys
 
 from cfbench.cli import main

@@ -6,10 +6,11 @@ attribution) are processed a batch at a time, each batch's rows are committed as
 reports what it is doing (an optimisation step, how many samples are still active) through the
 status callback, which the bar shows within the batch.
 """
+
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -20,8 +21,16 @@ Work = Callable[[list[str], Callable[[str], None]], pd.DataFrame]
 
 
 class BatchLoop:
-    def __init__(self, run: RunDir, key: str, sample_ids: list[str], batch_size: int, unit: str = "cf"):
-        self.run, self.key, self.sample_ids, self.batch_size, self.unit = run, key, sample_ids, batch_size, unit
+    def __init__(
+        self, run: RunDir, key: str, sample_ids: list[str], batch_size: int, unit: str = "cf"
+    ):
+        self.run, self.key, self.sample_ids, self.batch_size, self.unit = (
+            run,
+            key,
+            sample_ids,
+            batch_size,
+            unit,
+        )
 
     def pending(self) -> list[str]:
         done = self.run.finished_rows(self.key)
@@ -33,11 +42,15 @@ class BatchLoop:
         todo = self.pending()
         if not todo:
             return False
-        bar = tqdm(total=len(self.sample_ids), initial=len(self.sample_ids) - len(todo), desc=self.key,
-                   unit=self.unit)
+        bar = tqdm(
+            total=len(self.sample_ids),
+            initial=len(self.sample_ids) - len(todo),
+            desc=self.key,
+            unit=self.unit,
+        )
         status = throttled(lambda text: bar.set_postfix_str(text, refresh=True))
         for start in range(0, len(todo), self.batch_size):
-            ids = todo[start:start + self.batch_size]
+            ids = todo[start : start + self.batch_size]
             self.run.write_part(self.key, work(ids, status))
             bar.update(len(ids))
         bar.close()
@@ -53,6 +66,7 @@ def throttled(show: Callable[[str], None]) -> Callable[[str], None]:
         if now - last[0] > 0.25:
             last[0] = now
             show(text)
+
     return status
 
 
@@ -69,7 +83,7 @@ class StatusLine:
             self.bar = tqdm(desc=self.desc, bar_format="{desc}: {elapsed}{postfix}")
         self.bar.set_postfix_str(text, refresh=True)
 
-    def __enter__(self) -> "StatusLine":
+    def __enter__(self) -> StatusLine:
         return self
 
     def __exit__(self, *exc) -> None:

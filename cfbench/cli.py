@@ -1,7 +1,9 @@
 """The ``cfbench`` command line. User errors print one paragraph and exit with status 2.
 
-Experiments add their own commands (``experiments/__init__.py``), so the core never imports one.
+Experiments add their own commands (``EXPERIMENTS`` in ``cfbench/catalog.py``); an experiment's
+module is imported only when its command runs, so ``cfbench list`` and ``cfbench run`` import none.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -11,6 +13,16 @@ import sys
 import textwrap
 from pathlib import Path
 
+from cfbench.catalog import (
+    COMPONENTS,
+    EXPERIMENTS,
+    METHODS,
+    METRICS,
+    PROTOCOLS,
+    TABLES,
+    TASKS,
+    WORLDS,
+)
 from cfbench.errors import UserError
 
 
@@ -21,7 +33,9 @@ def task_options(task: bool = True) -> argparse.ArgumentParser:
     if task:
         on_task.add_argument("--task", required=True)
     on_task.add_argument("--seed", type=int, default=0)
-    on_task.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
+    on_task.add_argument(
+        "--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N"
+    )
     return on_task
 
 
@@ -32,31 +46,60 @@ def _cmd_run(args) -> int:
     if args.config is not None:
         given = {k: getattr(args, k) for k in ("task", "methods", "set") if getattr(args, k)}
         if given:
-            raise UserError(f"--config repeats a recorded run; drop {', '.join('--' + k for k in given)} "
-                            "(or run without --config).")
-        spec = RunSpec.from_run_json(args.config, out=args.out, device=args.device, regions=args.regions)
+            raise UserError(
+                f"--config repeats a recorded run; drop {', '.join('--' + k for k in given)} "
+                "(or run without --config)."
+            )
+        spec = RunSpec.from_run_json(
+            args.config, out=args.out, device=args.device, regions=args.regions
+        )
         _compare_with_record(args.config, git_commit())
     else:
         if not args.task or not args.methods:
-            raise UserError("cfbench run needs --task and --methods (or --config RUN_DIR/run.json to repeat a run).")
+            raise UserError(
+                "cfbench run needs --task and --methods (or --config RUN_DIR/run.json to repeat a "
+                "run)."
+            )
         default_batch, per_method = parse_batch_sizes(args.batch_size)
-        spec = RunSpec(task=args.task, methods=args.methods.split(","), n=args.n, batch_size=default_batch,
-                       batch_sizes=per_method, seed=args.seed, device=args.device, out=args.out,
-                       metrics=args.metrics, overrides=args.set or [], regions=args.regions, protocol=args.protocol)
+        spec = RunSpec(
+            task=args.task,
+            methods=args.methods.split(","),
+            n=args.n,
+            batch_size=default_batch,
+            batch_sizes=per_method,
+            seed=args.seed,
+            device=args.device,
+            out=args.out,
+            metrics=args.metrics,
+            overrides=args.set or [],
+            regions=args.regions,
+            protocol=args.protocol,
+        )
     spec = dataclasses.replace(spec, wait=args.wait)
     if args.launcher != "none":
         from cfbench.launch import submit
 
-        root, jobs = submit(spec, args.launcher, args.shards, {"partition": args.partition, "time": args.time,
-                                                               "gpus": args.gpus_per_node, "cpus": args.cpus_per_task,
-                                                               "parallel": args.array_parallelism})
-        print(f"Submitted {len(jobs)} shard(s) of {root} ({args.launcher}): job ids "
-              f"{', '.join(str(j.job_id) for j in jobs)}; logs in {root / 'jobs'}.")
+        root, jobs = submit(
+            spec,
+            args.launcher,
+            args.shards,
+            {
+                "partition": args.partition,
+                "time": args.time,
+                "gpus": args.gpus_per_node,
+                "cpus": args.cpus_per_task,
+                "parallel": args.array_parallelism,
+            },
+        )
+        print(
+            f"Submitted {len(jobs)} shard(s) of {root} ({args.launcher}): job ids "
+            f"{', '.join(str(j.job_id) for j in jobs)}; logs in {root / 'jobs'}."
+        )
         if args.launcher == "slurm":
             print(f"The last shard to finish summarises the run; or: cfbench finalize {root}")
             return 0
         for job in jobs:
-            job.result()        # local processes: wait, and re-raise a shard's failure
+            job.result()  # local processes: wait, and re-raise a shard's failure
         from cfbench.results import RunDir
 
         run = RunDir.existing(root)
@@ -65,10 +108,12 @@ def _cmd_run(args) -> int:
     else:
         runner = Runner(spec)
         run = runner.execute()
-        if not runner.shard.leader:       # torchrun: rank 0 reports
+        if not runner.shard.leader:  # torchrun: rank 0 reports
             return 0
     print(table([str(run.root)], None, "markdown", with_ci=True))
-    print(f"Results: {run.root}/ (samples.parquet, metrics.csv, run.json, images/, masks/, figures/)")
+    print(
+        f"Results: {run.root}/ (samples.parquet, metrics.csv, run.json, images/, masks/, figures/)"
+    )
     print(f"Paper table: cfbench table {run.root} --table 1 --format latex")
     return 0
 
@@ -81,8 +126,10 @@ def parse_batch_sizes(text: str) -> tuple[int, dict[str, int]]:
         try:
             size = int(value)
         except ValueError:
-            raise UserError(f"--batch-size takes N or METHOD=N[,METHOD=N...], e.g. 16 or slcf=32,rcsb_a=4; "
-                            f"got '{text}'.") from None
+            raise UserError(
+                f"--batch-size takes N or METHOD=N[,METHOD=N...], e.g. 16 or slcf=32,rcsb_a=4; "
+                f"got '{text}'."
+            ) from None
         if eq:
             per_method[name] = size
         else:
@@ -106,7 +153,9 @@ def _cmd_finalize(args) -> int:
     run_json = Path(args.run) / "run.json"
     if not run_json.exists():
         raise UserError(f"'{args.run}' is not a cfbench run directory (it has no run.json).")
-    run = Runner(RunSpec.from_run_json(run_json, out=Path(args.run), wait=args.wait)).finalize_only()
+    run = Runner(
+        RunSpec.from_run_json(run_json, out=Path(args.run), wait=args.wait)
+    ).finalize_only()
     print(table([str(run.root)], None, "markdown", with_ci=True))
     return 0
 
@@ -115,28 +164,38 @@ def _compare_with_record(path: Path, commit: str | None) -> None:
     """Say when the code or the model weights differ from the ones the recorded run used."""
     info = json.loads(Path(path).read_text())
     if info.get("git_commit") and commit and info["git_commit"] != commit:
-        print(f"Note: {path} was made at commit {info['git_commit'][:10]}; this is {commit[:10]}: numbers may "
-              "differ where the code changed.", file=sys.stderr)
+        print(
+            f"Note: {path} was made at commit {info['git_commit'][:10]}; this is {commit[:10]}: "
+            "numbers may "
+            "differ where the code changed.",
+            file=sys.stderr,
+        )
     recorded = info.get("config", {}).get("components", {})
-    from cfbench.tasks import TASKS
-
     current = TASKS.build(info["config"]["task"]).provenance(list(recorded))
     changed = [r for r, digest in recorded.items() if current.get(r, {}).get("sha256") != digest]
     if changed:
-        print(f"Note: the weights of {', '.join(changed)} differ from the ones {path} recorded: numbers will "
-              "differ.", file=sys.stderr)
+        print(
+            f"Note: the weights of {', '.join(changed)} differ from the ones {path} recorded: "
+            "numbers will "
+            "differ.",
+            file=sys.stderr,
+        )
+
+
+LISTS = {
+    "methods": METHODS,
+    "tasks": TASKS,
+    "metrics": METRICS,
+    "protocols": PROTOCOLS,
+    "components": COMPONENTS,
+    "worlds": WORLDS,
+    "tables": TABLES,
+    "experiments": EXPERIMENTS,
+}
 
 
 def _cmd_list(args) -> int:
-    from cfbench.components import COMPONENTS
-    from cfbench.experiments import EXPERIMENTS
-    from cfbench.methods import METHODS
-    from cfbench.metrics import METRICS
-    from cfbench.tables import TABLES
-    from cfbench.tasks import TASKS
-
-    registry = {"methods": METHODS, "tasks": TASKS, "metrics": METRICS, "components": COMPONENTS,
-                "tables": TABLES, "experiments": EXPERIMENTS}[args.kind]
+    registry = LISTS[args.kind]
     width = max(len(e.name) for e in registry.entries())
     for entry in registry.entries():
         print(f"{entry.name:<{width}}  {entry.summary}")
@@ -144,7 +203,6 @@ def _cmd_list(args) -> int:
 
 
 def _cmd_table(args) -> int:
-    import cfbench.experiments  # noqa: F401  (experiments register their tables)
     from cfbench.tables import table
 
     print(table(args.runs, args.table, args.format, with_ci=args.ci), end="")
@@ -158,65 +216,120 @@ def _cmd_regress(args) -> int:
 
 
 def _cmd_assets(args) -> int:
-    from cfbench.components.assets import build
-    from cfbench.components.base import ASSETS
+    from cfbench.api.component import ASSETS
+    from cfbench.assets import build
 
     build(Path(args.out) if args.out else ASSETS, args.only.split(",") if args.only else None)
     return 0
 
 
 def _cmd_sae(args) -> int:
-    from cfbench.components.sae import train_task_sae
     from cfbench.device import resolve_device
-    from cfbench.tasks import TASKS
 
     task = TASKS.build(args.task, device=resolve_device(args.device))
     out = args.out or Path("results/sae") / f"{args.task}.safetensors"
-    report = train_task_sae(task, args.n, out, batch_size=args.batch_size, expansion=args.expansion, l1=args.l1,
-                            steps=args.steps, seed=args.seed)
+    report = (
+        COMPONENTS.get("sae")
+        .load()
+        .train_for_task(
+            task,
+            args.n,
+            out,
+            batch_size=args.batch_size,
+            expansion=args.expansion,
+            l1=args.l1,
+            steps=args.steps,
+            seed=args.seed,
+        )
+    )
     print(json.dumps(report, indent=2))
     print(f"SAE: {out}\nNumbers: {out}.json\nUse it with: export CFBENCH_SAE={out.resolve()}")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from cfbench.experiments import EXPERIMENTS
-
-    p = argparse.ArgumentParser(prog="cfbench", description="Benchmark visual counterfactual explanations.")
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; an experiment's own options are added only when ``command`` is that experiment
+    (its module is imported then), the others are listed by name and summary."""
+    p = argparse.ArgumentParser(
+        prog="cfbench", description="Benchmark visual counterfactual explanations."
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="generate and score counterfactuals")
     r.add_argument("--task", default=None)
     r.add_argument("--methods", default=None, help="comma-separated method names")
-    r.add_argument("--config", type=Path, default=None, metavar="RUN_JSON",
-                   help="repeat a recorded run (task, methods with their hyperparameters, n, seed, metrics)")
+    r.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="RUN_JSON",
+        help="repeat a recorded run (task, methods with their hyperparameters, n, seed, metrics)",
+    )
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
     r.add_argument("--n", type=int, default=32, help="number of samples (default 32)")
-    r.add_argument("--batch-size", default="16", metavar="N|METHOD=N,...",
-                   help="samples per batch: 16, or per method slcf=32,rcsb_a=4 (a bare N sets the default)")
-    r.add_argument("--out", type=Path, default=None, help="run directory (default results/runs/<task>-<time>)")
+    r.add_argument(
+        "--batch-size",
+        default="16",
+        metavar="N|METHOD=N,...",
+        help="samples per batch: 16, or per method slcf=32,rcsb_a=4 (a bare N sets the default)",
+    )
+    r.add_argument(
+        "--out", type=Path, default=None, help="run directory (default results/runs/<task>-<time>)"
+    )
     r.add_argument("--metrics", default="all", help="all, or a comma-separated list")
-    r.add_argument("--set", action="append", metavar="METHOD.PARAM=VALUE", help="override a hyperparameter")
-    r.add_argument("--regions", type=Path, default=None, metavar="DIR",
-                   help="region masks for region-constrained methods (rcsb): DIR/<sample id>.png, white = may change")
-    r.add_argument("--wait", action="store_true", help="if another process writes --out, wait for it instead of exit 2")
-    r.add_argument("--protocol", default="cfbench", choices=["cfbench", "ace", "slcf"],
-                   help="metric protocol: which samples, orderings and splits each metric uses (metrics/protocols.py)")
-    r.add_argument("--launcher", choices=["none", "slurm", "local"], default="none",
-                   help="slurm: submit --shards array tasks through submitit; local: the same as local processes")
+    r.add_argument(
+        "--set", action="append", metavar="METHOD.PARAM=VALUE", help="override a hyperparameter"
+    )
+    r.add_argument(
+        "--regions",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=(
+            "region masks for region-constrained methods (rcsb): DIR/<sample id>.png, white = may "
+            "change"
+        ),
+    )
+    r.add_argument(
+        "--wait",
+        action="store_true",
+        help="if another process writes --out, wait for it instead of exit 2",
+    )
+    r.add_argument(
+        "--protocol",
+        default="cfbench",
+        choices=PROTOCOLS.names(),
+        help="metric protocol: which samples, orderings and splits each metric uses "
+        "(`cfbench list protocols`)",
+    )
+    r.add_argument(
+        "--launcher",
+        choices=["none", "slurm", "local"],
+        default="none",
+        help="slurm: submit --shards array tasks through submitit; local: the same as local "
+        "processes",
+    )
     r.add_argument("--shards", type=int, default=1, help="with --launcher: number of array tasks")
     r.add_argument("--partition", default=None, help="Slurm partition")
     r.add_argument("--time", type=int, default=None, help="Slurm time limit per shard, minutes")
     r.add_argument("--gpus-per-node", type=int, default=None, help="Slurm GPUs per shard")
     r.add_argument("--cpus-per-task", type=int, default=None, help="Slurm CPUs per shard")
-    r.add_argument("--array-parallelism", type=int, default=None, help="Slurm: most shards running at once")
+    r.add_argument(
+        "--array-parallelism", type=int, default=None, help="Slurm: most shards running at once"
+    )
     r.set_defaults(func=_cmd_run)
 
-    rs = sub.add_parser("rescore", help="recompute every metric of a finished run from its directory")
+    rs = sub.add_parser(
+        "rescore", help="recompute every metric of a finished run from its directory"
+    )
     rs.add_argument("run")
-    rs.add_argument("--protocol", default=None, choices=["cfbench", "ace", "slcf"],
-                    help="default: the run's own (then the result must equal its metrics.csv)")
+    rs.add_argument(
+        "--protocol",
+        default=None,
+        choices=PROTOCOLS.names(),
+        help="default: the run's own (then the result must equal its metrics.csv)",
+    )
     rs.add_argument("--device", default="auto")
     rs.set_defaults(func=_cmd_rescore)
 
@@ -225,22 +338,32 @@ def build_parser() -> argparse.ArgumentParser:
     fz.add_argument("--wait", action="store_true", help="wait for another process summarising it")
     fz.set_defaults(func=_cmd_finalize)
 
-    ls = sub.add_parser("list", help="list registered methods, tasks, metrics, components, tables or experiments")
-    ls.add_argument("kind", choices=["methods", "tasks", "metrics", "components", "tables", "experiments"])
+    ls = sub.add_parser("list", help="list registered " + ", ".join(LISTS))
+    ls.add_argument("kind", choices=list(LISTS))
     ls.set_defaults(func=_cmd_list)
 
     t = sub.add_parser("table", help="render a paper table from run directories")
     t.add_argument("runs", nargs="+")
     t.add_argument("--table", default=None, help="1, 2, 3, 4, ... (see `cfbench list tables`)")
     t.add_argument("--format", choices=["latex", "markdown", "csv"], default="markdown")
-    t.add_argument("--ci", action="store_true", help="show interval half-widths (the caption says which)")
+    t.add_argument(
+        "--ci", action="store_true", help="show interval half-widths (the caption says which)"
+    )
     t.set_defaults(func=_cmd_table)
 
-    g = sub.add_parser("regress", help="compare a run's metrics with a baseline; exit 1 on a regression")
+    g = sub.add_parser(
+        "regress", help="compare a run's metrics with a baseline; exit 1 on a regression"
+    )
     g.add_argument("run")
-    g.add_argument("--baseline", required=True, help="baseline JSON, e.g. results/baselines/<task>.json")
-    g.add_argument("--tolerance", action="append", metavar="METRIC=VALUE",
-                   help="override a tolerance: METRIC=0.05 (absolute) or METRIC=10%% (relative)")
+    g.add_argument(
+        "--baseline", required=True, help="baseline JSON, e.g. results/baselines/<task>.json"
+    )
+    g.add_argument(
+        "--tolerance",
+        action="append",
+        metavar="METRIC=VALUE",
+        help="override a tolerance: METRIC=0.05 (absolute) or METRIC=10%% (relative)",
+    )
     g.add_argument("--update", action="store_true", help="rewrite the baseline from this run")
     g.set_defaults(func=_cmd_regress)
 
@@ -250,28 +373,47 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--out", default=None, help="directory (default: the shipped tasks/assets)")
     a.set_defaults(func=_cmd_assets)
 
-    sa = sub.add_parser("sae", parents=[task_options()],
-                        help="train the sparse autoencoder a task's SLCF + SAE variant and traits need")
+    sa = sub.add_parser(
+        "sae",
+        parents=[task_options()],
+        help="train the sparse autoencoder a task's SLCF + SAE variant and traits need",
+    )
     sa.add_argument("action", choices=["train"])
-    sa.add_argument("--n", type=int, required=True, help="first N samples of the evaluation split (10%% held out)")
+    sa.add_argument(
+        "--n",
+        type=int,
+        required=True,
+        help="first N samples of the evaluation split (10%% held out)",
+    )
     sa.add_argument("--batch-size", type=int, default=64)
-    sa.add_argument("--out", type=Path, default=None,
-                    help="safetensors file (default results/sae/<task>.safetensors); numbers go to <out>.json")
-    sa.add_argument("--expansion", type=int, default=8, help="dictionary size / activation width (default 8)")
+    sa.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="safetensors file (default results/sae/<task>.safetensors); numbers go to <out>.json",
+    )
+    sa.add_argument(
+        "--expansion", type=int, default=8, help="dictionary size / activation width (default 8)"
+    )
     sa.add_argument("--l1", type=float, default=0.3, help="sparsity weight (default 0.3)")
     sa.add_argument("--steps", type=int, default=4000, help="Adam steps (default 4000)")
     sa.set_defaults(func=_cmd_sae)
 
     for entry in EXPERIMENTS.entries():
-        entry.load()(sub)
+        if entry.name == command:
+            entry.load()(sub)
+        else:
+            sub.add_parser(entry.name, help=entry.summary, add_help=False)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--"]:      # `torchrun ... -m cfbench -- run ...`: the separator shields our options
+    # `torchrun ... -m cfbench -- run ...`: the separator shields our options
+    if argv[:1] == ["--"]:
         argv = argv[1:]
-    args = build_parser().parse_args(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     try:
         return args.func(args)
     except UserError as err:

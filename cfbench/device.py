@@ -1,4 +1,5 @@
 """Device choice: ``auto`` means CUDA when present, else CPU."""
+
 from __future__ import annotations
 
 import torch
@@ -7,7 +8,8 @@ from cfbench.errors import UserError
 
 
 def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    """``auto``: this process's GPU (``local_rank`` under torchrun) when CUDA is present, else CPU."""
+    """``auto``: this process's GPU (``local_rank`` under torchrun) when CUDA is present, else
+    CPU."""
     if name == "auto":
         return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     try:
@@ -15,8 +17,12 @@ def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     except RuntimeError as err:
         raise UserError(f"Unknown device '{name}': use auto, cpu, cuda or cuda:N.") from err
     if device.type not in ("cpu", "cuda"):
-        raise UserError(f"Device '{name}' is not supported: cfbench runs on cpu or cuda (use --device auto).")
+        raise UserError(
+            f"Device '{name}' is not supported: cfbench runs on cpu or cuda (use --device auto)."
+        )
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"Device '{name}' was requested but CUDA is not available on this machine; "
-                        "use --device cpu or --device auto.")
+        raise UserError(
+            f"Device '{name}' was requested but CUDA is not available on this machine; "
+            "use --device cpu or --device auto."
+        )
     return device

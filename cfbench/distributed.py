@@ -12,6 +12,7 @@ directory and to wait for everyone before it summarises. Slurm shards (``--launc
 submitit) are separate jobs with no group: each marks itself done in the run directory and the
 last one to finish summarises (or ``cfbench finalize RUN_DIR``).
 """
+
 from __future__ import annotations
 
 import os
@@ -25,14 +26,14 @@ class Shard:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
-    grouped: bool = False     # ranks of one torch.distributed job (else independent jobs or alone)
+    grouped: bool = False  # ranks of one torch.distributed job (else independent jobs or alone)
 
     @property
     def leader(self) -> bool:
         return self.rank == 0
 
     def ids(self, sample_ids: list[str]) -> list[str]:
-        return sample_ids[self.rank::self.world]
+        return sample_ids[self.rank :: self.world]
 
 
 def from_environment() -> Shard:
@@ -40,18 +41,23 @@ def from_environment() -> Shard:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Shard()
-    return Shard(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")), grouped=True)
+    return Shard(
+        int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")), grouped=True
+    )
 
 
 class Group:
-    """The collective operations a run needs, as no-ops for a single process or independent shards."""
+    """The collective operations a run needs, as no-ops for a single process or independent
+    shards."""
 
     def __init__(self, shard: Shard, device: torch.device):
         self.shard = shard
         self.active = shard.grouped
         if self.active and not torch.distributed.is_initialized():
             backend = "nccl" if device.type == "cuda" else "gloo"
-            torch.distributed.init_process_group(backend, device_id=device if device.type == "cuda" else None)
+            torch.distributed.init_process_group(
+                backend, device_id=device if device.type == "cuda" else None
+            )
 
     def barrier(self) -> None:
         if self.active:

@@ -2,24 +2,26 @@
 
 - ``triplets_<method>.png`` (Figure 2 of the papers): original, counterfactual, |difference|.
 - ``masks_<method>.png`` (Figure 5): the method's mask overlaid on the original.
-- ``cout_curves.png``: mean p(source) and p(target) along COUT's insertion, one colour per method.
+- a metric's own figure where it draws one (``Metric.figure``: COUT's mean curves,
+``cout_curves.png``).
 """
+
 from __future__ import annotations
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from cfbench.metrics.protocols import PROTOCOLS  # noqa: E402
 from cfbench.results import RunDir, load_pngs  # noqa: E402
 
 FIGURE_SAMPLES = 6
 
 
-def write_run_figures(run: RunDir, methods: list[str], sample_ids: list[str]) -> None:
+def write_run_figures(
+    run: RunDir, methods: list[str], sample_ids: list[str], metrics: dict
+) -> None:
     run.figures.mkdir(parents=True, exist_ok=True)
     ids = sample_ids[:FIGURE_SAMPLES]
     original = load_pngs(run.images(), ids)
@@ -28,9 +30,10 @@ def write_run_figures(run: RunDir, methods: list[str], sample_ids: list[str]) ->
         if run.masks(method).exists():
             _save(mask_figure(run, method, ids, original), run, f"masks_{method}.png")
     samples = pd.read_parquet(run.samples) if run.samples.exists() else None
-    if samples is not None and "COUT_curve_target" in samples:
-        rule = PROTOCOLS[run.read_run_json().get("protocol", "cfbench")].cout_rule
-        _save(cout_curve_figure(samples, methods, original[0, 0].numel(), rule), run, "cout_curves.png")
+    for metric in metrics.values():
+        drawn = metric.figure(samples, methods) if samples is not None else None
+        if drawn is not None:
+            _save(drawn[1], run, drawn[0])
 
 
 def save_figure(fig, path) -> None:
@@ -59,9 +62,11 @@ def triplet_figure(run: RunDir, method: str, ids: list[str], original):
     cf = load_pngs(run.images(method), ids)
     fig, axes = _grid(len(ids), 3)
     for r, sid in enumerate(ids):
-        panels = [(original[r].permute(1, 2, 0), None, f"{sid} original"),
-                  (cf[r].permute(1, 2, 0), None, "counterfactual"),
-                  ((cf[r] - original[r]).abs().sum(0), "magma", "|x_cf - x|")]
+        panels = [
+            (original[r].permute(1, 2, 0), None, f"{sid} original"),
+            (cf[r].permute(1, 2, 0), None, "counterfactual"),
+            ((cf[r] - original[r]).abs().sum(0), "magma", "|x_cf - x|"),
+        ]
         for ax, (img, cmap, title) in zip(axes[r], panels):
             ax.imshow(img.numpy(), cmap=cmap, interpolation="nearest")
             ax.set_title(title, fontsize=7)
@@ -80,25 +85,4 @@ def mask_figure(run: RunDir, method: str, ids: list[str], original):
         ax.set_title(sid, fontsize=7)
         ax.axis("off")
     fig.suptitle(f"{method}: mask", fontsize=9)
-    return fig
-
-
-def cout_curve_figure(samples: pd.DataFrame, methods: list[str], num_pixels: int, rule: str = "cfbench"):
-    """Mean probability curves along the insertion (solid: target, dashed: source), COUT in the legend."""
-    from cfbench.metrics.cout import insertion_counts
-
-    fractions = insertion_counts(num_pixels, rule)[1].numpy() / num_pixels
-    fig, ax = plt.subplots(figsize=(4.2, 3.0))
-    for i, method in enumerate(methods):
-        rows = samples[samples["method"] == method]
-        if rows.empty:
-            continue
-        target, source = (np.stack(rows[c].to_numpy()) for c in ("COUT_curve_target", "COUT_curve_source"))
-        colour = f"C{i}"
-        ax.plot(fractions, target.mean(0), color=colour, label=f"{method} (COUT {rows['COUT'].mean():.3f})")
-        ax.plot(fractions, source.mean(0), color=colour, linestyle="--")
-    ax.set_xlabel("share of counterfactual pixels inserted")
-    ax.set_ylabel("mean probability")
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize=7, title="solid: target, dashed: source", title_fontsize=7)
     return fig

@@ -8,6 +8,7 @@ summarises the run; ``cfbench finalize RUN_DIR`` does it by hand. ``--launcher l
 same array as local processes (submitit's LocalExecutor) and waits for them: the way to try a
 Slurm run on one machine, and how the tests exercise it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,8 +21,10 @@ def _submitit():
     try:
         import submitit
     except ImportError:
-        raise UserError("--launcher slurm/local needs submitit, an optional extra: "
-                        "pip install 'cfbench-vce[scale]' (or pip install submitit).") from None
+        raise UserError(
+            "--launcher slurm/local needs submitit, an optional extra: "
+            "pip install 'cfbench-vce[scale]' (or pip install submitit)."
+        ) from None
     return submitit
 
 
@@ -55,10 +58,15 @@ def submit(spec, launcher: str, shards: int, slurm: dict) -> tuple[Path, list]:
         executor.update_parameters(timeout_min=int(slurm.get("time") or 24 * 60))
     else:
         executor = submitit.AutoExecutor(folder=str(logs), cluster="slurm")
-        params = {"timeout_min": int(slurm["time"]) if slurm.get("time") else None,
-                  "slurm_partition": slurm.get("partition"), "gpus_per_node": slurm.get("gpus"),
-                  "cpus_per_task": slurm.get("cpus"), "slurm_array_parallelism": slurm.get("parallel")}
-        executor.update_parameters(name=f"cfbench-{runner.task.name}",
-                                   **{k: v for k, v in params.items() if v is not None})
+        params = {
+            "timeout_min": int(slurm["time"]) if slurm.get("time") else None,
+            "slurm_partition": slurm.get("partition"),
+            "gpus_per_node": slurm.get("gpus"),
+            "cpus_per_task": slurm.get("cpus"),
+            "slurm_array_parallelism": slurm.get("parallel"),
+        }
+        executor.update_parameters(
+            name=f"cfbench-{runner.task.name}", **{k: v for k, v in params.items() if v is not None}
+        )
     jobs = executor.map_array(ShardJob(), [spec] * shards, list(range(shards)), [shards] * shards)
     return runner.run.root, jobs

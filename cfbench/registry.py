@@ -4,6 +4,7 @@ Entries are import strings so that ``cfbench list`` and the CLI start fast and a
 dependency of one method cannot break the others. A preset is an entry with fixed keyword
 arguments (e.g. RCSB's A/B/C), so a named variant is one registry line.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -17,7 +18,7 @@ from cfbench.errors import UserError
 @dataclass(frozen=True)
 class Entry:
     name: str
-    target: str                      # "package.module:Attribute"
+    target: str  # "package.module:Attribute"
     preset: dict[str, Any] = field(default_factory=dict)
     summary: str = ""
 
@@ -49,8 +50,10 @@ class Registry:
         if name not in self._entries:
             close = difflib.get_close_matches(name, self._entries, n=3)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
-            raise UserError(f"Unknown {self.kind} '{name}'.{hint} Known {self.kind}s: "
-                            f"{', '.join(self._entries)} (see `cfbench list {self.kind}s`).")
+            raise UserError(
+                f"Unknown {self.kind} '{name}'.{hint} Known {self.kind}s: "
+                f"{', '.join(self._entries)} (see `cfbench list {self.kind}s`)."
+            )
         return self._entries[name]
 
     def build(self, name: str, *args, **kwargs):
@@ -69,3 +72,23 @@ class Registry:
         for n in names:
             self.get(n)
         return names
+
+
+class MethodRegistry(Registry):
+    """Methods: an entry's hyperparameters are built once per run (``params``: defaults, the
+    method's values for the task, the entry's preset, the user's overrides) and the method is
+    constructed from them (``build``)."""
+
+    def params(self, name: str, task, overrides: dict[str, Any] | None = None):
+        entry = self.get(name)
+        return entry.load().configure(name, task, entry.preset, overrides or {})
+
+    def build(self, name: str, task, device, params=None, **overrides):
+        """Method ``name`` for ``task``: with the run's ``params``, or built here from
+        ``overrides``."""
+        cls = self.get(name).load()
+        method = cls(
+            task, device, params if params is not None else self.params(name, task, overrides)
+        )
+        method.name = name
+        return method

@@ -2,9 +2,9 @@
 
 Every file is written to a temporary name and renamed into place, so a run killed at any point
 leaves either the old file or the new one, never a torn one. Per-batch ``parts/`` files are the
-commit record of finished samples: images are written first, the part last, and a resumed run
-trusts only samples that have a part.
-"""
+commit record of finished samples: images are written first, the part last, and a resumed run trusts
+only samples that have a part."""
+
 from __future__ import annotations
 
 import contextlib
@@ -23,7 +23,7 @@ from PIL import Image
 
 from cfbench.errors import UserError
 
-MAX_STEM_BYTES = 200   # file systems allow 255 bytes per name; room for a suffix and temp prefix
+MAX_STEM_BYTES = 200  # file systems allow 255 bytes per name; room for a suffix and temp prefix
 
 
 def file_stem(sample_id: str) -> str:
@@ -42,7 +42,9 @@ def file_stem(sample_id: str) -> str:
     if stem[0] in ".-":
         stem = f"%{ord(stem[0]):02X}{stem[1:]}"
     if len(stem) > MAX_STEM_BYTES:
-        stem = f"{stem[:MAX_STEM_BYTES - 17]}~{hashlib.sha256(sample_id.encode()).hexdigest()[:16]}"
+        stem = (
+            f"{stem[: MAX_STEM_BYTES - 17]}~{hashlib.sha256(sample_id.encode()).hexdigest()[:16]}"
+        )
     return stem
 
 
@@ -50,7 +52,8 @@ TEMP_SUFFIX = ".tmp"
 
 
 def file_mode() -> int:
-    """What open() would give a new file under the current umask (mkstemp's temporaries are 0600)."""
+    """What open() would give a new file under the current umask (mkstemp's temporaries are
+    0600)."""
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask
@@ -106,7 +109,13 @@ def quantize(images: torch.Tensor) -> torch.Tensor:
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """(B,C,H,W) in [0,1] -> (B,H,W,C) uint8 (C is 3, or 1 for masks)."""
-    return torch.round(images.detach().clamp(0, 1) * 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return (
+        torch.round(images.detach().clamp(0, 1) * 255)
+        .to(torch.uint8)
+        .permute(0, 2, 3, 1)
+        .cpu()
+        .numpy()
+    )
 
 
 def save_pngs(folder: Path, sample_ids: list[str], images: torch.Tensor) -> None:
@@ -162,9 +171,9 @@ class RunDir:
 
     @contextlib.contextmanager
     def lock(self, wait: bool = False, name: str = "run"):
-        """One writer at a time: an advisory lock (``fcntl.flock`` on ``<name>.lock``, released by the
-        OS when its holder dies, so a killed run never leaves a stale lock) naming its holder. Shards
-        of one run lock their own share (``name``)."""
+        """One writer at a time: an advisory lock (``fcntl.flock`` on ``<name>.lock``, released by
+        the OS when its holder dies, so a killed run never leaves a stale lock) naming its holder.
+        Shards of one run lock their own share (``name``)."""
         import fcntl
         import socket
 
@@ -173,54 +182,76 @@ class RunDir:
             self.root.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, file_mode())
         except OSError as err:
-            raise UserError(f"Cannot write to the output directory '{self.root}': {err.strerror}. "
-                            "Pass a writable directory with --out.") from None
+            raise UserError(
+                f"Cannot write to the output directory '{self.root}': {err.strerror}. "
+                "Pass a writable directory with --out."
+            ) from None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
             except BlockingIOError:
                 holder = path.read_text().strip() or "another process"
-                raise UserError(f"Run directory '{self.root}' is being written by {holder}. Wait for it to "
-                                "finish (or pass --wait to queue behind it), or use another --out.") from None
+                raise UserError(
+                    f"Run directory '{self.root}' is being written by {holder}. Wait for it to "
+                    "finish (or pass --wait to queue behind it), or use another --out."
+                ) from None
             os.ftruncate(fd, 0)
-            os.write(fd, f"{socket.gethostname()} pid {os.getpid()} since "
-                         f"{datetime.datetime.now():%Y-%m-%d %H:%M:%S}\n".encode())
+            os.write(
+                fd,
+                f"{socket.gethostname()} pid {os.getpid()} since "
+                f"{datetime.datetime.now():%Y-%m-%d %H:%M:%S}\n".encode(),
+            )
             yield
         finally:
-            os.close(fd)    # releases the lock
+            os.close(fd)  # releases the lock
 
     def write_part(self, method: str, rows: pd.DataFrame) -> None:
-        """One batch's rows, named by a digest of its sample ids (so a rewrite replaces, never duplicates)."""
+        """One batch's rows, named by a digest of its sample ids (so a rewrite replaces, never
+        duplicates)."""
         digest = hashlib.sha256("\0".join(sorted(rows["sample_id"])).encode()).hexdigest()[:20]
         write_frame(self.parts(method) / f"{digest}.parquet", rows)
 
     @classmethod
-    def existing(cls, path: str | Path) -> "RunDir":
+    def existing(cls, path: str | Path) -> RunDir:
         run = cls(Path(path))
         if not run.run_json.exists():
-            raise UserError(f"'{path}' is not a cfbench run directory (it has no run.json). "
-                            "Pass the directory that `cfbench run` wrote, e.g. results/runs/<task>-<time>.")
+            raise UserError(
+                f"'{path}' is not a cfbench run directory (it has no run.json). "
+                "Pass the directory that `cfbench run` wrote, e.g. results/runs/<task>-<time>."
+            )
         return run
 
     def read_run_json(self) -> dict:
         try:
             info = json.loads(self.run_json.read_text())
         except (OSError, ValueError) as err:
-            raise UserError(f"'{self.run_json}' is unreadable or not JSON ({err}); the run directory is "
-                            "damaged: rerun into another --out.") from None
+            raise UserError(
+                f"'{self.run_json}' is unreadable or not JSON ({err}); the run directory is "
+                "damaged: rerun into another --out."
+            ) from None
         if not isinstance(info, dict):
             raise UserError(f"'{self.run_json}' does not hold a cfbench run record.")
         return info
 
     def read_metrics(self) -> pd.DataFrame:
         if not self.metrics.exists():
-            raise UserError(f"Run '{self.root}' has no metrics.csv: it did not finish. "
-                            "Start the same `cfbench run` command again to resume and finish it.")
+            raise UserError(
+                f"Run '{self.root}' has no metrics.csv: it did not finish. "
+                "Start the same `cfbench run` command again to resume and finish it."
+            )
         try:
             frame = pd.read_csv(self.metrics)
-        except (OSError, ValueError) as err:   # pandas' EmptyDataError and ParserError are ValueErrors
-            raise UserError(f"'{self.metrics}' is unreadable ({type(err).__name__}); rerun the same `cfbench "
-                            "run` command to rewrite it from the run's parts.") from None
+        # pandas' EmptyDataError and ParserError are ValueErrors
+        except (
+            OSError,
+            ValueError,
+        ) as err:
+            raise UserError(
+                f"'{self.metrics}' is unreadable ({type(err).__name__}); rerun the same `cfbench "
+                "run` command to rewrite it from the run's parts."
+            ) from None
         if not {"task", "method"} <= set(frame.columns):
-            raise UserError(f"'{self.metrics}' is not a cfbench metrics table (no task/method columns).")
+            raise UserError(
+                f"'{self.metrics}' is not a cfbench metrics table (no task/method columns)."
+            )
         return frame

@@ -5,6 +5,7 @@ killed run started again with the same arguments skips every committed sample. W
 the newest unfinished run of the same configuration under ``results/runs/`` is resumed.
 ``RunSpec.from_run_json`` repeats a finished run from its run.json.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -26,23 +27,29 @@ import pandas as pd
 import torch
 
 from cfbench import distributed, seeding
+from cfbench.api.metric import Metric
+from cfbench.api.types import Batch
 from cfbench.batches import BatchLoop, StatusLine
+from cfbench.catalog import METHODS, METRICS, PROTOCOLS, TASKS
 from cfbench.device import resolve_device
 from cfbench.distributed import Group, Shard
 from cfbench.errors import UserError
-from cfbench.method import resolve_hparams
-from cfbench.methods import METHODS
-from cfbench.methods.regions import check_user_regions, load_user_regions
-from cfbench.metrics import METRICS
-from cfbench.metrics.base import Metric, SampleContext
-from cfbench.metrics.protocols import protocol
 from cfbench.results import RunDir, quantize, save_pngs, sweep_temporaries, write_frame, write_json
-from cfbench.tasks import TASKS
-from cfbench.types import Batch
+from cfbench.scoring import score_batch
+from cfbench.user_regions import check_user_regions, load_user_regions
 
 DEFAULT_ROOT = Path("results/runs")
-_PACKAGES = ("torch", "torchvision", "diffusers", "captum", "quantus", "torch-fidelity", "lpips",
-             "pandas", "numpy")
+_PACKAGES = (
+    "torch",
+    "torchvision",
+    "diffusers",
+    "captum",
+    "quantus",
+    "torch-fidelity",
+    "lpips",
+    "pandas",
+    "numpy",
+)
 
 
 @dataclass
@@ -55,28 +62,39 @@ class RunSpec:
     device: str = "auto"
     out: Path | None = None
     metrics: str = "all"
-    overrides: list[str] = field(default_factory=list)    # --set METHOD.PARAM=VALUE
-    regions: Path | None = None      # user region masks for region-constrained methods (--regions)
-    hparams: dict[str, dict[str, Any]] = field(default_factory=dict)   # typed values, e.g. from a run.json
-    wait: bool = False               # queue behind another writer of the same --out instead of exit 2
-    batch_sizes: dict[str, int] = field(default_factory=dict)   # per-method --batch-size METHOD=N
-    protocol: str = "cfbench"        # metric protocol (metrics/protocols.py)
-    shard: tuple[int, int] | None = None   # (rank, world) of an independent shard (Slurm); else from torchrun
+    overrides: list[str] = field(default_factory=list)  # --set METHOD.PARAM=VALUE
+    regions: Path | None = None  # user region masks for region-constrained methods (--regions)
+    # typed values, e.g. from a run.json
+    hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
+    wait: bool = False  # queue behind another writer of the same --out instead of exit 2
+    batch_sizes: dict[str, int] = field(default_factory=dict)  # per-method --batch-size METHOD=N
+    protocol: str = "cfbench"  # metric protocol (PROTOCOLS in cfbench/catalog.py)
+    shard: tuple[int, int] | None = (
+        None  # (rank, world) of an independent shard (Slurm); else from torchrun
+    )
 
     @classmethod
-    def from_run_json(cls, path: Path, **changes) -> "RunSpec":
+    def from_run_json(cls, path: Path, **changes) -> RunSpec:
         """The spec that repeats a recorded run (task, methods with their resolved hyperparameters,
         n, seed, batch size, metrics); ``changes`` (e.g. ``out``, ``device``) override it."""
         try:
             info = json.loads(Path(path).read_text())
             config = info["config"]
-            spec = cls(task=config["task"], methods=list(config["methods"]), n=config["n"], seed=config["seed"],
-                       protocol=config.get("protocol", "cfbench"),
-                       metrics=",".join(config["metrics"]), batch_size=info.get("batch_size", 16),
-                       batch_sizes=info.get("batch_sizes", {}),
-                       hparams=config["methods"])
+            spec = cls(
+                task=config["task"],
+                methods=list(config["methods"]),
+                n=config["n"],
+                seed=config["seed"],
+                protocol=config.get("protocol", "cfbench"),
+                metrics=",".join(config["metrics"]),
+                batch_size=info.get("batch_size", 16),
+                batch_sizes=info.get("batch_sizes", {}),
+                hparams=config["methods"],
+            )
         except (OSError, ValueError, KeyError, TypeError) as err:
-            raise UserError(f"--config {path}: not a readable cfbench run.json ({type(err).__name__}: {err}).") from None
+            raise UserError(
+                f"--config {path}: not a readable cfbench run.json ({type(err).__name__}: {err})."
+            ) from None
         return dataclasses.replace(spec, **changes)
 
 
@@ -87,10 +105,14 @@ def parse_overrides(items: list[str], methods: list[str]) -> dict[str, dict[str,
         key, eq, value = item.partition("=")
         method, dot, param = key.partition(".")
         if not eq or not dot or not method or not param or value == "":
-            raise UserError(f"Malformed --set '{item}': write METHOD.PARAM=VALUE, e.g. --set slcf.lr=0.02.")
+            raise UserError(
+                f"Malformed --set '{item}': write METHOD.PARAM=VALUE, e.g. --set slcf.lr=0.02."
+            )
         if method not in parsed:
-            raise UserError(f"--set '{item}' names method '{method}', which is not in --methods "
-                            f"({', '.join(methods)}).")
+            raise UserError(
+                f"--set '{item}' names method '{method}', which is not in --methods "
+                f"({', '.join(methods)})."
+            )
         parsed[method][param] = value
     return parsed
 
@@ -101,8 +123,13 @@ def _metric_names(spec: str) -> list[str]:
 
 def git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -118,15 +145,10 @@ def package_versions() -> dict[str, str]:
     return found
 
 
-def required_components(method_name: str, hparams: dict) -> tuple[str, ...]:
-    """The task components (roles) a method configuration needs."""
-    cls = METHODS.get(method_name).load()
-    return cls.requires(cls.Params(**hparams))
-
-
-def supports(task, method_name: str, hparams: dict) -> bool:
-    """Whether ``task`` can provide every component the method configuration needs."""
-    return all(task.has_component(r) for r in required_components(method_name, hparams))
+def supports(task, method_name: str) -> bool:
+    """Whether ``task`` can provide every component method ``method_name`` needs there."""
+    needed = METHODS.get(method_name).load().requires(METHODS.params(method_name, task))
+    return all(task.has_component(r) for r in needed)
 
 
 class Runner:
@@ -135,46 +157,71 @@ class Runner:
         if spec.n is not None and spec.n < 1:
             raise UserError(f"--n must be a positive number of samples (got {spec.n}).")
         if spec.batch_size < 1 or any(b < 1 for b in spec.batch_sizes.values()):
-            raise UserError(f"--batch-size must be at least 1 (got {spec.batch_size}, {spec.batch_sizes}).")
+            raise UserError(
+                f"--batch-size must be at least 1 (got {spec.batch_size}, {spec.batch_sizes})."
+            )
         TASKS.get(spec.task)
         self.methods = METHODS.parse_list(",".join(spec.methods))
         if len(set(self.methods)) != len(self.methods):
             raise UserError(f"--methods lists a method twice: {','.join(self.methods)}.")
         if unknown := sorted(set(spec.batch_sizes) - set(self.methods)):
-            raise UserError(f"--batch-size names {', '.join(unknown)}, which is not in --methods ({', '.join(self.methods)}).")
+            raise UserError(
+                f"--batch-size names {', '.join(unknown)}, which is not in --methods "
+                f"({', '.join(self.methods)})."
+            )
         self.metric_names = _metric_names(spec.metrics)
-        self.protocol = protocol(spec.protocol)
+        self.protocol = PROTOCOLS.get(spec.protocol).load()
         overrides = parse_overrides(spec.overrides, self.methods)
-        self.hparams = {m: resolve_hparams(m, METHODS.get(m).load(), METHODS.get(m).preset,
-                                           {**spec.hparams.get(m, {}), **overrides[m]})
-                        for m in self.methods}
         self.shard = Shard(*spec.shard) if spec.shard else distributed.from_environment()
         self.device = resolve_device(spec.device, self.shard.local_rank)
         self.group = Group(self.shard, self.device)
         self.task = TASKS.build(spec.task, device=self.device)
-        roles = sorted({r for m in self.methods for r in required_components(m, self.hparams[m])})
-        for role in roles:     # load now: a missing or broken model stops the run before any work
+        # every method's hyperparameters, built once (see cfbench.api.method)
+        self.params = {
+            m: METHODS.params(m, self.task, {**spec.hparams.get(m, {}), **overrides[m]})
+            for m in self.methods
+        }
+        self.hparams = {m: dataclasses.asdict(p) for m, p in self.params.items()}
+        roles = sorted(
+            {r for m in self.methods for r in METHODS.get(m).load().requires(self.params[m])}
+        )
+        for role in roles:  # load now: a missing or broken model stops the run before any work
             self.task.component(role)
         self.sample_ids = self.task.sample_ids(spec.n)
         if spec.n is not None and len(self.sample_ids) < spec.n:
-            print(f"Note: task '{spec.task}' has {len(self.sample_ids)} samples, fewer than --n {spec.n}; "
-                  f"running all {len(self.sample_ids)}.", file=sys.stderr)
+            print(
+                f"Note: task '{spec.task}' has {len(self.sample_ids)} samples, fewer than --n "
+                f"{spec.n}; "
+                f"running all {len(self.sample_ids)}.",
+                file=sys.stderr,
+            )
         if spec.regions is not None:
             check_user_regions(Path(spec.regions), self.sample_ids, self.task.image_size)
             ignoring = [m for m in self.methods if "region" not in self.hparams[m]]
             if ignoring:
-                print(f"Note: --regions constrains region-based methods only; {', '.join(ignoring)} ignore it.",
-                      file=sys.stderr)
+                print(
+                    f"Note: --regions constrains region-based methods only; {', '.join(ignoring)} "
+                    "ignore it.",
+                    file=sys.stderr,
+                )
         self.components = self.task.provenance(roles)
-        self.config = {"task": spec.task, "methods": self.hparams, "n": len(self.sample_ids), "n_requested": spec.n,
-                       "seed": spec.seed, "metrics": self.metric_names, "task_settings": self.task.settings(),
-                       "components": {r: p["sha256"] for r, p in self.components.items()},
-                       "protocol": self.protocol.name}
+        self.config = {
+            "task": spec.task,
+            "methods": self.hparams,
+            "n": len(self.sample_ids),
+            "n_requested": spec.n,
+            "seed": spec.seed,
+            "metrics": self.metric_names,
+            "task_settings": self.task.settings(),
+            "components": {r: p["sha256"] for r, p in self.components.items()},
+            "protocol": self.protocol.name,
+        }
         if spec.regions is not None:
             self.config["regions"] = str(Path(spec.regions).resolve())
         # rank 0 of a torchrun job chooses the directory and announces it (or the reason it cannot)
-        chosen = self.group.broadcast(_attempt(self._choose_out) if self.shard.leader or not self.shard.grouped
-                                      else None)
+        chosen = self.group.broadcast(
+            _attempt(self._choose_out) if self.shard.leader or not self.shard.grouped else None
+        )
         if isinstance(chosen, UserError):
             raise chosen
         self.run = RunDir(chosen)
@@ -193,8 +240,10 @@ class Runner:
             if (out / "run.json").exists():
                 self._check_same_config(out)
             elif (out / "parts").exists():
-                raise UserError(f"'{out}' holds results but no run.json, so nothing says which settings made "
-                                "them: refusing to add to it. Use another --out (or delete the directory).")
+                raise UserError(
+                    f"'{out}' holds results but no run.json, so nothing says which settings made "
+                    "them: refusing to add to it. Use another --out (or delete the directory)."
+                )
             return out
         for previous in sorted(DEFAULT_ROOT.glob(f"{self.task.name}-*"), reverse=True):
             try:
@@ -206,8 +255,10 @@ class Runner:
                 return previous
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         DEFAULT_ROOT.mkdir(parents=True, exist_ok=True)
-        for suffix in itertools.count():     # created exclusively: two runs started together get two
-            candidate = DEFAULT_ROOT / (f"{self.task.name}-{stamp}" + (f"-{suffix}" if suffix else ""))
+        for suffix in itertools.count():  # created exclusively: two runs started together get two
+            candidate = DEFAULT_ROOT / (
+                f"{self.task.name}-{stamp}" + (f"-{suffix}" if suffix else "")
+            )
             try:
                 candidate.mkdir()
                 return candidate
@@ -218,12 +269,16 @@ class Runner:
         try:
             previous = json.loads((out / "run.json").read_text()).get("config")
         except (OSError, ValueError, AttributeError):
-            raise UserError(f"'{out / 'run.json'}' is damaged (not a readable cfbench run record), so this run "
-                            "cannot be resumed there: use another --out.") from None
+            raise UserError(
+                f"'{out / 'run.json'}' is damaged (not a readable cfbench run record), so this run "
+                "cannot be resumed there: use another --out."
+            ) from None
         if previous != self.config:
-            raise UserError(f"'{out}' already holds a run with different settings (task, methods, "
-                            "hyperparameters, n, seed, metrics or model weights). Use another --out, or repeat "
-                            "that run's exact arguments to resume it.")
+            raise UserError(
+                f"'{out}' already holds a run with different settings (task, methods, "
+                "hyperparameters, n, seed, metrics or model weights). Use another --out, or repeat "
+                "that run's exact arguments to resume it."
+            )
 
     def _prepare_out(self) -> dict:
         root = self.run.root
@@ -233,21 +288,36 @@ class Runner:
             probe.write_text("")
             probe.unlink()
         except OSError as err:
-            raise UserError(f"Cannot write to the output directory '{root}': {err.strerror}. "
-                            "Pass a writable directory with --out.") from err
+            raise UserError(
+                f"Cannot write to the output directory '{root}': {err.strerror}. "
+                "Pass a writable directory with --out."
+            ) from err
         swept = sweep_temporaries(root)
         if swept:
-            print(f"Removed {swept} temporary file(s) an interrupted writer left in {root}.", file=sys.stderr)
+            print(
+                f"Removed {swept} temporary file(s) an interrupted writer left in {root}.",
+                file=sys.stderr,
+            )
         info = self.run.read_run_json() if self.run.run_json.exists() else {}
-        info.update({
-            "config": self.config, "task": self.task.name, "methods": self.hparams,
-            "n": len(self.sample_ids), "seed": self.spec.seed, "device": str(self.device),
-            "batch_size": self.spec.batch_size, "batch_sizes": {m: self.batch_size(m) for m in self.methods},
-            "metrics": self.metric_names,
-            "versions": package_versions(), "git_commit": git_commit(), "finished": False,
-            "task_provenance": self.components, "protocol": self.protocol.name,
-            "protocol_rules": self.protocol.describe(),
-        })
+        info.update(
+            {
+                "config": self.config,
+                "task": self.task.name,
+                "methods": self.hparams,
+                "n": len(self.sample_ids),
+                "seed": self.spec.seed,
+                "device": str(self.device),
+                "batch_size": self.spec.batch_size,
+                "batch_sizes": {m: self.batch_size(m) for m in self.methods},
+                "metrics": self.metric_names,
+                "versions": package_versions(),
+                "git_commit": git_commit(),
+                "finished": False,
+                "task_provenance": self.components,
+                "protocol": self.protocol.name,
+                "protocol_rules": self.protocol.describe(),
+            }
+        )
         info.setdefault("started", dt.datetime.now().isoformat(timespec="seconds"))
         write_json(self.run.run_json, info)
         return info
@@ -256,18 +326,21 @@ class Runner:
     def execute(self) -> RunDir:
         """Generate this process's share of the run and, when it is the last, summarise it."""
         if self._finished_here():
-            print(f"{self.run.root} already holds this run, finished: nothing to do "
-                  "(`cfbench rescore` recomputes its metrics).", file=sys.stderr)
+            print(
+                f"{self.run.root} already holds this run, finished: nothing to do "
+                "(`cfbench rescore` recomputes its metrics).",
+                file=sys.stderr,
+            )
             return self.run
         try:
             with self._guard(), self._disk_full():
                 metrics = self._metrics()
                 if self.coordinator:
                     self.prepare(metrics)
-                self.group.barrier()                    # fits and run.json are ready
+                self.group.barrier()  # fits and run.json are ready
                 for name in self.methods:
                     self._generate(name, metrics)
-                self.group.barrier()                    # every rank has committed its samples
+                self.group.barrier()  # every rank has committed its samples
                 if self.shard.world == 1 or (self.shard.grouped and self.shard.leader):
                     self._finalize(metrics, self.run.read_run_json())
                 elif not self.shard.grouped:
@@ -284,16 +357,19 @@ class Runner:
             return False
         try:
             info = self.run.read_run_json()
-        except UserError:                       # damaged: the usual path says so
+        except UserError:  # damaged: the usual path says so
             return False
         return bool(info.get("finished")) and info.get("config") == self.config
 
     def _guard(self):
-        """The run's lock for a single process or rank 0; an independent shard locks only its share."""
+        """The run's lock for a single process or rank 0; an independent shard locks only its
+        share."""
         if self.shard.grouped and not self.shard.leader:
             return contextlib.nullcontext()
         if self.spec.shard is not None:
-            return self.run.lock(wait=self.spec.wait, name=f"shard-{self.shard.rank}-of-{self.shard.world}")
+            return self.run.lock(
+                wait=self.spec.wait, name=f"shard-{self.shard.rank}-of-{self.shard.world}"
+            )
         return self.run.lock(wait=self.spec.wait)
 
     @contextlib.contextmanager
@@ -302,15 +378,18 @@ class Runner:
             yield
         except OSError as err:
             if err.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise UserError(f"The disk holding '{self.run.root}' is full ({err.strerror}). Everything "
-                                "committed so far is kept: free some space and start the same command again "
-                                "to resume.") from None
+                raise UserError(
+                    f"The disk holding '{self.run.root}' is full ({err.strerror}). Everything "
+                    "committed so far is kept: free some space and start the same command again "
+                    "to resume."
+                ) from None
             raise
 
     def _metrics(self) -> dict[str, Metric]:
-        metrics = {name: METRICS.build(name, self.task, self.device) for name in self.metric_names}
-        for metric in metrics.values():
-            metric.protocol = self.protocol
+        metrics = {
+            name: METRICS.build(name, self.task, self.device, protocol=self.protocol)
+            for name in self.metric_names
+        }
         self.unavailable = {n: why for n, m in metrics.items() if (why := m.unavailable())}
         return {n: m for n, m in metrics.items() if n not in self.unavailable}
 
@@ -325,14 +404,18 @@ class Runner:
             if BatchLoop(self.run, name, self.sample_ids, 1).pending():
                 method = self._method(name)
                 provenance[name] = method.provenance()
-        info.update(method_provenance=provenance, metrics_unavailable=self.unavailable,
-                    world_size=self.shard.world if self.shard.grouped else 1)
+        info.update(
+            method_provenance=provenance,
+            metrics_unavailable=self.unavailable,
+            world_size=self.shard.world if self.shard.grouped else 1,
+        )
         write_json(self.run.run_json, info)
 
     def _method(self, name: str):
-        """The method, built once per process, with its run-level fit done (or loaded from the run)."""
+        """The method, built once per process, with its run-level fit done (or loaded from the
+        run)."""
         if name not in self.built:
-            method = METHODS.build(name, self.task, self.device, **self.hparams[name])
+            method = METHODS.build(name, self.task, self.device, params=self.params[name])
             with StatusLine(f"{name} fit") as line:
                 method.progress = line.report
                 method.fit(self.sample_ids, self.spec.seed, self.run.root / "fitted" / name)
@@ -353,9 +436,12 @@ class Runner:
             try:
                 return self._generate_batch(name, method, ids, metrics)
             except torch.cuda.OutOfMemoryError:
-                raise UserError(f"CUDA ran out of memory in method '{name}' at a batch of {len(ids)}. Committed "
-                                f"batches are kept: rerun with a smaller batch for it, e.g. --batch-size "
-                                f"{name}={max(1, len(ids) // 2)}.") from None
+                raise UserError(
+                    f"CUDA ran out of memory in method '{name}' at a batch of {len(ids)}. "
+                    "Committed "
+                    f"batches are kept: rerun with a smaller batch for it, e.g. --batch-size "
+                    f"{name}={max(1, len(ids) // 2)}."
+                ) from None
 
         loop.run_all(work)
 
@@ -368,53 +454,64 @@ class Runner:
             with self.run.lock():
                 self._finalize(metrics, self.run.read_run_json())
         except UserError:
-            pass    # another shard is summarising right now
+            pass  # another shard is summarising right now
 
     def finalize_only(self) -> RunDir:
         """``cfbench finalize``: summarise a run whose shards have all finished."""
-        missing = {n: len(BatchLoop(self.run, n, self.sample_ids, 1).pending()) for n in self.methods}
+        missing = {
+            n: len(BatchLoop(self.run, n, self.sample_ids, 1).pending()) for n in self.methods
+        }
         if any(missing.values()):
-            raise UserError(f"Run '{self.run.root}' is not complete: "
-                            + ", ".join(f"{n} lacks {k} sample(s)" for n, k in missing.items() if k)
-                            + ". Rerun the shards that died (the same command resumes them).")
+            raise UserError(
+                f"Run '{self.run.root}' is not complete: "
+                + ", ".join(f"{n} lacks {k} sample(s)" for n, k in missing.items() if k)
+                + ". Rerun the shards that died (the same command resumes them)."
+            )
         with self.run.lock(wait=self.spec.wait):
             metrics = self._metrics()
             self._finalize(metrics, self.run.read_run_json())
         return self.run
 
-    def _generate_batch(self, name: str, method, ids: list[str], metrics: dict[str, Metric]) -> pd.DataFrame:
+    def _generate_batch(
+        self, name: str, method, ids: list[str], metrics: dict[str, Metric]
+    ) -> pd.DataFrame:
         samples = self.task.load(ids)
-        images = quantize(samples.images.to(self.device))   # exactly what images/original/*.png hold
+        images = quantize(samples.images.to(self.device))  # exactly what images/original/*.png hold
         source = samples.labels.to(self.device)
-        batch = Batch(images, source, self.task.target_of(source), ids,
-                      generators=seeding.generators_for(self.spec.seed, ids),
-                      regions=None if self.spec.regions is None else
-                      load_user_regions(Path(self.spec.regions), ids, images.shape[-2:]).to(self.device))
+        batch = Batch(
+            images,
+            source,
+            self.task.target_of(source),
+            ids,
+            generators=seeding.generators_for(self.spec.seed, ids),
+            regions=None
+            if self.spec.regions is None
+            else load_user_regions(Path(self.spec.regions), ids, images.shape[-2:]).to(self.device),
+        )
         _sync(self.device)
         t0 = time.perf_counter()
         cfs = method.generate(batch)
         _sync(self.device)
         seconds = (time.perf_counter() - t0) / len(ids)
         cfs.images = quantize(cfs.images)
-        if cfs.masks is not None:      # scored as masks/ holds them, so the directory alone reproduces every metric
+        # scored as masks/ holds them, so the directory alone reproduces every metric
+        if cfs.masks is not None:
             cfs.masks = quantize(cfs.masks)
-        clf = self.task.classifier
-        with torch.no_grad():
-            logits_before, logits_after = clf(images), clf(cfs.images)
-        ctx = SampleContext(self.task, batch, samples, cfs, logits_before, logits_after)
-        pred_after = logits_after.argmax(1)
+        predictions, scores = score_batch(self.task, metrics, batch, samples, cfs)
         rows = {
-            "sample_id": ids, "method": name, "source": source.tolist(), "target": batch.target.tolist(),
-            "pred_before": logits_before.argmax(1).tolist(), "pred_after": pred_after.tolist(),
-            "flipped": (pred_after == batch.target).tolist(),
-            "steps": cfs.info["steps"].tolist(), "nfe": cfs.info["nfe"].tolist(), "seconds": seconds,
+            "sample_id": ids,
+            "method": name,
+            "source": source.tolist(),
+            "target": batch.target.tolist(),
+            **predictions,
+            "steps": cfs.info["steps"].tolist(),
+            "nfe": cfs.info["nfe"].tolist(),
+            "seconds": seconds,
         }
         rows.update({k: v.tolist() for k, v in cfs.info.items() if k not in ("steps", "nfe")})
         if samples.files is not None:
             rows["source_file"] = samples.files
-        for metric in metrics.values():
-            for col, values in metric.per_sample(ctx).items():
-                rows[col] = values.detach().cpu().tolist()
+        rows.update(scores)
         save_pngs(self.run.images(), ids, images)
         save_pngs(self.run.images(name), ids, cfs.images)
         if cfs.masks is not None:
@@ -429,22 +526,36 @@ class Runner:
             rows = self.run.finished_rows(name)
             rows = rows[rows["sample_id"].isin(order)]
             frames.append(rows.sort_values("sample_id", key=lambda s: s.map(order)))
-        samples = amortise_fits(pd.concat(frames, ignore_index=True), info.get("method_provenance", {}))
+        samples = amortise_fits(
+            pd.concat(frames, ignore_index=True), info.get("method_provenance", {})
+        )
         write_frame(self.run.samples, samples)
-        table, notes = summarize_methods(self.run, self.task.name, self.methods, samples, metrics, self.protocol)
+        table, notes = summarize_methods(
+            self.run, self.task.name, self.methods, samples, metrics, self.protocol
+        )
         for note in notes:
             print(f"Warning: {note}", file=sys.stderr)
         write_frame(self.run.metrics, pd.DataFrame(table))
         from cfbench.figures import write_run_figures
 
-        write_run_figures(self.run, self.methods, self.sample_ids)
-        info.update(finished=True, ended=dt.datetime.now().isoformat(timespec="seconds"), metric_warnings=notes,
-                    metric_provenance={n: m.provenance() for n, m in metrics.items() if m.provenance()})
+        write_run_figures(self.run, self.methods, self.sample_ids, metrics)
+        info.update(
+            finished=True,
+            ended=dt.datetime.now().isoformat(timespec="seconds"),
+            metric_warnings=notes,
+            metric_provenance={n: m.provenance() for n, m in metrics.items() if m.provenance()},
+        )
         write_json(self.run.run_json, info)
 
 
-def summarize_methods(run: RunDir, task_name: str, methods: list[str], samples: pd.DataFrame,
-                      metrics: dict[str, Metric], protocol) -> tuple[list[dict], list[str]]:
+def summarize_methods(
+    run: RunDir,
+    task_name: str,
+    methods: list[str],
+    samples: pd.DataFrame,
+    metrics: dict[str, Metric],
+    protocol,
+) -> tuple[list[dict], list[str]]:
     """metrics.csv rows (one per method; each metric over the rows its protocol selects) and the
     metrics' warnings."""
     table = []
@@ -452,8 +563,11 @@ def summarize_methods(run: RunDir, task_name: str, methods: list[str], samples: 
         rows = samples[samples["method"] == name]
         record = {"task": task_name, "method": name, "n": len(rows), "protocol": protocol.name}
         for col in METRICS.names():
-            value, ci = (metrics[col].summarize(run, name, protocol.select(col, rows))
-                         if col in metrics else (None, None))
+            value, ci = (
+                metrics[col].summarize(run, name, protocol.select(col, rows))
+                if col in metrics
+                else (None, None)
+            )
             record[col], record[f"{col}_ci"] = value, ci
         table.append(record)
     return table, sorted({note for m in metrics.values() for note in m.notes})

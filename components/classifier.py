@@ -5,12 +5,10 @@ with the background tone tied to the class), ``torchvision:ARCH:WEIGHTS`` (a tor
 with an enum's weights from torchvision's cache, or a local state-dict file; ImageNet resizing
 and normalisation inside), or a file: TorchScript (taking [0, 1] images), or a pickled
 ``torch.save``d ``nn.Module`` (unpickling runs code from the file: use files you trust; prefer
-TorchScript). Every wrapper normalises inside, so methods never need to know what a model expects.
-
-The penultimate features (what a sparse autoencoder or a spurious-factor VAE reads) follow one
-convention: the input of the classifier's last ``nn.Linear``, cut out with torchvision's FX
-feature extraction (``split``).
+TorchScript). Every wrapper normalises inside (``cfbench.api.classifier``, which also cuts out
+the penultimate features), so methods never need to know what a model expects.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,35 +17,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from cfbench.components.base import Component, load_weights, save_weights, weights_digest
+from cfbench.api.classifier import Normalize, Preprocess
+from cfbench.api.component import Component, load_weights, save_weights, weights_digest
 from cfbench.errors import UserError
 
-SHORTCUT_RHO, SHORTCUT_ANIMAL_NOISE = 0.6, 0.03   # chosen by benchmarks/shortcut_rho.py (README)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class Normalize(nn.Module):
-    def __init__(self, mean=IMAGENET_MEAN, std=IMAGENET_STD):
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
-
-    def forward(self, x):
-        return (x - self.mean) / self.std
-
-
-class Preprocess(nn.Module):
-    """[0, 1] images of any size -> the resized, normalised input of an ImageNet-style model."""
-
-    def __init__(self, size: int):
-        super().__init__()
-        self.size, self.normalize = size, Normalize()
-
-    def forward(self, x):
-        if x.shape[-1] != self.size:
-            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
-        return self.normalize(x)
+SHORTCUT_RHO, SHORTCUT_ANIMAL_NOISE = 0.6, 0.03  # chosen by components/research/shortcut_rho.py
 
 
 class _Block(nn.Module):
@@ -59,8 +33,11 @@ class _Block(nn.Module):
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
         self.relu2 = nn.ReLU()
-        self.skip = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-                     if stride != 1 or cin != cout else nn.Identity())
+        self.skip = (
+            nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            if stride != 1 or cin != cout
+            else nn.Identity()
+        )
 
     def forward(self, x):
         y = self.relu1(self.bn1(self.conv1(x)))
@@ -75,8 +52,9 @@ class SmallResNet(nn.Module):
     def __init__(self, widths=(16, 32, 64)):
         super().__init__()
         self.normalize = Normalize()
-        self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, 2, 1, bias=False),
-                                  nn.BatchNorm2d(widths[0]), nn.ReLU())
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, widths[0], 3, 2, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU()
+        )
         layers, cin = [], widths[0]
         for i, w in enumerate(widths):
             layers.append(_Block(cin, w, 1 if i == 0 else 2))
@@ -101,82 +79,17 @@ class SynthClassifier(nn.Module):
         return self.fc(self.backbone.features(x))
 
 
-class _Tracer(torch.fx.Tracer):
-    """torch.fx tracer that keeps input preprocessing (shape-dependent resizing) as one call."""
-
-    def is_leaf_module(self, module: nn.Module, name: str) -> bool:
-        return isinstance(module, (Preprocess, Normalize)) or super().is_leaf_module(module, name)
-
-
-def split(classifier: nn.Module) -> tuple[nn.Module, nn.Module]:
-    """(features, head) with ``head(features(x)) == classifier(x)``: the head is the last
-    ``nn.Linear`` the forward pass calls, the features are its input, cut out of the torch.fx
-    graph of the classifier (torchvision's feature extraction does the same for node names)."""
-    if isinstance(classifier, torch.jit.ScriptModule):
-        raise UserError("The classifier is a TorchScript file, whose graph cannot be cut at the penultimate "
-                        "features that the sparse autoencoder (or spurious VAE) reads: provide it as an "
-                        "architecture with weights (torchvision:ARCH:WEIGHTS) or a torch.save'd module.")
-    try:
-        graph = _Tracer().trace(classifier)
-    except Exception as err:  # torch.fx raises several error types on untraceable control flow
-        raise UserError(f"The classifier {type(classifier).__name__} cannot be traced by torch.fx ({err}), so "
-                        "its penultimate features cannot be cut out.") from err
-    heads = [n for n in graph.nodes if n.op == "call_module" and isinstance(classifier.get_submodule(n.target), nn.Linear)]
-    if not heads:
-        raise UserError(f"The classifier {type(classifier).__name__} has no final nn.Linear head to split at.")
-    output = next(n for n in graph.nodes if n.op == "output")
-    output.args = (heads[-1].args[0],)
-    features = torch.fx.GraphModule(classifier, graph)
-    features.graph.eliminate_dead_code()
-    features.recompile()
-    return features, classifier.get_submodule(heads[-1].target)
-
-
-def split_spatial(classifier: nn.Module, image_size: int) -> tuple[nn.Module, nn.Module, nn.Module]:
-    """(spatial, pool, head) with ``head(pool(spatial(x))) == classifier(x)``: ``spatial`` ends at the
-    last activation map (4-D, more than one position) on the way to the penultimate features, i.e.
-    before the global pooling, found by propagating a probe's shapes through ``split``'s fx graph."""
-    from torch.fx.passes.shape_prop import ShapeProp
-
-    features, head = split(classifier)
-    device = next((t.device for t in classifier.parameters()), torch.device("cpu"))
-    ShapeProp(features).propagate(torch.zeros(1, 3, image_size, image_size, device=device))
-    output = next(n for n in features.graph.nodes if n.op == "output")
-    cut = output.args[0]
-
-    def is_map(node) -> bool:      # a 4-D activation with more than one position
-        shape = tuple(getattr(node.meta.get("tensor_meta"), "shape", ()))
-        return len(shape) == 4 and shape[2] * shape[3] > 1
-
-    while not is_map(cut):
-        if len(cut.all_input_nodes) != 1:
-            raise UserError(f"The penultimate features of {type(classifier).__name__} are not a pooling of one "
-                            "spatial activation map, so they cannot be weighted by a spatial mask.")
-        cut = cut.all_input_nodes[0]
-    spatial_graph = torch.fx.Graph()
-    env = {}
-    for n in features.graph.nodes:
-        if n.op == "output":
-            break
-        env[n] = spatial_graph.node_copy(n, lambda a: env[a])
-        if n is cut:
-            break
-    spatial_graph.output(env[cut])
-    pool_graph = torch.fx.Graph()
-    env = {cut: pool_graph.placeholder("spatial")}
-    for n in list(features.graph.nodes)[list(features.graph.nodes).index(cut) + 1:]:
-        if n.op == "output":
-            pool_graph.output(env[n.args[0]])
-            break
-        if any(a not in env for a in n.all_input_nodes):
-            raise UserError(f"The pooling of {type(classifier).__name__}'s spatial features also reads earlier "
-                            "activations, so they cannot be weighted by a spatial mask.")
-        env[n] = pool_graph.node_copy(n, lambda a: env[a])
-    return torch.fx.GraphModule(features, spatial_graph), torch.fx.GraphModule(features, pool_graph), head
-
-
-def train_synthetic(n_train=18000, steps=1500, batch=64, seed=0, clutter_rate=0.5, max_noise=0.06,
-                    bg_correlation=0.0, animal_noise=0.0):
+def train_synthetic(
+    world,
+    n_train=18000,
+    steps=1500,
+    batch=64,
+    seed=0,
+    clutter_rate=0.5,
+    max_noise=0.06,
+    bg_correlation=0.0,
+    animal_noise=0.0,
+):
     """Half the training images carry background clutter and every batch gets Gaussian pixel
     noise of a random strength: the classifier must find the class on the coat, and speckle
     (the cheapest adversarial edit) is not class evidence, so counterfactual edits must be semantic.
@@ -184,11 +97,16 @@ def train_synthetic(n_train=18000, steps=1500, batch=64, seed=0, clutter_rate=0.
     ``animal_noise`` > 0 shows the pair partner's animal in that share (label and background kept).
     A tone tied to the class alone is not learned while the coat predicts it perfectly (rho 0.95:
     a 1-point drop on swapped tones); with a noisier animal the tone becomes a real shortcut."""
-    from cfbench.components.training import HELDOUT_SEED, TRAIN_SEED, as_float, fit, synth_images
+    from cfbench.components.training import HELDOUT_SEED, TRAIN_SEED, as_float, fit
 
     torch.manual_seed(seed)
-    x, y = synth_images(TRAIN_SEED, n_train, clutter_rate=clutter_rate, bg_correlation=bg_correlation,
-                        animal_noise=animal_noise)
+    x, y = world.images(
+        TRAIN_SEED,
+        n_train,
+        clutter_rate=clutter_rate,
+        bg_correlation=bg_correlation,
+        animal_noise=animal_noise,
+    )
     model = SynthClassifier()
     gen = torch.Generator().manual_seed(seed)
 
@@ -200,15 +118,25 @@ def train_synthetic(n_train=18000, steps=1500, batch=64, seed=0, clutter_rate=0.
         return F.cross_entropy(model(xb), y[idx])
 
     model.train()
-    fit(model.parameters(), steps, loss, "classifier",
-        optimizer=lambda p: torch.optim.AdamW(p, lr=3e-3, weight_decay=1e-4))
+    fit(
+        model.parameters(),
+        steps,
+        loss,
+        "classifier",
+        optimizer=lambda p: torch.optim.AdamW(p, lr=3e-3, weight_decay=1e-4),
+    )
     model.eval()
     stats = {}
     for name, rate in (("heldout_accuracy", 0.0), ("heldout_accuracy_clutter", 1.0)):
-        xv, yv = synth_images(HELDOUT_SEED, 3000, clutter_rate=rate)
+        xv, yv = world.images(HELDOUT_SEED, 3000, clutter_rate=rate)
         stats[name] = accuracy(model, xv, yv)
-    return model, {**stats, "heldout_n": 3000, "bg_correlation": bg_correlation, "animal_noise": animal_noise,
-                   "background_reliance": background_reliance(model)}
+    return model, {
+        **stats,
+        "heldout_n": 3000,
+        "bg_correlation": bg_correlation,
+        "animal_noise": animal_noise,
+        "background_reliance": background_reliance(model, world),
+    }
 
 
 @torch.no_grad()
@@ -220,7 +148,7 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> fl
     return round(float((pred == labels).float().mean()), 4)
 
 
-def background_reliance(model: nn.Module, n: int = 1200) -> dict:
+def background_reliance(model: nn.Module, world, n: int = 1200) -> dict:
     """How much a synthetic classifier reads the background tone: held-out accuracy on scenes
     whose background has their own class's tone (``correlated``), on the very same scenes with the
     pair partner's tone (``swapped``) and with a random tone (``random_tone``). ``swap_drop`` =
@@ -228,18 +156,26 @@ def background_reliance(model: nn.Module, n: int = 1200) -> dict:
     background has a drop near 0."""
     import numpy as np
 
-    from cfbench.components.training import ALL_CLASSES, HELDOUT_SEED
-    from cfbench.tasks import synthetic
+    from cfbench.components.training import HELDOUT_SEED
 
     def rendered(tone, correlation):
-        labels = [synthetic.label_for(i, ALL_CLASSES) for i in range(n)]
-        images = np.stack([synthetic.render(HELDOUT_SEED + 1, i, y, correlation, tone_of=tone(y)).image
-                           for i, y in enumerate(labels)])
-        return torch.from_numpy(np.round(images * 255).astype(np.uint8)).permute(0, 3, 1, 2), torch.tensor(labels)
+        labels = [world.label_for(i) for i in range(n)]
+        images = np.stack(
+            [
+                world.render(HELDOUT_SEED + 1, i, y, correlation, tone_of=tone(y)).image
+                for i, y in enumerate(labels)
+            ]
+        )
+        return torch.from_numpy(np.round(images * 255).astype(np.uint8)).permute(
+            0, 3, 1, 2
+        ), torch.tensor(labels)
 
-    found = {"correlated": accuracy(model, *rendered(lambda y: y, 1.0)),
-             "swapped": accuracy(model, *rendered(synthetic.partner, 1.0)),
-             "random_tone": accuracy(model, *rendered(lambda y: y, 0.0)), "n": n}
+    found = {
+        "correlated": accuracy(model, *rendered(lambda y: y, 1.0)),
+        "swapped": accuracy(model, *rendered(world.partner, 1.0)),
+        "random_tone": accuracy(model, *rendered(lambda y: y, 0.0)),
+        "n": n,
+    }
     found["swap_drop"] = round(found["correlated"] - found["swapped"], 4)
     return found
 
@@ -247,7 +183,9 @@ def background_reliance(model: nn.Module, n: int = 1200) -> dict:
 def _architecture(spec: str) -> tuple[str, str, str, int | None]:
     """``LIB:ARCH:WEIGHTS[:NUM_CLASSES]`` (LIB torchvision or timm) -> its parts."""
     lib, arch, rest = spec.split(":", 2)
-    weights, _, classes = rest.rpartition(":") if rest.rpartition(":")[2].isdigit() else (rest, "", "")
+    weights, _, classes = (
+        rest.rpartition(":") if rest.rpartition(":")[2].isdigit() else (rest, "", "")
+    )
     return lib, arch, weights, int(classes) if classes else None
 
 
@@ -260,8 +198,10 @@ def _torchvision(spec: str) -> nn.Module:
         try:
             import timm
         except ImportError:
-            raise UserError("The classifier is a timm architecture, but timm is not installed: "
-                            "pip install 'cfbench-vce[timm]' (or pip install timm).") from None
+            raise UserError(
+                "The classifier is a timm architecture, but timm is not installed: "
+                "pip install 'cfbench-vce[timm]' (or pip install timm)."
+            ) from None
         if arch not in timm.list_models():
             raise UserError(f"'{arch}' is not a timm architecture (see timm.list_models()).")
         model = timm.create_model(arch, pretrained=False, **extra)
@@ -272,37 +212,54 @@ def _torchvision(spec: str) -> nn.Module:
     try:
         builder = torchvision.models.get_model_builder(arch)
     except ValueError:
-        raise UserError(f"'{arch}' is not a torchvision architecture (see torchvision.models.list_models()).") from None
+        raise UserError(
+            f"'{arch}' is not a torchvision architecture (see torchvision.models.list_models())."
+        ) from None
     if Path(weights).is_file():
         model = builder(**extra)
         try:
             model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
         except RuntimeError as err:
-            raise UserError(f"The weights {weights} do not fit torchvision's {arch}"
-                            f"{'' if classes is None else f' with {classes} classes'}: "
-                            f"{str(err).splitlines()[0]}") from None
+            raise UserError(
+                f"The weights {weights} do not fit torchvision's {arch}"
+                f"{'' if classes is None else f' with {classes} classes'}: "
+                f"{str(err).splitlines()[0]}"
+            ) from None
     else:
         try:
             member = torchvision.models.get_model_weights(arch)[weights.split(".")[-1]]
         except KeyError:
-            raise UserError(f"'{weights}' is neither a weights file nor a weights name of torchvision's {arch}.") from None
+            raise UserError(
+                f"'{weights}' is neither a weights file nor a weights name of torchvision's {arch}."
+            ) from None
         try:
             model = builder(weights=member)
         except Exception as err:  # torchvision raises URLError/RuntimeError when it cannot download
-            raise UserError(f"The torchvision weights {arch} {member} are not available offline. Run once with "
-                            "network access (torchvision caches them under $TORCH_HOME/hub/checkpoints/), or copy "
-                            f"{Path(member.url).name} there ({type(err).__name__}).") from err
+            raise UserError(
+                f"The torchvision weights {arch} {member} are not available offline. Run once with "
+                "network access (torchvision caches them under $TORCH_HOME/hub/checkpoints/), or "
+                "copy "
+                f"{Path(member.url).name} there ({type(err).__name__})."
+            ) from err
     return nn.Sequential(Preprocess(224), model)
 
 
 class Classifier(Component):
     kind = "classifier"
     what = "the classifier under explanation"
-    how = "a TorchScript file taking [0, 1] images (or torchvision:ARCH:WEIGHTS, or a torch.save'd module)"
+    how = (
+        "a TorchScript file taking [0, 1] images (or torchvision:ARCH:WEIGHTS, or a torch.save'd "
+        "module)"
+    )
     # shortcut_classifier: the background tone follows the class in SHORTCUT_RHO of the training
     # images and SHORTCUT_ANIMAL_NOISE of them show the partner's animal.
-    assets = {"classifier": {},
-              "shortcut_classifier": {"bg_correlation": SHORTCUT_RHO, "animal_noise": SHORTCUT_ANIMAL_NOISE}}
+    assets = {
+        "classifier": {},
+        "shortcut_classifier": {
+            "bg_correlation": SHORTCUT_RHO,
+            "animal_noise": SHORTCUT_ANIMAL_NOISE,
+        },
+    }
     channels_last = True
 
     @classmethod
@@ -315,19 +272,24 @@ class Classifier(Component):
             return torch.jit.load(str(where), map_location="cpu")
         except RuntimeError:
             pass
-        try:   # a pickled module: unpickling runs code from the file
+        try:  # a pickled module: unpickling runs code from the file
             model = torch.load(str(where), map_location="cpu", weights_only=False)
         except Exception as err:  # torch.load raises many types on a file that is not a checkpoint
-            raise UserError(f"Cannot load the classifier {where}: it is neither TorchScript nor a torch.save'd "
-                            f"nn.Module ({type(err).__name__}).") from err
+            raise UserError(
+                f"Cannot load the classifier {where}: it is neither TorchScript nor a torch.save'd "
+                f"nn.Module ({type(err).__name__})."
+            ) from err
         if not isinstance(model, nn.Module):
-            raise UserError(f"The classifier file {where} holds a {type(model).__name__}, not a model: save the "
-                            "module itself (torch.save(model, path)) or TorchScript, not a state dict.")
+            raise UserError(
+                f"The classifier file {where} holds a {type(model).__name__}, not a model: save "
+                "the "
+                "module itself (torch.save(model, path)) or TorchScript, not a state dict."
+            )
         return model
 
     @classmethod
-    def train(cls, out, needs, **options):
-        model, stats = train_synthetic(**options)
+    def train(cls, out, needs, world, **options):
+        model, stats = train_synthetic(world, **options)
         save_weights(model, out)
         return stats
 
@@ -339,12 +301,13 @@ class Classifier(Component):
 
     @classmethod
     def stand_in(cls, location):
-        return False     # it is the model under explanation, whatever it is
+        return False  # it is the model under explanation, whatever it is
 
     @classmethod
     def provenance(cls, location, where):
         found = super().provenance(location, where)
-        if isinstance(where, str) and where.startswith(("torchvision:", "timm:")):   # hash the weights file
+        # hash the weights file
+        if isinstance(where, str) and where.startswith(("torchvision:", "timm:")):
             file = _torchvision_weights_file(where)
             found["sha256"] = weights_digest(file) if file is not None and file.exists() else None
         return found

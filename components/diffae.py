@@ -18,6 +18,7 @@ not in diffusers format and need converting into it): ``unet/`` (a diffusers UNe
 ``encoder/`` (``config.json`` with this module's ``SemanticEncoder`` arguments and
 ``model.safetensors``). Images are B x 3 x H x W in [0, 1]; the model works in [-1, 1].
 """
+
 from __future__ import annotations
 
 import json
@@ -27,32 +28,57 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from cfbench.components.base import Component
+from cfbench.api.component import Component
 from cfbench.errors import UserError
 
 
-def unet_config(image_size: int = 64, widths: tuple[int, ...] = (16, 32, 64, 64), layers_per_block: int = 1) -> dict:
-    return dict(sample_size=image_size, in_channels=3, out_channels=3, layers_per_block=layers_per_block,
-                block_out_channels=tuple(widths), down_block_types=("DownBlock2D",) * 4,
-                up_block_types=("UpBlock2D",) * 4, norm_num_groups=8, add_attention=False,
-                resnet_time_scale_shift="scale_shift", class_embed_type="identity")
+def unet_config(
+    image_size: int = 64, widths: tuple[int, ...] = (16, 32, 64, 64), layers_per_block: int = 1
+) -> dict:
+    return dict(
+        sample_size=image_size,
+        in_channels=3,
+        out_channels=3,
+        layers_per_block=layers_per_block,
+        block_out_channels=tuple(widths),
+        down_block_types=("DownBlock2D",) * 4,
+        up_block_types=("UpBlock2D",) * 4,
+        norm_num_groups=8,
+        add_attention=False,
+        resnet_time_scale_shift="scale_shift",
+        class_embed_type="identity",
+    )
 
 
 def scheduler_config() -> dict:
-    return dict(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="epsilon",
-                clip_sample=False, set_alpha_to_one=True)
+    return dict(
+        num_train_timesteps=1000,
+        beta_schedule="squaredcos_cap_v2",
+        prediction_type="epsilon",
+        clip_sample=False,
+        set_alpha_to_one=True,
+    )
 
 
 class SemanticEncoder(nn.Module):
-    """Strided convolutions down to 4 x 4, flattened (so the code keeps where things are) to z_sem."""
+    """Strided convolutions down to 4 x 4, flattened (so the code keeps where things are) to
+    z_sem."""
 
-    def __init__(self, z_dim: int, image_size: int = 64, widths: tuple[int, ...] = (32, 64, 128, 128)):
+    def __init__(
+        self, z_dim: int, image_size: int = 64, widths: tuple[int, ...] = (32, 64, 128, 128)
+    ):
         super().__init__()
         self.config = {"z_dim": z_dim, "image_size": image_size, "widths": list(widths)}
         layers, cin = [], 3
         for w in widths:
-            layers += [nn.Conv2d(cin, w, 3, 2, 1), nn.GroupNorm(8, w), nn.SiLU(),
-                       nn.Conv2d(w, w, 3, 1, 1), nn.GroupNorm(8, w), nn.SiLU()]
+            layers += [
+                nn.Conv2d(cin, w, 3, 2, 1),
+                nn.GroupNorm(8, w),
+                nn.SiLU(),
+                nn.Conv2d(w, w, 3, 1, 1),
+                nn.GroupNorm(8, w),
+                nn.SiLU(),
+            ]
             cin = w
         self.features = nn.Sequential(*layers)
         side = image_size // 2 ** len(widths)
@@ -70,8 +96,11 @@ class DiffusionAutoencoder(nn.Module):
         self.source = source
         from diffusers import DDIMScheduler
 
-        self.register_buffer("alphas_cumprod", DDIMScheduler(**self.scheduler_cfg).alphas_cumprod.float(),
-                             persistent=False)
+        self.register_buffer(
+            "alphas_cumprod",
+            DDIMScheduler(**self.scheduler_cfg).alphas_cumprod.float(),
+            persistent=False,
+        )
 
     @property
     def z_dim(self) -> int:
@@ -86,7 +115,10 @@ class DiffusionAutoencoder(nn.Module):
     def _schedulers(self, steps: int):
         from diffusers import DDIMInverseScheduler, DDIMScheduler
 
-        forward, inverse = DDIMScheduler(**self.scheduler_cfg), DDIMInverseScheduler(**self.scheduler_cfg)
+        forward, inverse = (
+            DDIMScheduler(**self.scheduler_cfg),
+            DDIMInverseScheduler(**self.scheduler_cfg),
+        )
         forward.set_timesteps(steps)
         inverse.set_timesteps(steps)
         return forward, inverse
@@ -108,7 +140,9 @@ class DiffusionAutoencoder(nn.Module):
         sample = x_T
         for t in forward.timesteps:
             level = torch.full((len(x_T),), int(t), device=x_T.device)
-            sample = forward.step(self.epsilon(sample, level, z_sem), t, sample, eta=0.0).prev_sample
+            sample = forward.step(
+                self.epsilon(sample, level, z_sem), t, sample, eta=0.0
+            ).prev_sample
         return ((sample + 1) / 2).clamp(0, 1)
 
     @torch.no_grad()
@@ -124,11 +158,13 @@ class DiffusionAutoencoder(nn.Module):
         self.unet.save_pretrained(str(folder / "unet"))
         DDIMScheduler(**self.scheduler_cfg).save_pretrained(str(folder / "scheduler"))
         (folder / "encoder").mkdir(parents=True, exist_ok=True)
-        (folder / "encoder" / "config.json").write_text(json.dumps(self.encoder.config, indent=2) + "\n")
+        (folder / "encoder" / "config.json").write_text(
+            json.dumps(self.encoder.config, indent=2) + "\n"
+        )
         save_file(self.encoder.state_dict(), str(folder / "encoder" / "model.safetensors"))
 
     @classmethod
-    def load(cls, folder: Path) -> "DiffusionAutoencoder":
+    def load(cls, folder: Path) -> DiffusionAutoencoder:
         from diffusers import DDIMScheduler, UNet2DModel
         from safetensors.torch import load_file
 
@@ -146,7 +182,8 @@ def new_diffae(image_size: int = 64, **unet) -> DiffusionAutoencoder:
     from diffusers import UNet2DModel
 
     unet = UNet2DModel(**unet_config(image_size, **unet))
-    z_dim = unet.config.time_embedding_dim or unet.config.block_out_channels[0] * 4   # z_sem joins the time embedding
+    # z_sem joins the time embedding
+    z_dim = unet.config.time_embedding_dim or unet.config.block_out_channels[0] * 4
     return DiffusionAutoencoder(SemanticEncoder(z_dim, image_size), unet, scheduler_config())
 
 
@@ -172,11 +209,14 @@ class CoatTexture(nn.Module):
         self.sizes = sizes
 
     def gram(self, x: torch.Tensor, patch: int = 32) -> torch.Tensor:
-        f = torch.cat([F.relu(F.conv2d(x, getattr(self, f"filters{k}"), padding=k // 2)) for k in self.sizes], 1)
+        f = torch.cat(
+            [F.relu(F.conv2d(x, getattr(self, f"filters{k}"), padding=k // 2)) for k in self.sizes],
+            1,
+        )
         b, c, h, w = f.shape
         f = f.view(b, c, h // patch, patch, w // patch, patch).permute(0, 2, 4, 1, 3, 5)
         f = f.reshape(b, -1, c, patch * patch)
-        return f @ f.transpose(-1, -2) / patch ** 2
+        return f @ f.transpose(-1, -2) / patch**2
 
     def distance(self, x: torch.Tensor, y: torch.Tensor, texture_weight: float) -> torch.Tensor:
         """Per-sample distance of images in [-1, 1]: quadrant colour MSE + weighted Gram MSE."""
@@ -185,8 +225,16 @@ class CoatTexture(nn.Module):
         return colour + texture_weight * texture
 
 
-def coat_swap_loss(model, x0, x_partner, gen, swap_fraction: float, swap_from: int,
-                   texture: CoatTexture | None = None, texture_weight: float = 0.0) -> torch.Tensor:
+def coat_swap_loss(
+    model,
+    x0,
+    x_partner,
+    gen,
+    swap_fraction: float,
+    swap_from: int,
+    texture: CoatTexture | None = None,
+    texture_weight: float = 0.0,
+) -> torch.Tensor:
     """Epsilon loss with z_sem from the clean image, and for a ``swap_fraction`` of the samples at
     t >= ``swap_from`` x_t noised from the same scene rendered as the pair's other class, the target
     being the noise that leads back to the true image.
@@ -212,32 +260,46 @@ def coat_swap_loss(model, x0, x_partner, gen, swap_fraction: float, swap_from: i
         snr = (a / (1 - a)).flatten()[swap]
         predicted = (x_t[swap] - (1 - a[swap]).sqrt() * eps[swap]) / a[swap].sqrt()
         per_sample = per_sample.masked_scatter(
-            swap, snr.clamp(max=5) * texture.distance(predicted, clean[swap], texture_weight))
+            swap, snr.clamp(max=5) * texture.distance(predicted, clean[swap], texture_weight)
+        )
     return per_sample.mean()
 
 
-def train_synthetic(classifier: nn.Module, n_train: int = 12000, steps: int = 5000, batch: int = 32,
-                    lr: float = 1e-3, warmup: int = 200, ema_decay: float = 0.999, swap_fraction: float = 0.6,
-                    swap_from: int = 200, texture_weight: float = 0.0, eval_steps: tuple[int, ...] = (10, 20),
-                    widths: tuple[int, ...] = (16, 32, 64, 64), layers_per_block: int = 1,
-                    seed: int = 0, checkpoint: Path | None = None):
-    """Joint encoder + UNet training (fixed seeds) with an exponential moving average of the weights;
-    returns the averaged model and held-out round-trip and class-swap measurements. ``checkpoint``:
-    where ``fit`` keeps its resumable state (the build takes an hour or more on a CPU)."""
+def train_synthetic(
+    world,
+    classifier: nn.Module,
+    n_train: int = 12000,
+    steps: int = 5000,
+    batch: int = 32,
+    lr: float = 1e-3,
+    warmup: int = 200,
+    ema_decay: float = 0.999,
+    swap_fraction: float = 0.6,
+    swap_from: int = 200,
+    texture_weight: float = 0.0,
+    eval_steps: tuple[int, ...] = (10, 20),
+    widths: tuple[int, ...] = (16, 32, 64, 64),
+    layers_per_block: int = 1,
+    seed: int = 0,
+    checkpoint: Path | None = None,
+):
+    """Joint encoder + UNet training (fixed seeds) with an exponential moving average of the
+    weights; returns the averaged model and held-out round-trip and class-swap measurements.
+    ``checkpoint``: where ``fit`` keeps its resumable state (the build takes an hour or more on a
+    CPU)."""
     import math
 
     import numpy as np
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-    from cfbench.components.training import HELDOUT_SEED, TRAIN_SEED, as_float, fit, psnr
-    from cfbench.tasks import synthetic
+    from cfbench.components.training import HELDOUT_SEED, TRAIN_SEED, as_float, fit
 
     torch.manual_seed(seed)
-    scenes = np.empty((2, n_train, synthetic.SIZE, synthetic.SIZE, 3), np.uint8)
+    scenes = np.empty((2, n_train, world.size, world.size, 3), np.uint8)
     for i in range(n_train):
-        label = synthetic.label_for(i, tuple(range(len(synthetic.CLASSES))))
-        for k, lab in enumerate((label, synthetic.partner(label))):
-            scenes[k, i] = np.round(synthetic.render(TRAIN_SEED + 4, i, lab).image * 255)
+        label = world.label_for(i)
+        for k, lab in enumerate((label, world.partner(label))):
+            scenes[k, i] = np.round(world.render(TRAIN_SEED + 4, i, lab).image * 255)
     x, x_partner = torch.from_numpy(scenes).permute(0, 1, 4, 2, 3).contiguous()
     model = new_diffae(widths=tuple(widths), layers_per_block=layers_per_block)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay))
@@ -246,36 +308,64 @@ def train_synthetic(classifier: nn.Module, n_train: int = 12000, steps: int = 50
 
     def loss(_):
         idx = torch.randint(n_train, (batch,), generator=gen)
-        return coat_swap_loss(model, as_float(x[idx]), as_float(x_partner[idx]), gen, swap_fraction, swap_from,
-                              texture, texture_weight)
+        return coat_swap_loss(
+            model,
+            as_float(x[idx]),
+            as_float(x_partner[idx]),
+            gen,
+            swap_fraction,
+            swap_from,
+            texture,
+            texture_weight,
+        )
 
     def warmup_cosine(opt):
         return torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * s / steps)))
+            opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * s / steps))
+        )
 
     model.train()
-    fit(model.parameters(), steps, loss, "diffae", schedule=warmup_cosine,
+    fit(
+        model.parameters(),
+        steps,
+        loss,
+        "diffae",
+        schedule=warmup_cosine,
         optimizer=lambda p: torch.optim.AdamW(p, lr=lr, weight_decay=1e-4),
         after_step=lambda: ema.update_parameters(model),
-        checkpoint=checkpoint, state={"model": model, "ema": ema, "generator": gen},
-        recipe=dict(n_train=n_train, batch=batch, lr=lr, warmup=warmup, ema_decay=ema_decay,
-                    swap_fraction=swap_fraction, swap_from=swap_from, texture_weight=texture_weight,
-                    widths=list(widths), layers_per_block=layers_per_block, seed=seed))
+        checkpoint=checkpoint,
+        state={"model": model, "ema": ema, "generator": gen},
+        recipe=dict(
+            n_train=n_train,
+            batch=batch,
+            lr=lr,
+            warmup=warmup,
+            ema_decay=ema_decay,
+            swap_fraction=swap_fraction,
+            swap_from=swap_from,
+            texture_weight=texture_weight,
+            widths=list(widths),
+            layers_per_block=layers_per_block,
+            seed=seed,
+        ),
+    )
     model.load_state_dict(ema.module.state_dict())
     model.eval()
-    return model, measure(model, classifier, HELDOUT_SEED, eval_steps)
+    return model, measure(model, classifier, world, HELDOUT_SEED, eval_steps)
 
 
 @torch.no_grad()
-def measure(model: DiffusionAutoencoder, classifier: nn.Module, seed: int, step_counts, n: int = 128) -> dict:
+def measure(
+    model: DiffusionAutoencoder, classifier: nn.Module, world, seed: int, step_counts, n: int = 128
+) -> dict:
     """Held-out round trip (PSNR, classifier accuracy) and class swap: z_sem of image A decoded with
     x_T of a same-pair image B of the other class; ``swap_follows_z_sem`` is the rate classified as
     A's class (z_sem carries the class), ``swap_follows_x_T`` as B's."""
-    from cfbench.components.training import as_float, psnr, synth_images
+    from cfbench.components.training import as_float, psnr
 
-    images, labels = synth_images(seed, n)
+    images, labels = world.images(seed, n)
     images = as_float(images)
-    other = torch.arange(n) ^ 1               # synth_images interleaves the classes: 2k, 2k+1 are a pair
+    other = torch.arange(n) ^ 1  # the world interleaves the classes: 2k, 2k+1 are a pair
     stats = {"heldout_n": n, "z_sem": model.z_dim}
     for steps in step_counts:
         z_sem, x_T = model.encode(images, steps)
@@ -284,42 +374,61 @@ def measure(model: DiffusionAutoencoder, classifier: nn.Module, seed: int, step_
         stats[f"ddim{steps}"] = {
             "psnr_db": round(float(psnr(back, images).mean()), 2),
             "psnr_db_min": round(float(psnr(back, images).min()), 2),
-            "roundtrip_accuracy": round(float((classifier(back).argmax(1) == labels).float().mean()), 4),
+            "roundtrip_accuracy": round(
+                float((classifier(back).argmax(1) == labels).float().mean()), 4
+            ),
             "swap_follows_z_sem": round(float((swapped == labels).float().mean()), 4),
-            "swap_follows_x_T": round(float((swapped == labels[other]).float().mean()), 4)}
+            "swap_follows_x_T": round(float((swapped == labels[other]).float().mean()), 4),
+        }
     return stats
 
 
 class DiffAE(Component):
     kind = "diffae"
     what = "a diffusion autoencoder (GCD searches its semantic space)"
-    how = ("a folder with 'unet/' (diffusers UNet2DModel, class_embed_type='identity', epsilon prediction), "
-           "'scheduler/' (DDIMScheduler config) and 'encoder/' (config.json + model.safetensors of "
-           "cfbench's SemanticEncoder); the official DiffAE checkpoints must be converted to this layout")
+    how = (
+        "a folder with 'unet/' (diffusers UNet2DModel, class_embed_type='identity', epsilon "
+        "prediction), "
+        "'scheduler/' (DDIMScheduler config) and 'encoder/' (config.json + model.safetensors of "
+        "cfbench's SemanticEncoder); the official DiffAE checkpoints must be converted to this "
+        "layout"
+    )
     assets = {"diffae": {"needs": {"classifier": "classifier"}}}
     asset_suffix = ""
 
     @classmethod
     def load(cls, where, needs, shipped):
         where = Path(where)
-        missing = [p for p in ("unet", "scheduler", "encoder/config.json", "encoder/model.safetensors")
-                   if not (where / p).exists()]
+        missing = [
+            p
+            for p in ("unet", "scheduler", "encoder/config.json", "encoder/model.safetensors")
+            if not (where / p).exists()
+        ]
         if missing:
-            raise UserError(f"The diffusion autoencoder at '{where}' lacks {', '.join(missing)}; it should be "
-                            f"{cls.how}.")
+            raise UserError(
+                f"The diffusion autoencoder at '{where}' lacks {', '.join(missing)}; it should be "
+                f"{cls.how}."
+            )
         return DiffusionAutoencoder.load(where)
 
     @classmethod
-    def train(cls, out, needs, **options):
+    def train(cls, out, needs, world, **options):
         out = Path(out)
-        model, stats = train_synthetic(needs["classifier"], **options,
-                                       checkpoint=out.with_name(out.name + ".training.pt"))
+        model, stats = train_synthetic(
+            world,
+            needs["classifier"],
+            **options,
+            checkpoint=out.with_name(out.name + ".training.pt"),
+        )
         model.save(out)
         return stats
 
     @classmethod
     def describe(cls, location, where):
         if location.startswith("asset:"):
-            return ("project-trained diffusion autoencoder (semantic encoder + z_sem-conditioned diffusers "
-                    "UNet2DModel, DDIM, tasks/assets)")
+            return (
+                "project-trained diffusion autoencoder (semantic encoder + z_sem-conditioned "
+                "diffusers "
+                "UNet2DModel, DDIM, tasks/assets)"
+            )
         return f"diffusion autoencoder {where}"

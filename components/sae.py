@@ -15,6 +15,7 @@ Why a small module and not a library: sae-lens (the maintained option that resol
 pinned torch) pulls in ~55 packages (transformer-lens, datasets, wandb, ...) to hook language
 models, and its Matryoshka SAE is BatchTopK, not the ReLU + L1 prefix loss used here.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from cfbench.components.base import Component, save_weights
+from cfbench.api.component import Component, save_weights
 
 
 class MatryoshkaSAE(nn.Module):
@@ -31,7 +32,9 @@ class MatryoshkaSAE(nn.Module):
         super().__init__()
         self.prefixes = tuple(prefixes or _doubling_prefixes(size))
         if self.prefixes[-1] != size or list(self.prefixes) != sorted(set(self.prefixes)):
-            raise ValueError(f"prefixes must increase and end at the dictionary size {size}: {self.prefixes}")
+            raise ValueError(
+                f"prefixes must increase and end at the dictionary size {size}: {self.prefixes}"
+            )
         self.w_enc = nn.Parameter(torch.empty(size, width))
         self.b_enc = nn.Parameter(torch.zeros(size))
         self.w_dec = nn.Parameter(torch.empty(width, size))
@@ -56,7 +59,8 @@ class MatryoshkaSAE(nn.Module):
         return F.relu(self.pre_activation(a))
 
     def decode(self, h: torch.Tensor, prefix: int | None = None) -> torch.Tensor:
-        """Reconstruction in raw activation units from the first ``prefix`` features (all by default)."""
+        """Reconstruction in raw activation units from the first ``prefix`` features (all by
+        default)."""
         k = prefix or self.size
         return (h[:, :k] @ self.w_dec[:, :k].T + self.b_dec) * self.scale
 
@@ -78,7 +82,7 @@ class MatryoshkaSAE(nn.Module):
         self.w_dec /= self.w_dec.norm(dim=0, keepdim=True).clamp_min(1e-8)
 
     @classmethod
-    def from_state_dict(cls, state: dict) -> "MatryoshkaSAE":
+    def from_state_dict(cls, state: dict) -> MatryoshkaSAE:
         size, width = state["w_enc"].shape
         sae = cls(width, size, tuple(int(k) for k in state["prefix_sizes"]))
         sae.load_state_dict(state)
@@ -93,8 +97,16 @@ def _doubling_prefixes(size: int, first: int = 32) -> tuple[int, ...]:
     return tuple(prefixes + [size])
 
 
-def train_sae(activations: torch.Tensor, *, expansion: int = 8, l1: float = 0.3, steps: int = 4000,
-              batch: int = 256, lr: float = 1e-3, seed: int = 0) -> MatryoshkaSAE:
+def train_sae(
+    activations: torch.Tensor,
+    *,
+    expansion: int = 8,
+    l1: float = 0.3,
+    steps: int = 4000,
+    batch: int = 256,
+    lr: float = 1e-3,
+    seed: int = 0,
+) -> MatryoshkaSAE:
     """Fit a Matryoshka SAE to (N, width) activations with Adam (fixed seed, torch's recursive
     CosineAnnealingLR, which the shipped SAE was trained with), on the activations' device (a
     ResNet-50 dictionary is too slow to fit on a CPU)."""
@@ -111,9 +123,15 @@ def train_sae(activations: torch.Tensor, *, expansion: int = 8, l1: float = 0.3,
     def loss(_):
         return sae.loss(activations[torch.randint(len(activations), (batch,), generator=gen)], l1)
 
-    fit(sae.parameters(), steps, loss, "sae", optimizer=lambda p: torch.optim.Adam(p, lr=lr),
+    fit(
+        sae.parameters(),
+        steps,
+        loss,
+        "sae",
+        optimizer=lambda p: torch.optim.Adam(p, lr=lr),
         schedule=lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps),
-        after_step=sae.normalise_decoder)
+        after_step=sae.normalise_decoder,
+    )
     return sae.eval()
 
 
@@ -138,22 +156,34 @@ def evaluate_sae(sae: MatryoshkaSAE, activations: torch.Tensor) -> dict:
 
 
 @torch.no_grad()
-def penultimate_activations(classifier: nn.Module, images: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+def penultimate_activations(
+    classifier: nn.Module, images: torch.Tensor, chunk: int = 256
+) -> torch.Tensor:
     """Penultimate activations of a float image batch (N,3,H,W in [0,1]), in chunks."""
-    from cfbench.components.classifier import split
+    from cfbench.api.classifier import split
 
     features, _ = split(classifier)
     return torch.cat([features(x) for x in images.split(chunk)])
 
 
-def train_task_sae(task, n: int, out: Path, *, batch_size: int = 64, expansion: int = 8, l1: float = 0.3,
-                   steps: int = 4000, seed: int = 0) -> dict:
-    """An SAE for a task's classifier, fitted to the first ``n`` evaluation samples and saved to ``out``
-    (safetensors, for CFBENCH_SAE) with its held-out measurements in ``<out>.json``; returns those.
+def train_task_sae(
+    task,
+    n: int,
+    out: Path,
+    *,
+    batch_size: int = 64,
+    expansion: int = 8,
+    l1: float = 0.3,
+    steps: int = 4000,
+    seed: int = 0,
+) -> dict:
+    """An SAE for a task's classifier, fitted to the first ``n`` evaluation samples and saved to
+    ``out`` (safetensors, for CFBENCH_SAE) with its held-out measurements in ``<out>.json``; returns
+    those.
 
     Real tasks ship no SAE, so this is how a user gets one for their data and classifier. A random
-    10% of the activations is held out so that the reported explained variance is not a training fit.
-    """
+    10% of the activations is held out so that the reported explained variance is not a training
+    fit."""
     import json
 
     from safetensors.torch import save_file
@@ -162,49 +192,72 @@ def train_task_sae(task, n: int, out: Path, *, batch_size: int = 64, expansion: 
     from cfbench.errors import UserError
 
     if n < 20:
-        raise UserError(f"Training an SAE needs --n of at least 20, so that the held-out 10% has two samples (got {n}).")
-    for name, value in (("--batch-size", batch_size), ("--expansion", expansion), ("--steps", steps)):
+        raise UserError(
+            "Training an SAE needs --n of at least 20, so that the held-out 10% has two samples "
+            f"(got {n})."
+        )
+    for name, value in (
+        ("--batch-size", batch_size),
+        ("--expansion", expansion),
+        ("--steps", steps),
+    ):
         if value < 1:
             raise UserError(f"{name} must be at least 1 (got {value}).")
     out = Path(out)
     report_path = out.with_name(out.name + ".json")
     if out.is_dir():
-        raise UserError(f"--out '{out}' is a directory: pass a file, e.g. {out / (task.name + '.safetensors')}.")
+        raise UserError(
+            f"--out '{out}' is a directory: pass a file, e.g. {out / (task.name + '.safetensors')}."
+        )
     try:  # fail now rather than after the long part
         out.parent.mkdir(parents=True, exist_ok=True)
         probe = out.parent / f".{out.name}.write-test"
         probe.write_text("")
         probe.unlink()
     except OSError as err:
-        raise UserError(f"Cannot write the SAE to '{out}': {err.strerror}. Pass a writable file with --out.") from err
+        raise UserError(
+            f"Cannot write the SAE to '{out}': {err.strerror}. Pass a writable file with --out."
+        ) from err
 
     ids = task.sample_ids(n)
     chunks = []
     with tqdm(total=len(ids), desc=f"activations {task.name}", unit="img") as bar:
         for start in range(0, len(ids), batch_size):
-            images = task.load(ids[start:start + batch_size]).images.to(task.device)
+            images = task.load(ids[start : start + batch_size]).images.to(task.device)
             chunks.append(penultimate_activations(task.classifier, images, chunk=batch_size))
             bar.update(len(images))
     activations = torch.cat(chunks)
     order = torch.randperm(len(activations), generator=torch.Generator().manual_seed(seed))
     held = len(activations) // 10
     if held < 2:
-        raise UserError(f"Task '{task.name}' has only {len(activations)} samples; an SAE needs at least 20.")
+        raise UserError(
+            f"Task '{task.name}' has only {len(activations)} samples; an SAE needs at least 20."
+        )
     sae = train_sae(activations[order[held:]], expansion=expansion, l1=l1, steps=steps, seed=seed)
-    report = {**evaluate_sae(sae, activations[order[:held]]), "task": task.name,
-              "train_n": len(activations) - held, "expansion": expansion, "l1": l1, "steps": steps, "seed": seed}
+    report = {
+        **evaluate_sae(sae, activations[order[:held]]),
+        "task": task.name,
+        "train_n": len(activations) - held,
+        "expansion": expansion,
+        "l1": l1,
+        "steps": steps,
+        "seed": seed,
+    }
     save_file(sae.cpu().state_dict(), str(out))
     report_path.write_text(json.dumps(report, indent=2) + "\n")
     return report
 
 
-def train_synthetic(classifier: nn.Module, n_train: int = 12000, n_heldout: int = 2000):
-    """An SAE on a synthetic classifier; returns it and its held-out measurements for the manifest."""
+def train_synthetic(world, classifier: nn.Module, n_train: int = 12000, n_heldout: int = 2000):
+    """An SAE on a synthetic classifier; returns it and its held-out measurements for the
+    manifest."""
     from cfbench.components import training
 
     def acts(seed, n):
-        images, _ = training.synth_images(seed, n)
-        return torch.cat([penultimate_activations(classifier, training.as_float(x)) for x in images.split(1024)])
+        images, _ = world.images(seed, n)
+        return torch.cat(
+            [penultimate_activations(classifier, training.as_float(x)) for x in images.split(1024)]
+        )
 
     sae = train_sae(acts(training.TRAIN_SEED + 3, n_train))
     return sae, {**evaluate_sae(sae, acts(training.HELDOUT_SEED, n_heldout)), "train_n": n_train}
@@ -216,24 +269,28 @@ class SparseAutoencoder(Component):
     how = "the safetensors file `cfbench sae train --task TASK --n 5000 --out FILE` writes"
     needs = ("classifier",)
     assets = {"sae": {}}
+    # `cfbench sae train`: an SAE for any task's classifier
+    train_for_task = staticmethod(train_task_sae)
 
     @classmethod
     def load(cls, where, needs, shipped):
         from safetensors.torch import load_file
 
-        from cfbench.components.classifier import split
+        from cfbench.api.classifier import split
         from cfbench.errors import UserError
 
         sae = MatryoshkaSAE.from_state_dict(load_file(str(where)))
         head = split(needs["classifier"])[1]
-        if head.in_features != sae.w_enc.shape[1]:   # else a shape error deep inside a method
-            raise UserError(f"The sparse autoencoder {where} reads {sae.w_enc.shape[1]} activations, but the "
-                            f"classifier's penultimate layer has {head.in_features}: train one for this "
-                            "classifier with `cfbench sae train`.")
+        if head.in_features != sae.w_enc.shape[1]:  # else a shape error deep inside a method
+            raise UserError(
+                f"The sparse autoencoder {where} reads {sae.w_enc.shape[1]} activations, but the "
+                f"classifier's penultimate layer has {head.in_features}: train one for this "
+                "classifier with `cfbench sae train`."
+            )
         return sae
 
     @classmethod
-    def train(cls, out, needs, **options):
-        sae, stats = train_synthetic(needs["classifier"], **options)
+    def train(cls, out, needs, world, **options):
+        sae, stats = train_synthetic(world, needs["classifier"], **options)
         save_weights(sae, out)
         return stats

@@ -17,20 +17,27 @@ shortcut g(S) is near chance and the spurious term has nothing to hold.
 A real task provides its own trained module (``torch.save``d, with ``causal``, ``spurious`` and
 ``spurious_logits`` methods taking R); ``cfbench assets build`` trains the shipped ones.
 """
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from cfbench.components.base import Component, save_weights
+from cfbench.api.component import Component, save_weights
 from cfbench.errors import UserError
 
 CAUSAL, SPURIOUS, HIDDEN = 4, 12, 128
 
 
 def _mlp(cin: int, cout: int, hidden: int = HIDDEN) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(cin, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, cout))
+    return nn.Sequential(
+        nn.Linear(cin, hidden),
+        nn.SiLU(),
+        nn.Linear(hidden, hidden),
+        nn.SiLU(),
+        nn.Linear(hidden, cout),
+    )
 
 
 class SpuriousVAE(nn.Module):
@@ -45,7 +52,7 @@ class SpuriousVAE(nn.Module):
         self.register_buffer("std", torch.ones(width))
 
     @classmethod
-    def from_state_dict(cls, state: dict) -> "SpuriousVAE":
+    def from_state_dict(cls, state: dict) -> SpuriousVAE:
         width, classes = state["mean"].numel(), state["label_head.weight"].shape[0]
         causal = state["label_head.weight"].shape[1]
         model = cls(width, classes, causal, state["g.0.weight"].shape[1])
@@ -61,17 +68,25 @@ class SpuriousVAE(nn.Module):
         return mu, logvar
 
     def causal(self, r: torch.Tensor) -> torch.Tensor:
-        return self.moments(r)[0][:, :self.dims[0]]
+        return self.moments(r)[0][:, : self.dims[0]]
 
     def spurious(self, r: torch.Tensor) -> torch.Tensor:
-        return self.moments(r)[0][:, self.dims[0]:]
+        return self.moments(r)[0][:, self.dims[0] :]
 
     def spurious_logits(self, r: torch.Tensor) -> torch.Tensor:
         """g(S(R)): the label as the spurious factors alone predict it."""
         return self.g(self.spurious(r))
 
-    def loss(self, r: torch.Tensor, r_partner: torch.Tensor, y: torch.Tensor, y_partner: torch.Tensor,
-             gen: torch.Generator, beta: float, invariance: float) -> torch.Tensor:
+    def loss(
+        self,
+        r: torch.Tensor,
+        r_partner: torch.Tensor,
+        y: torch.Tensor,
+        y_partner: torch.Tensor,
+        gen: torch.Generator,
+        beta: float,
+        invariance: float,
+    ) -> torch.Tensor:
         """ELBO on both renderings + label from C + S invariant to the label intervention + g on S.
         g learns from the factual rendering only: the intervened one breaks the very correlation
         between S and the label that g is there to report."""
@@ -82,7 +97,7 @@ class SpuriousVAE(nn.Module):
             z = mu + (0.5 * logvar).exp() * torch.randn(mu.shape, generator=gen)
             recon = F.mse_loss(self.decoder(z), (rep - self.mean) / self.std)
             kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1).mean()
-            causal, s = mu[:, :self.dims[0]], mu[:, self.dims[0]:]
+            causal, s = mu[:, : self.dims[0]], mu[:, self.dims[0] :]
             total = total + recon + beta * kl + F.cross_entropy(self.label_head(causal), label)
             spurious.append(s)
         total = total + F.cross_entropy(self.g(spurious[0].detach()), y)
@@ -91,36 +106,48 @@ class SpuriousVAE(nn.Module):
         return total + invariance * F.mse_loss(spurious[0], spurious[1]) / spread
 
 
-def _representations(classifier: nn.Module, seed: int, n: int, bg_correlation: float, tones=None):
+def _representations(
+    world, classifier: nn.Module, seed: int, n: int, bg_correlation: float, tones=None
+):
     """Penultimate R of ``n`` rendered scenes and of the same scenes as the partner class with the
     background unchanged; labels; and the class whose tone each background has."""
     import numpy as np
 
     from cfbench.components.sae import penultimate_activations
-    from cfbench.components.training import ALL_CLASSES
-    from cfbench.tasks import synthetic
 
-    labels = [synthetic.label_for(i, ALL_CLASSES) for i in range(n)]
+    labels = [world.label_for(i) for i in range(n)]
     tones = labels if tones is None else tones
     out = []
-    for lab in (labels, [synthetic.partner(y) for y in labels]):
-        images = np.stack([synthetic.render(seed, i, y, bg_correlation, tone_of=t).image
-                           for i, (y, t) in enumerate(zip(lab, tones))])
+    for lab in (labels, [world.partner(y) for y in labels]):
+        images = np.stack(
+            [
+                world.render(seed, i, y, bg_correlation, tone_of=t).image
+                for i, (y, t) in enumerate(zip(lab, tones))
+            ]
+        )
         with torch.no_grad():
-            out.append(penultimate_activations(classifier, torch.from_numpy(images).permute(0, 3, 1, 2)))
-    return out[0], out[1], torch.tensor(labels), torch.tensor([synthetic.partner(y) for y in labels]), torch.tensor(tones)
+            out.append(
+                penultimate_activations(classifier, torch.from_numpy(images).permute(0, 3, 1, 2))
+            )
+    return (
+        out[0],
+        out[1],
+        torch.tensor(labels),
+        torch.tensor([world.partner(y) for y in labels]),
+        torch.tensor(tones),
+    )
 
 
-def probes(vae: SpuriousVAE, classifier: nn.Module, seed: int, n: int = 3000) -> dict:
+def probes(vae: SpuriousVAE, classifier: nn.Module, world, seed: int, n: int = 3000) -> dict:
     """What C and S hold: logistic-regression probes (scikit-learn, fitted on half, scored on the
     other half) for the label and for the background tone's class, on scenes whose tone class is
     drawn independently of the label (so one cannot stand in for the other)."""
     from sklearn.linear_model import LogisticRegression
 
-    from cfbench.components.training import ALL_CLASSES
-
-    tones = torch.randint(len(ALL_CLASSES), (n,), generator=torch.Generator().manual_seed(seed)).tolist()
-    r, _, labels, _, tone = _representations(classifier, seed, n, 1.0, tones)
+    tones = torch.randint(
+        len(world.classes), (n,), generator=torch.Generator().manual_seed(seed)
+    ).tolist()
+    r, _, labels, _, tone = _representations(world, classifier, seed, n, 1.0, tones)
     with torch.no_grad():
         parts = {"C": vae.causal(r).numpy(), "S": vae.spurious(r).numpy()}
     half = n // 2
@@ -128,19 +155,33 @@ def probes(vae: SpuriousVAE, classifier: nn.Module, seed: int, n: int = 3000) ->
     for part, z in parts.items():
         for target_name, target in (("label", labels.numpy()), ("tone", tone.numpy())):
             clf = LogisticRegression(max_iter=2000).fit(z[:half], target[:half])
-            found[f"{target_name}_from_{part}"] = round(float(clf.score(z[half:], target[half:])), 4)
-    found["chance"] = round(1 / len(ALL_CLASSES), 4)
+            found[f"{target_name}_from_{part}"] = round(
+                float(clf.score(z[half:], target[half:])), 4
+            )
+    found["chance"] = round(1 / len(world.classes), 4)
     return found
 
 
-def train_synthetic(classifier: nn.Module, bg_correlation: float = 0.0, n_train: int = 12000, steps: int = 4000,
-                    batch: int = 256, beta: float = 0.001, invariance: float = 1.0, seed: int = 0):
-    """The VAE for a synthetic classifier, on renderings like its task's evaluation images (background
-    tone tied to the class at rate ``bg_correlation``); returns it and its held-out probes."""
+def train_synthetic(
+    world,
+    classifier: nn.Module,
+    bg_correlation: float = 0.0,
+    n_train: int = 12000,
+    steps: int = 4000,
+    batch: int = 256,
+    beta: float = 0.001,
+    invariance: float = 1.0,
+    seed: int = 0,
+):
+    """The VAE for a synthetic classifier, on renderings like its task's evaluation images
+    (background tone tied to the class at rate ``bg_correlation``); returns it and its held-out
+    probes."""
     from cfbench.components.training import HELDOUT_SEED, TRAIN_SEED, fit
 
     torch.manual_seed(seed)
-    r, r_partner, y, y_partner, _ = _representations(classifier, TRAIN_SEED + 5, n_train, bg_correlation)
+    r, r_partner, y, y_partner, _ = _representations(
+        world, classifier, TRAIN_SEED + 5, n_train, bg_correlation
+    )
     vae = SpuriousVAE(r.shape[1], int(y.max()) + 1)
     vae.mean.copy_(r.mean(0))
     vae.std.copy_(r.std(0).clamp_min(1e-6))
@@ -151,33 +192,62 @@ def train_synthetic(classifier: nn.Module, bg_correlation: float = 0.0, n_train:
         return vae.loss(r[idx], r_partner[idx], y[idx], y_partner[idx], gen, beta, invariance)
 
     vae.train()
-    fit(vae.parameters(), steps, loss, "spurious_vae", optimizer=lambda p: torch.optim.AdamW(p, lr=1e-3))
+    fit(
+        vae.parameters(),
+        steps,
+        loss,
+        "spurious_vae",
+        optimizer=lambda p: torch.optim.AdamW(p, lr=1e-3),
+    )
     vae.eval()
-    hr, hp, hy, _, _ = _representations(classifier, HELDOUT_SEED + 2, 2000, bg_correlation)
+    hr, hp, hy, _, _ = _representations(world, classifier, HELDOUT_SEED + 2, 2000, bg_correlation)
     with torch.no_grad():
-        stats = {"g_accuracy": round(float((vae.spurious_logits(hr).argmax(1) == hy).float().mean()), 4),
-                 "causal_head_accuracy": round(float((vae.label_head(vae.causal(hr)).argmax(1) == hy).float().mean()), 4),
-                 "s_change_under_label_swap": round(float((vae.spurious(hr) - vae.spurious(hp)).norm(dim=1).mean()
-                                                          / vae.spurious(hr).std(0).norm()), 4)}
-    return vae, {**stats, "heldout_n": 2000, "bg_correlation": bg_correlation, "dims": list(vae.dims),
-                 "probes": probes(vae, classifier, HELDOUT_SEED + 3)}
+        stats = {
+            "g_accuracy": round(float((vae.spurious_logits(hr).argmax(1) == hy).float().mean()), 4),
+            "causal_head_accuracy": round(
+                float((vae.label_head(vae.causal(hr)).argmax(1) == hy).float().mean()), 4
+            ),
+            "s_change_under_label_swap": round(
+                float(
+                    (vae.spurious(hr) - vae.spurious(hp)).norm(dim=1).mean()
+                    / vae.spurious(hr).std(0).norm()
+                ),
+                4,
+            ),
+        }
+    return vae, {
+        **stats,
+        "heldout_n": 2000,
+        "bg_correlation": bg_correlation,
+        "dims": list(vae.dims),
+        "probes": probes(vae, classifier, world, HELDOUT_SEED + 3),
+    }
 
 
 class SpuriousFactorVAE(Component):
     kind = "spurious_vae"
     what = "a spurious-factor VAE on the classifier's penultimate features (CECAS's spurious term)"
-    how = ("a torch.save'd module with causal(R), spurious(R) and spurious_logits(R) methods over the classifier's "
-           "penultimate features R (cfbench's SpuriousVAE), or its safetensors state dict")
+    how = (
+        "a torch.save'd module with causal(R), spurious(R) and spurious_logits(R) methods over "
+        "the classifier's "
+        "penultimate features R (cfbench's SpuriousVAE), or its safetensors state dict"
+    )
     needs = ("classifier",)
-    # Each on its task's evaluation images: the shortcut tasks tie every background tone to the class.
-    assets = {"spurious_vae": {},
-              "shortcut_spurious_vae": {"needs": {"classifier": "shortcut_classifier"}, "bg_correlation": 1.0}}
+    # Each on its task's evaluation images: the shortcut tasks tie every background tone to the
+    # class.
+    assets = {
+        "spurious_vae": {},
+        "shortcut_spurious_vae": {
+            "needs": {"classifier": "shortcut_classifier"},
+            "bg_correlation": 1.0,
+        },
+    }
 
     @classmethod
     def load(cls, where, needs, shipped):
         from safetensors.torch import load_file
 
-        from cfbench.components.classifier import split
+        from cfbench.api.classifier import split
 
         if str(where).endswith(".safetensors"):
             vae = SpuriousVAE.from_state_dict(load_file(str(where)))
@@ -186,19 +256,24 @@ class SpuriousFactorVAE(Component):
         head = split(needs["classifier"])[1]
         width = getattr(vae, "width", None)
         if width is not None and width != head.in_features:
-            raise UserError(f"The spurious-factor VAE {where} reads {width} features, but the classifier's "
-                            f"penultimate layer has {head.in_features}: it belongs to another classifier.")
+            raise UserError(
+                f"The spurious-factor VAE {where} reads {width} features, but the classifier's "
+                f"penultimate layer has {head.in_features}: it belongs to another classifier."
+            )
         return vae
 
     @classmethod
-    def train(cls, out, needs, **options):
-        vae, stats = train_synthetic(needs["classifier"], **options)
+    def train(cls, out, needs, world, **options):
+        vae, stats = train_synthetic(world, needs["classifier"], **options)
         save_weights(vae, out)
         return stats
 
     @classmethod
     def describe(cls, location, where):
         if location.startswith("asset:"):
-            return (f"project-trained spurious-factor VAE ({location[6:]}; C from label interventions of the "
-                    "synthetic generator, tasks/assets)")
+            return (
+                f"project-trained spurious-factor VAE ({location[6:]}; C from label interventions "
+                "of the "
+                "synthetic generator, tasks/assets)"
+            )
         return f"spurious-factor VAE {where}"

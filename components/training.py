@@ -1,43 +1,22 @@
-"""How the shipped synthetic assets are trained: training data from the generator and one loop.
+"""How the shipped synthetic assets are trained: seeds, helpers and one loop.
 
-Every asset is trained on images from the procedural generator with seeds disjoint from the
-benchmark's evaluation split, with fixed seeds, and measured on held-out images. ``fit`` is the
+Every asset is trained on images of a synthetic world (``cfbench.api.world``, handed to each
+kind's ``train`` by ``cfbench assets build``) with seeds disjoint from the benchmark's evaluation
+split, with fixed seeds, and measured on held-out images. ``fit`` is the
 one training loop (torch optimiser, torch learning-rate scheduler, a progress bar); a kind
 passes its loss and, where it needs one, a step after each update.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from cfbench.tasks import synthetic
-
 TRAIN_SEED, HELDOUT_SEED = 101, 202
-ALL_CLASSES = tuple(range(len(synthetic.CLASSES)))
-
-
-def synth_images(seed: int, n: int, classes=ALL_CLASSES, bg_correlation: float = 0.0,
-                 clutter_rate: float = 0.0, animal_noise: float = 0.0):
-    """``n`` generated images as a uint8 tensor N x 3 x 64 x 64 (compact in memory) and labels;
-    every image whose index falls in the first ``clutter_rate`` of each 100 gets background clutter.
-    ``animal_noise``: that share of the images shows the pair partner's animal while keeping its
-    label and its background (a fixed per-index draw), so the animal is a noisier cue than a
-    background tied to the label."""
-    imgs = np.empty((n, synthetic.SIZE, synthetic.SIZE, 3), np.uint8)
-    labels = np.empty(n, np.int64)
-    for i in tqdm(range(n), desc=f"render seed={seed}", leave=False):
-        label = synthetic.label_for(i, classes)
-        noisy = animal_noise > 0 and np.random.default_rng([seed, i, 2]).random() < animal_noise
-        s = synthetic.render(seed, i, synthetic.partner(label) if noisy else label, bg_correlation,
-                             clutter=(i // 6) % 100 < clutter_rate * 100, tone_of=label)
-        imgs[i] = np.round(s.image * 255)
-        labels[i] = label
-    return torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels)
 
 
 def as_float(x: torch.Tensor) -> torch.Tensor:
@@ -51,27 +30,39 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def cosine(steps: int) -> Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]:
-    """Cosine decay to zero over ``steps``, in closed form (``LambdaLR``): the schedule the classifier,
-    autoencoder, SimSiam and prior were trained with. ``CosineAnnealingLR`` computes the same curve
-    recursively and differs in the last bits, which would change the shipped weights."""
-    return lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
+    """Cosine decay to zero over ``steps``, in closed form (``LambdaLR``): the schedule the
+    classifier, autoencoder, SimSiam and prior were trained with. ``CosineAnnealingLR`` computes the
+    same curve recursively and differs in the last bits, which would change the shipped weights."""
+    return lambda opt: torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps))
+    )
 
 
-def fit(params, steps: int, loss_fn: Callable[[int], torch.Tensor], desc: str, *,
-        optimizer: Callable = None, schedule: Callable = None,
-        after_step: Callable[[], None] | None = None,
-        checkpoint: Path | None = None, state: dict | None = None, recipe: dict | None = None,
-        every: int = 100) -> None:
+def fit(
+    params,
+    steps: int,
+    loss_fn: Callable[[int], torch.Tensor],
+    desc: str,
+    *,
+    optimizer: Callable = None,
+    schedule: Callable = None,
+    after_step: Callable[[], None] | None = None,
+    checkpoint: Path | None = None,
+    state: dict | None = None,
+    recipe: dict | None = None,
+    every: int = 100,
+) -> None:
     """``steps`` updates of ``params`` on ``loss_fn(step)``. Defaults: AdamW (lr 2e-3, weight decay
     1e-4) with the closed-form cosine schedule; ``after_step`` runs after every update (e.g. a
     projection or a weight average).
 
-    With ``checkpoint``, the optimiser, the schedule and ``state`` (name -> module, averaged model or
-    ``torch.Generator``: everything else the loss and ``after_step`` change) are saved there every
-    ``every`` steps and restored when the file exists, so an hour-long build killed mid-way resumes
-    where it stopped and ends with the same weights; the file is removed when training ends. The
-    checkpoint keeps ``recipe`` (the caller's training options) and ``steps``: one left by a build
-    with other options is not resumed but replaced, since its state belongs to another training."""
+    With ``checkpoint``, the optimiser, the schedule and ``state`` (name -> module, averaged model
+    or ``torch.Generator``: everything else the loss and ``after_step`` change) are saved there
+    every ``every`` steps and restored when the file exists, so an hour-long build killed mid-way
+    resumes where it stopped and ends with the same weights; the file is removed when training ends.
+    The checkpoint keeps ``recipe`` (the caller's training options) and ``steps``: one left by a
+    build with other options is not resumed but replaced, since its state belongs to another
+    training."""
     params = list(params)
     opt = (optimizer or (lambda p: torch.optim.AdamW(p, lr=2e-3, weight_decay=1e-4)))(params)
     sched = (schedule or cosine(steps))(opt)
@@ -79,12 +70,16 @@ def fit(params, steps: int, loss_fn: Callable[[int], torch.Tensor], desc: str, *
     start, recipe = 0, dict(recipe or {}, steps=steps)
     stored = torch.load(checkpoint) if checkpoint is not None and checkpoint.exists() else None
     if stored is not None and stored.get("recipe") != recipe:
-        tqdm.write(f"{desc}: not resuming {checkpoint}: it was saved by a training with other options "
-                   f"({stored.get('recipe')}, now {recipe}); starting over")
+        tqdm.write(
+            f"{desc}: not resuming {checkpoint}: it was saved by a training with other options "
+            f"({stored.get('recipe')}, now {recipe}); starting over"
+        )
         stored = None
     if stored is not None:
         for name, obj in saved.items():
-            obj.set_state(stored[name]) if isinstance(obj, torch.Generator) else obj.load_state_dict(stored[name])
+            obj.set_state(stored[name]) if isinstance(
+                obj, torch.Generator
+            ) else obj.load_state_dict(stored[name])
         start = stored["step"]
     bar = tqdm(range(start, steps), desc=desc, initial=start, total=steps)
     for step in bar:
@@ -99,9 +94,14 @@ def fit(params, steps: int, loss_fn: Callable[[int], torch.Tensor], desc: str, *
             bar.set_postfix(loss=f"{loss.item():.4f}")
         if checkpoint is not None and (step + 1) % every == 0 and step + 1 < steps:
             partial = checkpoint.with_name(checkpoint.name + ".tmp")
-            torch.save({"step": step + 1, "recipe": recipe}
-                       | {name: obj.get_state() if isinstance(obj, torch.Generator) else obj.state_dict()
-                          for name, obj in saved.items()}, partial)
+            torch.save(
+                {"step": step + 1, "recipe": recipe}
+                | {
+                    name: obj.get_state() if isinstance(obj, torch.Generator) else obj.state_dict()
+                    for name, obj in saved.items()
+                },
+                partial,
+            )
             partial.replace(checkpoint)
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)

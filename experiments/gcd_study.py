@@ -11,6 +11,7 @@
 Every fit is an ordinary ``cfbench run`` in a sub-directory of ``--out`` (``g-source-<i>``,
 ``h-<j>``), so a killed study resumes where it stopped and each run can be inspected alone.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -25,15 +26,22 @@ from cfbench.tables import Layout
 
 DEFAULT_ROOT = Path("results/runs")
 SOURCE_COLUMNS = ("FR", "COUT", "S3", "GT_IN")
-TABLE_GCD = Layout("GCD directions: the g-direction and the three h-directions with the highest FR",
-                   ("FR", "COUT", "S3", "FID", "GT_IN"), ("direction",),
-                   lambda m: m.assign(direction=m["method"]))
+TABLE_GCD = Layout(
+    "GCD directions: the g-direction and the three h-directions with the highest FR",
+    ("FR", "COUT", "S3", "FID", "GT_IN"),
+    ("direction",),
+    lambda m: m.assign(direction=m["method"]),
+)
 
 
-def _run(task: str, method: str, out: Path, n: int, seed: int, device: str, sets: list[str]) -> RunDir:
+def _run(
+    task: str, method: str, out: Path, n: int, seed: int, device: str, sets: list[str]
+) -> RunDir:
     from cfbench.runner import Runner, RunSpec
 
-    spec = RunSpec(task=task, methods=[method], n=n, seed=seed, device=device, out=out, overrides=sets)
+    spec = RunSpec(
+        task=task, methods=[method], n=n, seed=seed, device=device, out=out, overrides=sets
+    )
     return Runner(spec).execute()
 
 
@@ -67,62 +75,131 @@ def mask_complexity(run: RunDir, method: str) -> pd.DataFrame:
     for sid in rows["sample_id"]:
         stem = file_stem(sid) + ".png"
         masks.append(png(run.masks(method) / stem)[None])
-        diffs.append(np.abs(png(run.images(method) / stem) - png(run.images() / stem)).sum(-1)[None])
+        diffs.append(
+            np.abs(png(run.images(method) / stem) - png(run.images() / stem)).sum(-1)[None]
+        )
     table = []
     for name, maps in (("BB-LIG", np.stack(masks)), ("|x - x_cf|", np.stack(diffs))):
         record = {"map": name, "n": len(maps)}
         x = np.zeros((len(maps), 1, *maps.shape[-2:]), np.float32)
         y = np.zeros(len(maps), np.int64)
-        for label, metric in (("Sparseness", quantus.Sparseness(disable_warnings=True)),
-                              ("Complexity", quantus.Complexity(disable_warnings=True)),
-                              ("EffectiveComplexity", quantus.EffectiveComplexity(disable_warnings=True))):
-            scores = np.asarray(metric(model=None, x_batch=x, y_batch=y, a_batch=maps, channel_first=True),
-                                dtype=float)
+        for label, metric in (
+            ("Sparseness", quantus.Sparseness(disable_warnings=True)),
+            ("Complexity", quantus.Complexity(disable_warnings=True)),
+            ("EffectiveComplexity", quantus.EffectiveComplexity(disable_warnings=True)),
+        ):
+            scores = np.asarray(
+                metric(model=None, x_batch=x, y_batch=y, a_batch=maps, channel_first=True),
+                dtype=float,
+            )
             record[label] = float(np.nanmean(scores))
         table.append(record)
     return pd.DataFrame(table)
 
 
-def study(task: str, n: int, sources: int, candidates: int, seed: int, device: str, out: Path | None,
-          sets: list[str]) -> Path:
+def study(
+    task: str,
+    n: int,
+    sources: int,
+    candidates: int,
+    seed: int,
+    device: str,
+    out: Path | None,
+    sets: list[str],
+) -> Path:
     if sources < 2 or candidates < 3:
-        raise UserError(f"--sources must be at least 2 (a spread needs two fits) and --h-candidates at least 3 "
-                        f"(got {sources} and {candidates}).")
+        raise UserError(
+            f"--sources must be at least 2 (a spread needs two fits) and --h-candidates at least 3 "
+            f"(got {sources} and {candidates})."
+        )
     out = Path(out or DEFAULT_ROOT / f"gcd-study-{task}-{dt.datetime.now():%Y%m%d-%H%M%S}")
     out.mkdir(parents=True, exist_ok=True)
-    from cfbench.methods.gcd import sharing_proxy_fits
+    from cfbench.catalog import METHODS
 
     h_sets = [s.replace("gcd.", "gcd_h.", 1) for s in sets]
-    with sharing_proxy_fits():      # the h-candidates reuse g-source-0's proxy (same source, same data)
-        g_runs = [_run(task, "gcd", out / f"g-source-{i}", n, seed, device, sets + [f"gcd.source_index={i}"])
-                  for i in range(sources)]
-        h_runs = [_run(task, "gcd_h", out / f"h-{j}", n, seed, device, h_sets + [f"gcd_h.index={j}"])
-                  for j in range(candidates)]
+    # the h-candidates reuse g-source-0's proxy (same source, same data)
+    with METHODS.get("gcd").load().sharing_proxy_fits():
+        g_runs = [
+            _run(
+                task,
+                "gcd",
+                out / f"g-source-{i}",
+                n,
+                seed,
+                device,
+                sets + [f"gcd.source_index={i}"],
+            )
+            for i in range(sources)
+        ]
+        h_runs = [
+            _run(task, "gcd_h", out / f"h-{j}", n, seed, device, h_sets + [f"gcd_h.index={j}"])
+            for j in range(candidates)
+        ]
     write_frame(out / "sources.csv", sources_table(g_runs))
-    h = pd.concat([r.read_metrics().assign(method=f"h (index {j})") for j, r in enumerate(h_runs)], ignore_index=True)
+    h = pd.concat(
+        [r.read_metrics().assign(method=f"h (index {j})") for j, r in enumerate(h_runs)],
+        ignore_index=True,
+    )
     best = h.sort_values("FR", ascending=False, kind="stable").head(3)
-    write_frame(out / "metrics.csv", pd.concat([g_runs[0].read_metrics().assign(method="g"), best], ignore_index=True))
+    write_frame(
+        out / "metrics.csv",
+        pd.concat([g_runs[0].read_metrics().assign(method="g"), best], ignore_index=True),
+    )
     write_frame(out / "h_ranking.csv", h)
     write_frame(out / "masks.csv", mask_complexity(g_runs[0], "gcd"))
     info = g_runs[0].read_run_json()
-    write_json(out / "run.json", {**{k: info[k] for k in ("task", "n", "seed", "git_commit", "versions", "task_provenance",
-                                                          "metrics_unavailable", "metric_provenance") if k in info},
-                                  "kind": "gcd-study", "sources": sources, "h_candidates": candidates,
-                                  "finished": True})
+    write_json(
+        out / "run.json",
+        {
+            **{
+                k: info[k]
+                for k in (
+                    "task",
+                    "n",
+                    "seed",
+                    "git_commit",
+                    "versions",
+                    "task_provenance",
+                    "metrics_unavailable",
+                    "metric_provenance",
+                )
+                if k in info
+            },
+            "kind": "gcd-study",
+            "sources": sources,
+            "h_candidates": candidates,
+            "finished": True,
+        },
+    )
     return out
 
 
 def add_command(sub) -> None:
     from cfbench.cli import task_options
 
-    st = sub.add_parser("gcd-study", parents=[task_options()],
-                        help="GCD: spread over source images, h-directions vs g, BB-LIG complexity")
+    st = sub.add_parser(
+        "gcd-study",
+        parents=[task_options()],
+        help="GCD: spread over source images, h-directions vs g, BB-LIG complexity",
+    )
     st.add_argument("--n", type=int, default=32)
-    st.add_argument("--sources", type=int, default=5, help="fits from this many source images (paper: 5)")
+    st.add_argument(
+        "--sources", type=int, default=5, help="fits from this many source images (paper: 5)"
+    )
     st.add_argument("--h-candidates", type=int, default=8, help="h-directions to rank by FR")
-    st.add_argument("--set", action="append", default=[], metavar="gcd.PARAM=VALUE",
-                    help="a GCD hyperparameter for every fit (e.g. gcd.k=32)")
-    st.add_argument("--out", type=Path, default=None, help="directory (default results/runs/gcd-study-<task>-<time>)")
+    st.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="gcd.PARAM=VALUE",
+        help="a GCD hyperparameter for every fit (e.g. gcd.k=32)",
+    )
+    st.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="directory (default results/runs/gcd-study-<task>-<time>)",
+    )
     st.set_defaults(func=_command)
 
 
@@ -131,12 +208,28 @@ def _command(args) -> int:
 
     bad = [s for s in args.set if not s.startswith("gcd.")]
     if bad:
-        raise UserError(f"gcd-study --set takes gcd.PARAM=VALUE (applied to every fit); got {', '.join(bad)}.")
-    out = study(args.task, args.n, args.sources, args.h_candidates, args.seed, args.device, args.out, args.set)
+        raise UserError(
+            f"gcd-study --set takes gcd.PARAM=VALUE (applied to every fit); got {', '.join(bad)}."
+        )
+    out = study(
+        args.task,
+        args.n,
+        args.sources,
+        args.h_candidates,
+        args.seed,
+        args.device,
+        args.out,
+        args.set,
+    )
     srcs = pd.read_csv(out / "sources.csv")
     print(f"g-direction over {int(srcs['fits'][0])} source images (mean ± std):")
-    print(", ".join(f"{c} {srcs[c][0]:.3f} ± {srcs[c + '_std'][0]:.3f}" for c in SOURCE_COLUMNS
-                    if pd.notna(srcs[c][0]) and pd.notna(srcs[c + '_std'][0])))
+    print(
+        ", ".join(
+            f"{c} {srcs[c][0]:.3f} ± {srcs[c + '_std'][0]:.3f}"
+            for c in SOURCE_COLUMNS
+            if pd.notna(srcs[c][0]) and pd.notna(srcs[c + "_std"][0])
+        )
+    )
     print(table([str(out)], "gcd", "markdown", with_ci=True))
     print("Mask concentration (Quantus):")
     print(pd.read_csv(out / "masks.csv").to_markdown(index=False, floatfmt=".3f"))

@@ -8,16 +8,21 @@
 
 Both return raw attributions; the masks are made by the shared ``masks.postprocess_mask``.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch.nn import functional as F
 
 
-def latent_integrated_gradients(score: Callable[[torch.Tensor], torch.Tensor], code: torch.Tensor,
-                                delta: torch.Tensor, steps: int = 50) -> torch.Tensor:
+def latent_integrated_gradients(
+    score: Callable[[torch.Tensor], torch.Tensor],
+    code: torch.Tensor,
+    delta: torch.Tensor,
+    steps: int = 50,
+) -> torch.Tensor:
     """``delta`` times the mean gradient of ``score`` (per-sample scalar, (B,)) at the midpoints
     code + (k + 1/2)/steps * delta, k < steps. Same shape as ``code``."""
     total = torch.zeros_like(delta)
@@ -29,14 +34,24 @@ def latent_integrated_gradients(score: Callable[[torch.Tensor], torch.Tensor], c
     return delta * total / steps
 
 
-def pixel_integrated_gradients(classifier: torch.nn.Module, x: torch.Tensor, source: torch.Tensor,
-                               steps: int = 50, chunk: int = 256) -> torch.Tensor:
+def pixel_integrated_gradients(
+    classifier: torch.nn.Module,
+    x: torch.Tensor,
+    source: torch.Tensor,
+    steps: int = 50,
+    chunk: int = 256,
+) -> torch.Tensor:
     """captum Integrated Gradients of the source-class logit w.r.t. the pixels, (B,3,H,W)."""
     from captum.attr import IntegratedGradients
 
     with torch.enable_grad():
         return IntegratedGradients(classifier).attribute(
-            x, baselines=torch.zeros_like(x), target=source, n_steps=steps, internal_batch_size=chunk)
+            x,
+            baselines=torch.zeros_like(x),
+            target=source,
+            n_steps=steps,
+            internal_batch_size=chunk,
+        )
 
 
 def to_grid(attribution: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:

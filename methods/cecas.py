@@ -27,79 +27,82 @@ fresh noise at every iteration (``sampling_stochastic``), clipped x0 estimates (
 Losses are summed per sample (ACE averages CE over the batch), so a sample's result does not
 depend on its batch; all noise comes from the sample's own generator.
 
-Presets (``preset``): ``paper`` (Table 5 for the ImageNet pairs: 100 iterations, L_S weight 0.03,
-lambda 0.001, gamma 0.15) and ``synthetic`` (the 64-px synthetic tasks on a CPU, chosen by
-measurement: 40 iterations of 4/255, lambda 0.016 and gamma 0.05, see ``SYNTHETIC``); ``auto`` is
-``synthetic`` when the diffusion prior is a shipped asset and ``paper`` elsewhere. Ablations are registry presets: ``pgd`` (plain
-targeted PGD on the classifier), ``cecas_no_ls`` and ``cecas_no_refine``.
+Settings: the defaults are Table 5's for the ImageNet pairs (100 iterations, L_S weight 0.03,
+lambda 0.001, gamma 0.15) with ACE's step size; where the diffusion prior is a shipped synthetic
+asset, ``task_defaults`` applies ``SYNTHETIC`` (the 64-px synthetic tasks on a CPU, chosen by
+measurement: 40 iterations of 4/255, lambda 0.016 and gamma 0.05). Ablations are registry presets:
+``pgd`` (plain targeted PGD on the classifier), ``cecas_no_ls`` and ``cecas_no_refine``.
 """
+
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch.nn import functional as F
 
 from cfbench import seeding
-from cfbench.method import CounterfactualMethod, HParams, hparam
+from cfbench.api.method import CounterfactualMethod, HParams, hparam
+from cfbench.api.types import Batch, Counterfactuals
 from cfbench.methods import regions
-from cfbench.types import Batch, Counterfactuals
 
-# synthetic (shortcut cheetah/cougar, n = 32): the attack x' flips every sample by iteration 20 (F and the
+# synthetic (shortcut cheetah/cougar, n = 32): the attack x' flips every sample by iteration 20 (F
+# and the
 # classifier alike); flips are lost where Eq. 8's region drops x' (gamma 0.15: 28% of the image, x'
 # composited into it flips 91%, refined 56%; gamma 0.05: 40%, 100%, 97%). lambda is ACE's scaled by
 # the pixel count (16x fewer than ACE's 256 px), so the l1 term weighs the same per image.
-PAPER = dict(iterations=100, step_size=1 / 255, l1=0.001, gamma=0.15)
 SYNTHETIC = dict(iterations=40, step_size=4 / 255, l1=0.016, gamma=0.05)
-PRESETS = {"paper": PAPER, "synthetic": SYNTHETIC}
 
 
 @dataclass(frozen=True)
 class CECASParams(HParams):
-    preset: str = hparam("auto", ("auto", "paper", "synthetic"), "iterations and step size (see the module)")
-    iterations: int | None = hparam(None, None, "PGD iterations per attack (None: the preset's)")
-    step_size: float | None = hparam(None, None, "PGD sign-step size in [0, 1] pixel units (None: the preset's)")
-    radius: float = hparam(1.0, "positive", "l_inf radius of the projection (ACE: 255/255, i.e. none)")
-    spurious_weight: float = hparam(0.03, "nonnegative", "weight of L_S (Table 5's alpha, 0.02-0.04)")
-    l1: float | None = hparam(None, None, "lambda: l1 weight of the mask attack x'' (Eq. 7; None: the preset's)")
-    gamma: float | None = hparam(None, None, "mask threshold on the normalised, pooled |x'' - x| (Eq. 8; "
-                                             "None: the preset's)")
-    dilation: int = hparam(15, "count", "d: mask neighbourhood in pixels of a 256-px image (ACE: 15)")
-    purify: bool = hparam(True, None, "attack classifier after DDPM purification (joint F), not the classifier")
+    iterations: int = hparam(100, "count", "PGD iterations per attack (Table 5)")
+    step_size: float = hparam(
+        1 / 255, "open_fraction", "PGD sign-step size in [0, 1] pixel units (ACE: 1/255)"
+    )
+    radius: float = hparam(
+        1.0, "positive", "l_inf radius of the projection (ACE: 255/255, i.e. none)"
+    )
+    spurious_weight: float = hparam(
+        0.03, "nonnegative", "weight of L_S (Table 5's alpha, 0.02-0.04)"
+    )
+    l1: float = hparam(
+        0.001, "nonnegative", "lambda: l1 weight of the mask attack x'' (Eq. 7; Table 5)"
+    )
+    gamma: float = hparam(
+        0.15, "fraction", "mask threshold on the normalised, pooled |x'' - x| (Eq. 8; Table 5)"
+    )
+    dilation: int = hparam(
+        15, "count", "d: mask neighbourhood in pixels of a 256-px image (ACE: 15)"
+    )
+    purify: bool = hparam(
+        True, None, "attack classifier after DDPM purification (joint F), not the classifier"
+    )
     respacing: int = hparam(25, "count", "respaced DDPM grid over T")
-    time_fraction: float = hparam(0.2, "open_fraction", "t*: this fraction of the respaced grid is denoised")
+    time_fraction: float = hparam(
+        0.2, "open_fraction", "t*: this fraction of the respaced grid is denoised"
+    )
     stochastic: bool = hparam(True, None, "ancestral (noisy) purification and refinement, as ACE")
-    refine: bool = hparam(True, None, "RePaint-style refinement inside the mask (Eq. 9); off: x' is the result")
-
-    def check(self):
-        if self.iterations is not None and self.iterations < 1:
-            raise ValueError(f"iterations must be at least 1 (got {self.iterations})")
-        if self.step_size is not None and not 0 < self.step_size <= 1:
-            raise ValueError(f"step_size must lie in (0, 1] (got {self.step_size})")
-        if self.l1 is not None and self.l1 < 0:
-            raise ValueError(f"l1 must be >= 0 (got {self.l1})")
-        if self.gamma is not None and not 0 <= self.gamma <= 1:
-            raise ValueError(f"gamma must lie in [0, 1] (got {self.gamma})")
-
-    def resolved(self, synthetic: bool) -> "CECASParams":
-        preset = PRESETS[self.preset if self.preset != "auto" else ("synthetic" if synthetic else "paper")]
-        return replace(self, **{k: v for k, v in preset.items() if getattr(self, k) is None})
+    refine: bool = hparam(
+        True, None, "RePaint-style refinement inside the mask (Eq. 9); off: x' is the result"
+    )
 
 
 class CECAS(CounterfactualMethod):
     name = "cecas"
     Params = CECASParams
 
-    def __init__(self, task, device, **hparams):
-        super().__init__(task, device, **hparams)
-        from cfbench.components.classifier import split
+    def __init__(self, task, device, params=None, **hparams):
+        super().__init__(task, device, params, **hparams)
+        from cfbench.api.classifier import split
 
         h = self.hparams
-        prior_location = task.components.get("diffusion_prior", "")
-        self.run_params = h.resolved(prior_location.startswith("asset:"))
         self.vae = task.component("spurious_vae") if h.spurious_weight > 0 else None
-        # L_S reads the penultimate features; without it the classifier may be any module (TorchScript too).
-        self.features, self.head = split(task.classifier) if self.vae is not None else (task.classifier, None)
+        # L_S reads the penultimate features; without it the classifier may be any module
+        # (TorchScript too).
+        self.features, self.head = (
+            split(task.classifier) if self.vae is not None else (task.classifier, None)
+        )
         if h.purify or h.refine:
             from diffusers import DDIMScheduler
 
@@ -110,16 +113,31 @@ class CECAS(CounterfactualMethod):
             self.timesteps = [int(t) for t in self.sampler.timesteps[-k:]]
 
     @classmethod
+    def task_defaults(cls, task):
+        """The measured synthetic setting where the diffusion prior is a shipped synthetic asset."""
+        return (
+            dict(SYNTHETIC)
+            if task.components.get("diffusion_prior", "").startswith("asset:")
+            else {}
+        )
+
+    @classmethod
     def requires(cls, params):
-        return (("classifier",) + (("diffusion_prior",) if params.purify or params.refine else ())
-                + (("spurious_vae",) if params.spurious_weight > 0 else ()))
+        return (
+            ("classifier",)
+            + (("diffusion_prior",) if params.purify or params.refine else ())
+            + (("spurious_vae",) if params.spurious_weight > 0 else ())
+        )
 
     def provenance(self) -> dict:
-        h = self.run_params
-        found = {"resolved": {k: getattr(h, k) for k in PAPER},
-                 "from_ace_defaults": "step_size (paper preset), radius, stochastic purification, clipped x0",
-                 "loss_reduction": "summed per sample (ACE: CE averaged over the batch)",
-                 "mask_dilation_px": self.dilation_px}
+        h = self.hparams
+        found = {
+            "from_ace_defaults": (
+                "step_size (the default), radius, stochastic purification, clipped x0"
+            ),
+            "loss_reduction": "summed per sample (ACE: CE averaged over the batch)",
+            "mask_dilation_px": self.dilation_px,
+        }
         if h.purify or h.refine:
             found.update(purification_timesteps=self.timesteps, prior_source=self.prior.source)
         return found
@@ -139,18 +157,24 @@ class CECAS(CounterfactualMethod):
         """One ancestral step of the respaced grid (DDIM with eta = 1 is DDPM's posterior step)."""
         eps = self.prior.epsilon(x_t, torch.full((len(x_t),), t, device=x_t.device))
         eta = 1.0 if self.hparams.stochastic else 0.0
-        return self.sampler.step(eps, t, x_t, eta=eta, variance_noise=self._noise(batch, x_t)).prev_sample
+        return self.sampler.step(
+            eps, t, x_t, eta=eta, variance_noise=self._noise(batch, x_t)
+        ).prev_sample
 
     def purify(self, x: torch.Tensor, batch: Batch) -> torch.Tensor:
         """x noised to t* and denoised by the prior: the input F classifies (differentiable)."""
-        x_t = self.prior.noised(x, self._noise(batch, x), torch.full((len(x),), self.timesteps[0], device=x.device))
+        x_t = self.prior.noised(
+            x, self._noise(batch, x), torch.full((len(x),), self.timesteps[0], device=x.device)
+        )
         for t in self.timesteps:
             x_t = self._denoise_step(x_t, t, batch)
         return ((x_t + 1) / 2).clamp(0, 1)
 
-    def attack(self, x: torch.Tensor, target: torch.Tensor, batch: Batch, l1: float) -> torch.Tensor:
+    def attack(
+        self, x: torch.Tensor, target: torch.Tensor, batch: Batch, l1: float
+    ) -> torch.Tensor:
         """Targeted sign-PGD on CE + spurious_weight * L_S (+ l1 * ||x' - x||_1)."""
-        h = self.run_params
+        h = self.hparams
         reference = None
         if self.vae is not None:
             with torch.no_grad():
@@ -160,7 +184,7 @@ class CECAS(CounterfactualMethod):
             self.progress(f"{'mask attack' if l1 else 'attack'} {i + 1}/{h.iterations}")
             with torch.enable_grad():
                 x_in = x_adv.detach().requires_grad_(True)
-                seen = self.features(self.purify(x_in, batch) if h.purify else x_in)   # R, or logits
+                seen = self.features(self.purify(x_in, batch) if h.purify else x_in)  # R, or logits
                 logits = seen if self.head is None else self.head(seen)
                 loss = F.cross_entropy(logits, target, reduction="sum")
                 if reference is not None:
@@ -178,22 +202,27 @@ class CECAS(CounterfactualMethod):
         m = (x_mask - x).abs().sum(1, keepdim=True)
         m = m / m.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1, 1)
         d = self.dilation_px
-        return (F.max_pool2d(m, d, stride=1, padding=(d - 1) // 2) >= self.run_params.gamma).float()
+        return (F.max_pool2d(m, d, stride=1, padding=(d - 1) // 2) >= self.hparams.gamma).float()
 
     @torch.no_grad()
-    def refine(self, x: torch.Tensor, x_adv: torch.Tensor, region: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """Eq. 9: denoise x' from t* with x's content (noised to each level) imposed outside the region."""
+    def refine(
+        self, x: torch.Tensor, x_adv: torch.Tensor, region: torch.Tensor, batch: Batch
+    ) -> torch.Tensor:
+        """Eq. 9: denoise x' from t* with x's content (noised to each level) imposed outside the
+        region."""
         first = torch.full((len(x),), self.timesteps[0], device=x.device)
         x_t = self.prior.noised(x_adv, self._noise(batch, x), first)
         for t in self.timesteps:
-            known = self.prior.noised(x, self._noise(batch, x), torch.full((len(x),), t, device=x.device))
+            known = self.prior.noised(
+                x, self._noise(batch, x), torch.full((len(x),), t, device=x.device)
+            )
             x_t = region * x_t + (1 - region) * known
             x_t = self._denoise_step(x_t, t, batch)
         out = ((x_t + 1) / 2).clamp(0, 1)
         return region * out + (1 - region) * x
 
     def generate(self, batch: Batch) -> Counterfactuals:
-        h = self.run_params
+        h = self.hparams
         x, target = batch.images.to(self.device), batch.target.to(self.device)
         x_adv = self.attack(x, target, batch, 0.0)
         evals = h.iterations + (self.vae is not None)
@@ -206,7 +235,11 @@ class CECAS(CounterfactualMethod):
             region = diff / diff.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1, 1)
             images = x_adv
         b = len(x)
-        info = {"steps": torch.full((b,), h.iterations, dtype=torch.long),
-                "nfe": torch.full((b,), evals, dtype=torch.long),
-                "region_area": region.flatten(1).mean(1).cpu() if h.refine else torch.full((b,), float("nan"))}
+        info = {
+            "steps": torch.full((b,), h.iterations, dtype=torch.long),
+            "nfe": torch.full((b,), evals, dtype=torch.long),
+            "region_area": region.flatten(1).mean(1).cpu()
+            if h.refine
+            else torch.full((b,), float("nan")),
+        }
         return Counterfactuals(images, region, info)

@@ -25,7 +25,8 @@ fitted from a single image of the source class and then applied to every sample 
 5. Mask: BB-LIG (Alg. 4, Eq. 6) along the line-search renders from alpha = 0 to the baseline,
    the first render with p(source) < ``lig_threshold`` (else the last); per pixel, the finite
    difference of f over the change of that pixel between consecutive 8-bit renders (zero where
-   the pixel did not change by at least 1/255), averaged and times (x_0 - x_baseline); channel-summed
+   the pixel did not change by at least 1/255), averaged and times (x_0 - x_baseline);
+   channel-summed
    absolute value, divided by its maximum.
 
 Units: r and alpha are in units of the median distance between z_sem codes of the task's first 64
@@ -37,27 +38,29 @@ s is LPIPS (AlexNet) when torchvision's AlexNet weights are present; otherwise t
 pixel distance stands in (named in run.json): neither the SimSiam of S3/FID (that would optimise
 the evaluation's feature extractor) nor the classifier (GCD is black-box).
 
-Presets (``preset``): ``paper`` (encode 100 / decode 250 DDIM steps, N = 8192, k = 128,
-alpha_max 3), ``code`` (the released configs: encode 250 / decode 100, norm uniform in [0, r],
-proxy_weight 3), ``cpu`` (the synthetic tasks on a CPU, chosen by measurement: see
-``CPU_PRESET``); ``auto`` is ``cpu`` on shipped synthetic models and ``paper`` elsewhere.
+Settings: the defaults are the paper's (encode 100 / decode 250 DDIM steps, N = 8192, k = 128,
+alpha_max 3); ``gcd_code`` (its line in ``cfbench/catalog.py``) has the released
+configs (encode 250 / decode 100, norm uniform in [0, r], proxy_weight 3). Where the diffusion
+autoencoder is a shipped synthetic stand-in, ``task_defaults`` applies ``CPU_PRESET`` (chosen by
+measurement) before any preset or ``--set``; run.json records the values used.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from cfbench.method import CounterfactualMethod, HParams, hparam
+from cfbench.api.method import CounterfactualMethod, HParams, hparam
 from cfbench.results import write_json
 
-_SHARED_PROXIES: dict[tuple, tuple["Proxy", dict]] | None = None     # see sharing_proxy_fits
+_SHARED_PROXIES: dict[tuple, tuple[Proxy, dict]] | None = None  # see sharing_proxy_fits
 
 
 @contextmanager
@@ -71,58 +74,56 @@ def sharing_proxy_fits():
     finally:
         _SHARED_PROXIES = None
 
-PAPER_PRESET = dict(encode_steps=100, decode_steps=250, search_steps=250, n_proxy=8192, k=128, alpha_max=3.0,
-                    radius=1.0, perturbation="ball", proxy_weight=1.0)
-CODE_PRESET = dict(PAPER_PRESET, encode_steps=250, decode_steps=100, search_steps=100, perturbation="uniform_norm",
-                   proxy_weight=3.0)
-CPU_PRESET = dict(encode_steps=10, decode_steps=10, search_steps=10, n_proxy=1024, k=16, alpha_max=3.0,
-                  radius=1.0, perturbation="ball", proxy_weight=1.0)
-PRESETS = {"paper": PAPER_PRESET, "code": CODE_PRESET, "cpu": CPU_PRESET}
+
+CPU_PRESET = dict(encode_steps=10, decode_steps=10, search_steps=10, n_proxy=1024, k=16)
 
 
 @dataclass(frozen=True)
 class GCDParams(HParams):
-    direction: str = hparam("g", ("g", "h", "random"), "g: gradient of the proxy; h: a Hessian eigenvector; "
-                                                       "random: a random unit direction (a control)")
+    direction: str = hparam(
+        "g",
+        ("g", "h", "random"),
+        "g: gradient of the proxy; h: a Hessian eigenvector; "
+        "random: a random unit direction (a control)",
+    )
     index: int = hparam(0, "nonnegative", "h-direction number, by decreasing |eigenvalue|")
-    preset: str = hparam("auto", ("auto", "paper", "code", "cpu"), "step counts, N, k (see the module)")
-    source_index: int = hparam(0, "nonnegative", "the direction is fitted from this sample of the source class")
+    source_index: int = hparam(
+        0, "nonnegative", "the direction is fitted from this sample of the source class"
+    )
     lam: float = hparam(1.0, "nonnegative", "lambda of L_CF = f + lambda * s (App. F.2)")
-    score: str = hparam("pair_prob", ("pair_prob", "prob", "margin"),
-                        "f: p(source) among the pair's two classes, p(source) among all classes, or "
-                        "logit_source - logit_target")
-    share_direction: bool = hparam(False, None, "fit one direction and negate it for the other class")
-    lig_threshold: float = hparam(0.01, "open_fraction", "BB-LIG baseline: first render with p(source) below")
+    score: str = hparam(
+        "pair_prob",
+        ("pair_prob", "prob", "margin"),
+        "f: p(source) among the pair's two classes, p(source) among all classes, or "
+        "logit_source - logit_target",
+    )
+    share_direction: bool = hparam(
+        False, None, "fit one direction and negate it for the other class"
+    )
+    lig_threshold: float = hparam(
+        0.01, "open_fraction", "BB-LIG baseline: first render with p(source) below"
+    )
     proxy_lr: float = hparam(1e-3, "positive", "proxy AdamW learning rate")
     proxy_epochs: int = hparam(300, "count", "proxy: most epochs (early stopping ends it sooner)")
-    # None: the preset's value
-    encode_steps: int | None = hparam(None, None, "DDIM steps x -> x_T")
-    decode_steps: int | None = hparam(None, None, "DDIM steps of the final render")
-    search_steps: int | None = hparam(None, None, "DDIM steps of proxy data and line-search renders")
-    n_proxy: int | None = hparam(None, None, "N: proxy training samples")
-    k: int | None = hparam(None, None, "line search: number of alphas")
-    alpha_max: float | None = hparam(None, None, "line search: largest alpha (units: median z_sem distance)")
-    radius: float | None = hparam(None, None, "r: perturbation radius (units: median z_sem distance)")
-    perturbation: str | None = hparam(None, None, "ball (paper) or uniform_norm (released code)")
-    proxy_weight: float | None = hparam(None, None, "lambda_p: weight of s in the proxy loss (paper 1, code 3)")
+    encode_steps: int = hparam(100, "count", "DDIM steps x -> x_T")
+    decode_steps: int = hparam(250, "count", "DDIM steps of the final render")
+    search_steps: int = hparam(250, "count", "DDIM steps of proxy data and line-search renders")
+    n_proxy: int = hparam(8192, "count", "N: proxy training samples")
+    k: int = hparam(128, "count", "line search: number of alphas")
+    alpha_max: float = hparam(
+        3.0, "positive", "line search: largest alpha (units: median z_sem distance)"
+    )
+    radius: float = hparam(1.0, "positive", "r: perturbation radius (units: median z_sem distance)")
+    perturbation: str = hparam(
+        "ball", ("ball", "uniform_norm"), "ball (paper) or uniform_norm (released code)"
+    )
+    proxy_weight: float = hparam(
+        1.0, "nonnegative", "lambda_p: weight of s in the proxy loss (paper 1, code 3)"
+    )
 
     def check(self):
-        for name, value in PAPER_PRESET.items():
-            got = getattr(self, name)
-            if got is None:
-                continue
-            if isinstance(value, str):
-                if got not in ("ball", "uniform_norm"):
-                    raise ValueError(f"{name} must be ball or uniform_norm (got {got!r})")
-            elif not (isinstance(got, (int, float)) and got > 0 and math.isfinite(got)):
-                raise ValueError(f"{name} must be a positive number (got {got})")
-        if self.k is not None and self.k < 2:
+        if self.k < 2:
             raise ValueError(f"k must be at least 2 (got {self.k})")
-
-    def resolved(self, synthetic: bool) -> "GCDParams":
-        """The preset's values filled in where a field is None."""
-        preset = PRESETS[self.preset if self.preset != "auto" else ("cpu" if synthetic else "paper")]
-        return replace(self, **{k: v for k, v in preset.items() if getattr(self, k) is None})
 
 
 class BlackBox:
@@ -151,16 +152,23 @@ class Proxy(nn.Module):
         return self.net(z)
 
 
-def fit_proxy(z: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, lr: float, max_epochs: int,
-              gen: torch.Generator) -> tuple[Proxy, float, int]:
+def fit_proxy(
+    z: torch.Tensor,
+    targets: torch.Tensor,
+    weights: torch.Tensor,
+    lr: float,
+    max_epochs: int,
+    gen: torch.Generator,
+) -> tuple[Proxy, float, int]:
     """Train on all but one batch in eight; stop when the validation loss exceeds the mean of its
     last five values. Returns the proxy, its final validation loss and the epochs run."""
     batch = 128
     order = torch.randperm(len(z), generator=gen)
-    held = order[:max(1, len(z) // 8)]
-    train = order[len(held):]
-    with torch.random.fork_rng(devices=[]):      # initial weights from ``gen`` too, so the run's seed fixes the fit
-        torch.manual_seed(int(torch.randint(2 ** 62, (1,), generator=gen)))
+    held = order[: max(1, len(z) // 8)]
+    train = order[len(held) :]
+    # initial weights from ``gen`` too, so the run's seed fixes the fit
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(torch.randint(2**62, (1,), generator=gen)))
         proxy = Proxy(z.shape[1])
     opt = torch.optim.AdamW(proxy.parameters(), lr=lr)
 
@@ -168,7 +176,9 @@ def fit_proxy(z: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, lr:
         return (((proxy(z[idx]) - targets[idx]) ** 2) * weights).sum(1).mean()
 
     history: list[float] = []
-    for epoch in range(max_epochs):
+    epochs = 0
+    for _ in range(max_epochs):
+        epochs += 1
         for chunk in train[torch.randperm(len(train), generator=gen)].split(batch):
             opt.zero_grad(set_to_none=True)
             loss(chunk).backward()
@@ -178,35 +188,48 @@ def fit_proxy(z: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, lr:
         if len(history) >= 5 and val > sum(history[-5:]) / 5:
             break
         history.append(val)
-    return proxy.eval(), val, epoch + 1
+    return proxy.eval(), val, epochs
 
 
 class GCD(CounterfactualMethod):
     name = "gcd"
     Params = GCDParams
+    # for studies, which reach GCD by its name
+    sharing_proxy_fits = staticmethod(sharing_proxy_fits)
 
-    def __init__(self, task, device, **hparams):
-        super().__init__(task, device, **hparams)
+    def __init__(self, task, device, params=None, **hparams):
+        super().__init__(task, device, params, **hparams)
         self.dae = task.component("diffae")
         self.classifier = BlackBox(task.classifier)
-        self.run_params = self.hparams.resolved(task.component_kind("diffae").stand_in(task.components["diffae"]))
-        self.directions: dict[int, torch.Tensor] = {}    # source class -> unit direction (the edit adds it)
+        # source class -> unit direction (the edit adds it)
+        self.directions: dict[int, torch.Tensor] = {}
         self.fit_record: dict = {}
         self._distance = None
+
+    @classmethod
+    def task_defaults(cls, task):
+        """The measured CPU setting where the diffusion autoencoder is a shipped synthetic
+        stand-in."""
+        location = task.components.get("diffae", "")
+        return dict(CPU_PRESET) if location.startswith("asset:") else {}
 
     @classmethod
     def requires(cls, params):
         return ("classifier", "diffae")
 
     # -- scores --------------------------------------------------------------------------------
-    def score(self, logits: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def score(
+        self, logits: torch.Tensor, source: torch.Tensor, target: torch.Tensor
+    ) -> torch.Tensor:
         """f: the classifier's evidence for the source class (the search lowers it)."""
         rows = torch.arange(len(logits), device=logits.device)
         if self.hparams.score == "margin":
             return logits[rows, source] - logits[rows, target]
         return self.p_source(logits, source, target)
 
-    def p_source(self, logits: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def p_source(
+        self, logits: torch.Tensor, source: torch.Tensor, target: torch.Tensor
+    ) -> torch.Tensor:
         """p(source) among all classes (``score="prob"``) or among the pair's two (otherwise)."""
         rows = torch.arange(len(logits), device=logits.device)
         if self.hparams.score == "prob":
@@ -216,24 +239,27 @@ class GCD(CounterfactualMethod):
     def distance(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """s(x, y): LPIPS when its weights are present, else the RMS pixel distance (a stand-in)."""
         if self._distance is None:
-            from cfbench.metrics.perceptual import backbone_checkpoint
+            from cfbench.perceptual import lpips_network
 
-            if backbone_checkpoint().exists():
-                import lpips
-
-                net = lpips.LPIPS(net="alex", verbose=False).eval().to(self.device)
-                self._distance = ("LPIPS (AlexNet)", lambda a, b: net(a, b, normalize=True).flatten())
+            net = lpips_network("alex", self.device)
+            if net is not None:
+                self._distance = (
+                    "LPIPS (AlexNet)",
+                    lambda a, b: net(a, b, normalize=True).flatten(),
+                )
             else:
-                self._distance = ("RMS pixel distance (stand-in for LPIPS: no AlexNet weights)",
-                                  lambda a, b: ((a - b) ** 2).flatten(1).mean(1).sqrt())
+                self._distance = (
+                    "RMS pixel distance (stand-in for LPIPS: no AlexNet weights)",
+                    lambda a, b: ((a - b) ** 2).flatten(1).mean(1).sqrt(),
+                )
         with torch.no_grad():
             return self._distance[1](x, y)
 
     def provenance(self) -> dict:
-        self.distance(torch.zeros(1, 3, 8, 8, device=self.device), torch.zeros(1, 3, 8, 8, device=self.device))
-        h = self.run_params
-        return {"s": self._distance[0], "resolved": {k: getattr(h, k) for k in PAPER_PRESET},
-                "fit": self.fit_record}
+        self.distance(
+            torch.zeros(1, 3, 8, 8, device=self.device), torch.zeros(1, 3, 8, 8, device=self.device)
+        )
+        return {"s": self._distance[0], "fit": self.fit_record}
 
     # -- fitting -------------------------------------------------------------------------------
     def fit(self, sample_ids: list[str], seed: int, store: Path | None) -> dict:
@@ -243,14 +269,19 @@ class GCD(CounterfactualMethod):
             from safetensors.torch import load_file
 
             self.fit_record = json.loads((store / "fit.json").read_text())
-            self.directions = {int(c): d.to(self.device) for c, d in load_file(str(store / "directions.safetensors")).items()}
+            self.directions = {
+                int(c): d.to(self.device)
+                for c, d in load_file(str(store / "directions.safetensors")).items()
+            }
             return self.fit_record
-        h = self.run_params
-        if h.direction == "h" and h.index >= self.dae.z_dim:      # before minutes of proxy fitting
+        h = self.hparams
+        if h.direction == "h" and h.index >= self.dae.z_dim:  # before minutes of proxy fitting
             from cfbench.errors import UserError
 
-            raise UserError(f"GCD: h-direction index {h.index} is out of range (z_sem has {self.dae.z_dim} "
-                            f"dimensions, so the indices are 0-{self.dae.z_dim - 1}).")
+            raise UserError(
+                f"GCD: h-direction index {h.index} is out of range (z_sem has {self.dae.z_dim} "
+                f"dimensions, so the indices are 0-{self.dae.z_dim - 1})."
+            )
         scale = self._code_scale()
         classes = list(self.task.pair[:1] if h.share_direction else self.task.pair)
         record = {"z_scale": scale, "directions": {}, "amortised": {}}
@@ -258,18 +289,28 @@ class GCD(CounterfactualMethod):
             t0 = time.perf_counter()
             sid, x = self._source_image(sample_ids, c)
             direction, facts, calls = self._fit_direction(sid, x, c, scale, seed)
-            seconds = time.perf_counter() - t0 + (facts["proxy_seconds"] if facts.get("proxy_reused") else 0)
+            seconds = (
+                time.perf_counter()
+                - t0
+                + (facts["proxy_seconds"] if facts.get("proxy_reused") else 0)
+            )
             self.directions[c] = direction
-            record["directions"][str(c)] = {"source_id": sid, **facts, "classifier_calls": calls,
-                                            "seconds": round(seconds, 2)}
+            record["directions"][str(c)] = {
+                "source_id": sid,
+                **facts,
+                "classifier_calls": calls,
+                "seconds": round(seconds, 2),
+            }
         if h.share_direction:
             other = self.task.pair[1]
             self.directions[other] = -self.directions[classes[0]]
             record["directions"][str(other)] = {"shared_from": str(classes[0])}
-        for c in self.task.pair:      # each direction's cost, spread over the samples it edits
+        for c in self.task.pair:  # each direction's cost, spread over the samples it edits
             own = record["directions"][str(c)]
-            record["amortised"][str(c)] = {"nfe": own.get("classifier_calls", 0),
-                                           "seconds": own.get("seconds", 0.0)}
+            record["amortised"][str(c)] = {
+                "nfe": own.get("classifier_calls", 0),
+                "seconds": own.get("seconds", 0.0),
+            }
         if store is not None:
             self._store(store, record)
         self.fit_record = record
@@ -283,7 +324,7 @@ class GCD(CounterfactualMethod):
         store.mkdir(parents=True, exist_ok=True)
         with atomic_path(store / "directions.safetensors") as tmp:
             save_file({str(c): d.cpu().contiguous() for c, d in self.directions.items()}, str(tmp))
-        write_json(store / "fit.json", record)      # last: its presence means the fit is complete
+        write_json(store / "fit.json", record)  # last: its presence means the fit is complete
 
     def _code_scale(self) -> float:
         """Median pairwise distance between the z_sem codes of the task's first 64 samples."""
@@ -298,17 +339,23 @@ class GCD(CounterfactualMethod):
 
         seen = 0
         for start in range(0, len(sample_ids), 64):
-            samples = self.task.load(sample_ids[start:start + 64])
+            samples = self.task.load(sample_ids[start : start + 64])
             for i, lab in enumerate(samples.labels.tolist()):
                 if lab == label:
                     if seen == self.hparams.source_index:
-                        return samples.sample_ids[i], samples.images[i:i + 1].to(self.device)
+                        return samples.sample_ids[i], samples.images[i : i + 1].to(self.device)
                     seen += 1
-        raise UserError(f"GCD: source_index {self.hparams.source_index} asks for sample {self.hparams.source_index + 1} "
-                        f"of class '{self.task.class_names[label]}', but the run has {seen}; lower it or raise --n.")
+        raise UserError(
+            f"GCD: source_index {self.hparams.source_index} asks for sample "
+            f"{self.hparams.source_index + 1} "
+            f"of class '{self.task.class_names[label]}', but the run has {seen}; lower it or "
+            "raise --n."
+        )
 
-    def _fit_direction(self, sid: str, x, source: int, scale: float, seed: int) -> tuple[torch.Tensor, dict, int]:
-        h = self.run_params
+    def _fit_direction(
+        self, sid: str, x, source: int, scale: float, seed: int
+    ) -> tuple[torch.Tensor, dict, int]:
+        h = self.hparams
         if h.direction == "random":
             gen = torch.Generator().manual_seed(seed * 1000 + source)
             with torch.no_grad():
@@ -324,22 +371,45 @@ class GCD(CounterfactualMethod):
             d = -grad[0]
             facts = dict(facts, kind="g", gradient_norm=round(float(grad.norm()), 6))
         else:
-            hessian = torch.autograd.functional.hessian(lambda v: proxy(v.unsqueeze(0))[0, 0], origin[0].detach())
+            hessian = torch.autograd.functional.hessian(
+                lambda v: proxy(v.unsqueeze(0))[0, 0], origin[0].detach()
+            )
             values, vectors = torch.linalg.eigh(hessian)
             order = values.abs().argsort(descending=True)
             values, vectors = values[order], vectors[:, order]
             d = vectors[:, h.index] * (-1 if values[h.index] > 0 else 1)
-            facts = dict(facts, kind="h", index=h.index, eigenvalues=[round(float(v), 6) for v in values[:8]])
+            facts = dict(
+                facts, kind="h", index=h.index, eigenvalues=[round(float(v), 6) for v in values[:8]]
+            )
         return (d / d.norm()).to(self.device), facts, h.n_proxy
 
     def _proxy(self, sid: str, x, source: int, scale: float, seed: int) -> tuple[Proxy, dict]:
         """The proxy fitted around the source image (Alg. 1-2), or the one already fitted with the
         same inputs inside ``sharing_proxy_fits``; the recorded cost stays the fit's own."""
-        h = self.run_params
-        key = (self.task.name, tuple(sorted(self.task.components.items())), str(self.device), sid, source, seed,
-               scale, self.hparams.score, *(getattr(h, k) for k in ("encode_steps", "search_steps", "n_proxy",
-                                                                    "radius", "perturbation", "proxy_weight",
-                                                                    "proxy_lr", "proxy_epochs")))
+        h = self.hparams
+        key = (
+            self.task.name,
+            tuple(sorted(self.task.components.items())),
+            str(self.device),
+            sid,
+            source,
+            seed,
+            scale,
+            self.hparams.score,
+            *(
+                getattr(h, k)
+                for k in (
+                    "encode_steps",
+                    "search_steps",
+                    "n_proxy",
+                    "radius",
+                    "perturbation",
+                    "proxy_weight",
+                    "proxy_lr",
+                    "proxy_epochs",
+                )
+            ),
+        )
         if _SHARED_PROXIES is not None and key in _SHARED_PROXIES:
             proxy, facts = _SHARED_PROXIES[key]
             return proxy, dict(facts, proxy_reused=True)
@@ -352,11 +422,13 @@ class GCD(CounterfactualMethod):
         u = u / u.norm(dim=1, keepdim=True)
         radial = torch.rand(h.n_proxy, 1, generator=gen)
         radial = radial ** (1 / dim) if h.perturbation == "ball" else radial
-        delta = (u * radial * h.radius).to(self.device)          # in units of ``scale``
+        delta = (u * radial * h.radius).to(self.device)  # in units of ``scale``
         f, s = [], []
         for i, chunk in enumerate(delta.split(64)):
             self.progress(f"proxy data {i * 64 + len(chunk)}/{h.n_proxy}")
-            imgs = self.dae.decode(z0 + chunk * scale, x_T.expand(len(chunk), -1, -1, -1), h.search_steps)
+            imgs = self.dae.decode(
+                z0 + chunk * scale, x_T.expand(len(chunk), -1, -1, -1), h.search_steps
+            )
             logits = self.classifier(imgs)
             src = torch.full((len(chunk),), source, device=self.device)
             f.append(self.score(logits, src, torch.full_like(src, target)))
@@ -365,11 +437,19 @@ class GCD(CounterfactualMethod):
         self.progress("fitting the proxy")
         weights = torch.tensor([1.0, h.proxy_weight])
         with torch.enable_grad():
-            proxy, val_loss, epochs = fit_proxy(delta.cpu(), targets, weights, h.proxy_lr, h.proxy_epochs, gen)
-        facts = {"z_dim": dim, "n_proxy": h.n_proxy, "radius": h.radius, "perturbation": h.perturbation,
-                 "proxy_val_loss": round(val_loss, 6), "proxy_epochs": epochs,
-                 "f_range": [round(float(targets[:, 0].min()), 4), round(float(targets[:, 0].max()), 4)],
-                 "proxy_seconds": round(time.perf_counter() - t0, 2)}
+            proxy, val_loss, epochs = fit_proxy(
+                delta.cpu(), targets, weights, h.proxy_lr, h.proxy_epochs, gen
+            )
+        facts = {
+            "z_dim": dim,
+            "n_proxy": h.n_proxy,
+            "radius": h.radius,
+            "perturbation": h.perturbation,
+            "proxy_val_loss": round(val_loss, 6),
+            "proxy_epochs": epochs,
+            "f_range": [round(float(targets[:, 0].min()), 4), round(float(targets[:, 0].max()), 4)],
+            "proxy_seconds": round(time.perf_counter() - t0, 2),
+        }
         if _SHARED_PROXIES is not None:
             _SHARED_PROXIES[key] = (proxy, facts)
         return proxy, facts
@@ -378,20 +458,23 @@ class GCD(CounterfactualMethod):
     def search(self, x: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> dict:
         """The line search along each sample's class direction: the chosen signed alpha, whether it
         flipped at the search's step count, the BB-LIG map, the codes and the classifier calls."""
-        h = self.run_params
+        h = self.hparams
         scale = self.fit_record["z_scale"]
         z, x_T = self.dae.encode(x, h.encode_steps)
         direction = torch.stack([self.directions[int(c)] for c in source.tolist()]) * scale
         signs = (1.0, -1.0) if h.direction == "h" else (1.0,)
         alphas = torch.linspace(0, h.alpha_max, h.k).tolist()
-        key = torch.full((len(x),), math.inf, device=x.device)     # lower is better; flips rank first
+        key = torch.full((len(x),), math.inf, device=x.device)  # lower is better; flips rank first
         chosen = torch.zeros(len(x), device=x.device)
         flipped_at = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         masks = torch.zeros(len(x), 1, *x.shape[-2:], device=x.device)
         for sign in signs:
             renders, p_source = [], []
             for i, a in enumerate(alphas):
-                self.progress(f"line search {i + 1}/{len(alphas)}" + (f", sign {sign:+.0f}" if len(signs) > 1 else ""))
+                self.progress(
+                    f"line search {i + 1}/{len(alphas)}"
+                    + (f", sign {sign:+.0f}" if len(signs) > 1 else "")
+                )
                 img = self.dae.decode(z + sign * a * direction, x_T, h.search_steps)
                 logits = self.classifier(img)
                 flipped = logits.argmax(1) == target
@@ -405,37 +488,61 @@ class GCD(CounterfactualMethod):
                 renders.append(img)
                 p_source.append(self.p_source(logits, source, target))
             on_this_side = (chosen * sign > 0) if len(signs) > 1 else torch.ones_like(flipped_at)
-            masks = torch.where(on_this_side.view(-1, 1, 1, 1),
-                                bb_lig(torch.stack(renders), torch.stack(p_source), h.lig_threshold), masks)
-        return {"alpha": chosen, "flipped": flipped_at, "masks": masks, "z": z, "x_T": x_T, "direction": direction,
-                "calls": len(alphas) * len(signs)}
+            masks = torch.where(
+                on_this_side.view(-1, 1, 1, 1),
+                bb_lig(torch.stack(renders), torch.stack(p_source), h.lig_threshold),
+                masks,
+            )
+        return {
+            "alpha": chosen,
+            "flipped": flipped_at,
+            "masks": masks,
+            "z": z,
+            "x_T": x_T,
+            "direction": direction,
+            "calls": len(alphas) * len(signs),
+        }
 
     def explain(self, batch) -> torch.Tensor:
-        """BB-LIG maps (B,1,H,W) of the batch along its class directions (the method must be fitted)."""
-        return self.search(batch.images.to(self.device), batch.source.to(self.device),
-                           batch.target.to(self.device))["masks"]
+        """BB-LIG maps (B,1,H,W) of the batch along its class directions (the method must be
+        fitted)."""
+        return self.search(
+            batch.images.to(self.device), batch.source.to(self.device), batch.target.to(self.device)
+        )["masks"]
 
     def generate(self, batch):
-        from cfbench.types import Counterfactuals
+        from cfbench.api.types import Counterfactuals
 
-        h = self.run_params
-        x, source, target = batch.images.to(self.device), batch.source.to(self.device), batch.target.to(self.device)
+        h = self.hparams
+        x, source, target = (
+            batch.images.to(self.device),
+            batch.source.to(self.device),
+            batch.target.to(self.device),
+        )
         found = self.search(x, source, target)
         self.progress("final render")
-        final = self.dae.decode(found["z"] + found["alpha"].view(-1, 1) * found["direction"], found["x_T"],
-                                h.decode_steps)
+        final = self.dae.decode(
+            found["z"] + found["alpha"].view(-1, 1) * found["direction"],
+            found["x_T"],
+            h.decode_steps,
+        )
         n = torch.full((len(x),), found["calls"], device=self.device)
-        return Counterfactuals(final, found["masks"], {"steps": n, "nfe": n,
-                                                       "alpha_fraction": found["alpha"].abs() / h.alpha_max})
+        return Counterfactuals(
+            final,
+            found["masks"],
+            {"steps": n, "nfe": n, "alpha_fraction": found["alpha"].abs() / h.alpha_max},
+        )
 
 
 def bb_lig(renders: torch.Tensor, p_source: torch.Tensor, threshold: float) -> torch.Tensor:
     """Black-box latent integrated gradients (Eq. 6) over renders K x B x 3 x H x W along a path
     starting at alpha = 0, with p(source) K x B; returns B x 1 x H x W in [0, 1]."""
-    q = (renders * 255).round()                              # the 8-bit images the classifier would see
+    q = (renders * 255).round()  # the 8-bit images the classifier would see
     k = len(renders)
     below = p_source < threshold
-    end = torch.where(below.any(0), below.float().argmax(0), torch.full_like(below[0], k - 1, dtype=torch.long))
+    end = torch.where(
+        below.any(0), below.float().argmax(0), torch.full_like(below[0], k - 1, dtype=torch.long)
+    )
     end = end.clamp_min(1)
     steps = torch.arange(k - 1, device=renders.device).view(-1, 1)
     on_path = (steps < end.view(1, -1)).float().view(k - 1, -1, 1, 1, 1)

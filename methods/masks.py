@@ -4,6 +4,7 @@ One code path, so an ablation over the attribution isolates the attribution: Gau
 (sigma in cells of the map's grid, scipy's 'reflect' boundary), normalise by the per-sample
 maximum, zero below the threshold and keep the soft values above it.
 """
+
 from __future__ import annotations
 
 import torch
@@ -18,7 +19,8 @@ def _reflect(i: int, n: int) -> int:
 
 
 def blur_matrix(n: int, sigma: float, truncate: float = 4.0) -> torch.Tensor:
-    """(n, n) matrix W with W @ v the 1-D Gaussian filter of v (as scipy.ndimage.gaussian_filter1d)."""
+    """(n, n) matrix W with W @ v the 1-D Gaussian filter of v (as
+    scipy.ndimage.gaussian_filter1d)."""
     if sigma <= 0:
         return torch.eye(n)
     radius = int(truncate * sigma + 0.5)
@@ -53,4 +55,3 @@ def upsample(mask: torch.Tensor, size: int) -> torch.Tensor:
     if mask.shape[-1] == size:
         return mask
     return F.interpolate(mask, size=(size, size), mode="bilinear", align_corners=False).clamp(0, 1)
-

@@ -4,6 +4,7 @@
 gradient is zero (momentum), so a finished sample would drift and its result would depend on
 its batch. Here each sample has its own step count and only the rows being updated change.
 """
+
 from __future__ import annotations
 
 import torch
@@ -24,6 +25,6 @@ class PerSampleAdam:
         v = self.b2 * self.v[rows] + (1 - self.b2) * grad * grad
         self.m[rows], self.v[rows] = m, v
         shape = (-1,) + (1,) * (grad.dim() - 1)
-        m_hat = m / (1 - self.b1 ** t).view(shape)
-        v_hat = v / (1 - self.b2 ** t).view(shape)
+        m_hat = m / (1 - self.b1**t).view(shape)
+        v_hat = v / (1 - self.b2**t).view(shape)
         param[rows] = param[rows] - self.lr * m_hat / (v_hat.sqrt() + self.eps)

@@ -1,4 +1,5 @@
-"""RCSB-style region-constrained counterfactuals: classifier-guided diffusion inpainting of a region R.
+"""RCSB-style region-constrained counterfactuals: classifier-guided diffusion inpainting of a
+region R.
 
 Following "Rethinking Visual Counterfactual Explanations Through Region Constraint" (RCSB), only a
 region R may change: it is extracted automatically (Integrated Gradients cells covering a share
@@ -10,9 +11,9 @@ Substitution (recorded in run.json): the paper's prior is an Image-to-Image Schr
 which has no maintained package. Here the prior is a pixel-space ``diffusers`` UNet2DModel with a
 DDPM noise schedule, sampled deterministically (DDIM, eta = 0) on a DDIMScheduler timestep grid; on
 synthetic tasks it is the project-trained asset, elsewhere a user-given diffusers checkpoint
-(``CFBENCH_DIFFUSION_PRIOR``, see ``components/diffusion_prior.py``). Known content outside R is re-imposed at every step (noised to the
-step's level with the sample's fixed noise), which is the standard way to inpaint with a prior
-that was not trained for inpainting.
+(``CFBENCH_DIFFUSION_PRIOR``, see ``components/diffusion_prior.py``). Known content outside R is
+re-imposed at every step (noised to the step's level with the sample's fixed noise), which is the
+standard way to inpaint with a prior that was not trained for inpainting.
 
 The guidance recipe, each step switchable for ablations:
 
@@ -37,6 +38,7 @@ cells), ``ig``, ``freeform`` (area share in [freeform_min, freeform_max]), ``gt_
     cfbench run --task synth_cheetah_cougar --methods rcsb_c --set rcsb_c.region=freeform \\
         --set rcsb_c.freeform_min=0.2 --set rcsb_c.freeform_max=0.3
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,10 +47,10 @@ import torch
 from torch.nn import functional as F
 
 from cfbench import seeding
-from cfbench.method import CounterfactualMethod, HParams, hparam
+from cfbench.api.method import CounterfactualMethod, HParams, hparam
+from cfbench.api.types import Batch, Counterfactuals
 from cfbench.methods import regions
 from cfbench.methods.optim import PerSampleAdam
-from cfbench.types import Batch, Counterfactuals
 
 
 @dataclass(frozen=True)
@@ -63,22 +65,27 @@ class RCSBParams(HParams):
     ig_steps: int = hparam(50, "count", "IG integration steps")
     steps: int = hparam(50, "count", "DDIM steps over the whole schedule (before truncation)")
     lr: float = hparam(0.04, "positive", "guidance step size on x0_hat")
-    tweedie: bool = hparam(True, None, "classifier gradient at the Tweedie estimate, not the noisy state")
+    tweedie: bool = hparam(
+        True, None, "classifier gradient at the Tweedie estimate, not the noisy state"
+    )
     adam: bool = hparam(True, None, "stabilise the guidance with Adam moments")
     adaptive_norm: bool = hparam(True, None, "divide gradients by the first gradient's RMS over R")
     truncation: bool = hparam(True, None, "start from the noised original at tau * T")
 
     def check(self):
         if self.freeform_min >= self.freeform_max:
-            raise ValueError(f"freeform_min ({self.freeform_min}) must be below freeform_max ({self.freeform_max})")
+            raise ValueError(
+                f"freeform_min ({self.freeform_min}) must be below freeform_max "
+                f"({self.freeform_max})"
+            )
 
 
 class RCSB(CounterfactualMethod):
     name = "rcsb"
     Params = RCSBParams
 
-    def __init__(self, task, device, **hparams):
-        super().__init__(task, device, **hparams)
+    def __init__(self, task, device, params=None, **hparams):
+        super().__init__(task, device, params, **hparams)
         self.classifier = task.classifier
         self.prior = task.component("diffusion_prior")
         self.timesteps = self._timesteps()
@@ -88,7 +95,8 @@ class RCSB(CounterfactualMethod):
         return ("classifier", "diffusion_prior")
 
     def _timesteps(self) -> list[int]:
-        """The DDIM grid of ``steps`` steps over the whole schedule, cut at tau * T if truncating."""
+        """The DDIM grid of ``steps`` steps over the whole schedule, cut at tau * T if
+        truncating."""
         from diffusers import DDIMScheduler
 
         grid = DDIMScheduler.from_config(self.prior.scheduler.config)
@@ -101,20 +109,32 @@ class RCSB(CounterfactualMethod):
     def provenance(self) -> dict:
         h = self.hparams
         return {
-            "prior": ("substitute for the paper's I2SB prior: diffusers UNet2DModel (epsilon) + "
-                      "DDPM noise schedule, deterministic DDIM sampling with known-region re-imposition"),
+            "prior": (
+                "substitute for the paper's I2SB prior: diffusers UNet2DModel (epsilon) + "
+                "DDPM noise schedule, deterministic DDIM sampling with known-region re-imposition"
+            ),
             "prior_source": self.prior.source,
             "region_cell_px": regions.scaled_cell(h.c, self.task.image_size),
-            "region_cell_rule": "c_task = max(1, round(c * H / 256)) (c is in pixels of a 256-px image)",
+            "region_cell_rule": (
+                "c_task = max(1, round(c * H / 256)) (c is in pixels of a 256-px image)"
+            ),
             "denoising_steps": len(self.timesteps),
         }
 
     def generate(self, batch: Batch) -> Counterfactuals:
         h = self.hparams
         x, target = batch.images.to(self.device), batch.target.to(self.device)
-        region, nfe = regions.extract(h.region, batch, self.task, self.classifier, a=h.a, c=h.c,
-                                      ig_steps=h.ig_steps, freeform_area=(h.freeform_min, h.freeform_max),
-                                      method=self.name)
+        region, nfe = regions.extract(
+            h.region,
+            batch,
+            self.task,
+            self.classifier,
+            a=h.a,
+            c=h.c,
+            ig_steps=h.ig_steps,
+            freeform_area=(h.freeform_min, h.freeform_max),
+            method=self.name,
+        )
         noise = seeding.randn(batch.generators, tuple(x.shape[1:]), self.device)
         x_gen, guided = self.inpaint(x, target, region, noise)
         info = {"steps": torch.full_like(nfe, len(self.timesteps)), "nfe": nfe + guided}
@@ -143,24 +163,31 @@ class RCSB(CounterfactualMethod):
             with torch.no_grad():
                 eps, x0 = p.denoise(x_t, t)
             if h.s > 0:
-                at = x0 if h.tweedie else ((x_t + 1) / 2).clamp(0, 1)     # noisy state as an image
-                x0 = (x0 - h.s * h.lr * guidance.direction(self._class_gradient(at, x, region, target))
-                      ).clamp(0, 1)
+                at = x0 if h.tweedie else ((x_t + 1) / 2).clamp(0, 1)  # noisy state as an image
+                x0 = (
+                    x0
+                    - h.s * h.lr * guidance.direction(self._class_gradient(at, x, region, target))
+                ).clamp(0, 1)
                 evals += 1
             prev = self.timesteps[i + 1] if i + 1 < len(self.timesteps) else None
-            if prev is None:                        # the last step lands on x0 itself
+            if prev is None:  # the last step lands on x0 itself
                 break
-            # DDIM (eta = 0) from the *guided* x0 and the model's eps; diffusers' step would re-derive
+            # DDIM (eta = 0) from the *guided* x0 and the model's eps; diffusers' step would
+            # re-derive
             # both from eps, undoing the guidance, so this one line is written out.
             a_prev = p.alphas_cumprod[prev]
-            x_t = region * (a_prev.sqrt() * (x0 * 2 - 1) + (1 - a_prev).sqrt() * eps) + (1 - region) * known(prev)
+            x_t = region * (a_prev.sqrt() * (x0 * 2 - 1) + (1 - a_prev).sqrt() * eps) + (
+                1 - region
+            ) * known(prev)
         return x0, evals
 
     def _class_gradient(self, estimate, x, region, target) -> torch.Tensor:
         """d CE(f(R * estimate + (1 - R) * x), target) / d estimate, per sample."""
         with torch.enable_grad():
             e = estimate.detach().requires_grad_(True)
-            loss = F.cross_entropy(self.classifier(region * e + (1 - region) * x), target, reduction="sum")
+            loss = F.cross_entropy(
+                self.classifier(region * e + (1 - region) * x), target, reduction="sum"
+            )
             (grad,) = torch.autograd.grad(loss, e)
         return grad
 
@@ -180,10 +207,12 @@ class _Guidance:
         if self.h.adaptive_norm:
             if self.first_rms is None:
                 size = (3 * self.region.flatten(1).sum(1)).clamp_min(1)
-                self.first_rms = (grad.flatten(1).norm(dim=1) / size.sqrt()).clamp_min(1e-12).view(-1, 1, 1, 1)
+                self.first_rms = (
+                    (grad.flatten(1).norm(dim=1) / size.sqrt()).clamp_min(1e-12).view(-1, 1, 1, 1)
+                )
             grad = grad / self.first_rms
         if not self.h.adam:
             return grad
-        step = torch.zeros_like(grad)              # Adam's update of a zero parameter: -direction
+        step = torch.zeros_like(grad)  # Adam's update of a zero parameter: -direction
         self.adam.step(step, grad, self.rows)
         return -step

@@ -11,18 +11,19 @@ Sources (any region-constrained method can reuse them):
   protocol), from the sample's own generator, so every method sees the same mask for a sample.
 - ``gt_object``: the ground-truth object mask of a synthetic task (the analogue of the paper's
   segmenter-given "exact regions", Table 2A).
-- ``user``: masks given with ``cfbench run --regions DIR`` (PNG per sample id), in ``Batch.regions``.
+- ``user``: masks given with ``cfbench run --regions DIR`` (PNG per sample id, read by
+  ``cfbench/user_regions.py``), in ``Batch.regions``.
 """
+
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import torch
 from torch.nn import functional as F
 
+from cfbench.api.types import Batch
 from cfbench.errors import UserError
-from cfbench.types import Batch
 
 SOURCES = ("auto", "ig", "freeform", "gt_object", "user")
 PAPER_RESOLUTION = 256
@@ -39,15 +40,17 @@ def top_cells(attribution: torch.Tensor, a: float, cell: int) -> torch.Tensor:
     h, w = attribution.shape[-2:]
     gh, gw = math.ceil(h / cell), math.ceil(w / cell)
     padded = F.pad(attribution, (0, gw * cell - w, 0, gh * cell - h))
-    scores = F.avg_pool2d(padded, cell).flatten(1)                  # (B, gh*gw)
-    k = min(gh * gw, max(1, round(a * h * w / cell ** 2)))
+    scores = F.avg_pool2d(padded, cell).flatten(1)  # (B, gh*gw)
+    k = min(gh * gw, max(1, round(a * h * w / cell**2)))
     order = torch.argsort(-scores, dim=1, stable=True)[:, :k]
     chosen = torch.zeros_like(scores).scatter_(1, order, 1.0).view(-1, 1, gh, gw)
     full = chosen.repeat_interleave(cell, 2).repeat_interleave(cell, 3)
     return full[..., :h, :w]
 
 
-def integrated_gradients(classifier, images: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+def integrated_gradients(
+    classifier, images: torch.Tensor, steps: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(|IG| summed over channels (B,1,H,W), classifier evaluations per sample) for the predicted
     class, from a black baseline (captum, Riemann trapezoid rule)."""
     from captum.attr import IntegratedGradients
@@ -56,8 +59,12 @@ def integrated_gradients(classifier, images: torch.Tensor, steps: int) -> tuple[
         predicted = classifier(images).argmax(1)
     with torch.enable_grad():
         attr = IntegratedGradients(classifier).attribute(
-            images, baselines=torch.zeros_like(images), target=predicted, n_steps=steps,
-            internal_batch_size=len(images) * steps)
+            images,
+            baselines=torch.zeros_like(images),
+            target=predicted,
+            n_steps=steps,
+            internal_batch_size=len(images) * steps,
+        )
     nfe = torch.full((len(images),), steps + 1, dtype=torch.long, device=images.device)
     return attr.abs().sum(1, keepdim=True), nfe
 
@@ -70,14 +77,18 @@ def freeform(generators: list[torch.Generator], size: int, lo: float, hi: float)
     """
     yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
     radius = max(1.0, min(size / 16, math.sqrt(max(hi - lo, 0.0) / 2) * size / 2))
-    stamp_px = int(((yy - size // 2) ** 2 + (xx - size // 2) ** 2 <= radius ** 2).sum())
+    stamp_px = int(((yy - size // 2) ** 2 + (xx - size // 2) ** 2 <= radius**2).sum())
     first, last = lo * size * size, hi * size * size - stamp_px
     if not 0 < lo <= hi < 1 or last < first:
-        raise UserError(f"Free-form region area range [{lo}, {hi}] is invalid or too narrow for "
-                        f"{size} x {size} images: use 0 < lo < hi < 1 with hi - lo >= {2 * stamp_px / size ** 2:.3f}.")
+        raise UserError(
+            f"Free-form region area range [{lo}, {hi}] is invalid or too narrow for "
+            f"{size} x {size} images: use 0 < lo < hi < 1 with hi - lo >= "
+            f"{2 * stamp_px / size**2:.3f}."
+        )
     masks = []
     for g in generators:
-        def u(a: float, b: float) -> float:
+
+        def u(a: float, b: float, g=g) -> float:
             return float(torch.empty(1).uniform_(a, b, generator=g))
 
         goal = u(first, last)
@@ -85,7 +96,7 @@ def freeform(generators: list[torch.Generator], size: int, lo: float, hi: float)
         while mask.sum() < goal:
             y, x, angle = u(0, size - 1), u(0, size - 1), u(0, 2 * math.pi)
             for _ in range(int(u(4, 12))):
-                mask |= (yy - y) ** 2 + (xx - x) ** 2 <= radius ** 2
+                mask |= (yy - y) ** 2 + (xx - x) ** 2 <= radius**2
                 if mask.sum() >= goal:
                     break
                 angle += u(-0.6, 0.6)
@@ -97,26 +108,42 @@ def freeform(generators: list[torch.Generator], size: int, lo: float, hi: float)
 
 def user_regions(batch: Batch, method: str) -> torch.Tensor:
     if batch.regions is None:
-        raise UserError(f"{method}: region='user' needs region masks: pass `cfbench run --regions DIR` "
-                        "with one PNG per sample id (white = editable region).")
+        raise UserError(
+            f"{method}: region='user' needs region masks: pass `cfbench run --regions DIR` "
+            "with one PNG per sample id (white = editable region)."
+        )
     return (batch.regions > 0.5).float()
 
 
 def ground_truth_object(task, sample_ids: list[str], method: str) -> torch.Tensor:
     if not getattr(task, "has_ground_truth", False):
-        raise UserError(f"{method}: region='gt_object' needs a task with ground-truth masks (a synthetic "
-                        f"task); '{task.name}' has none. Use region=ig, freeform or user.")
+        raise UserError(
+            f"{method}: region='gt_object' needs a task with ground-truth masks (a synthetic "
+            f"task); '{task.name}' has none. Use region=ig, freeform or user."
+        )
     return (task.load(sample_ids).gt_masks["object"] > 0.5).float()
 
 
-def extract(source: str, batch: Batch, task, classifier, *, a: float, c: int, ig_steps: int,
-            freeform_area: tuple[float, float], method: str) -> tuple[torch.Tensor, torch.Tensor]:
+def extract(
+    source: str,
+    batch: Batch,
+    task,
+    classifier,
+    *,
+    a: float,
+    c: int,
+    ig_steps: int,
+    freeform_area: tuple[float, float],
+    method: str,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(regions (B,1,H,W) in {0,1}, classifier evaluations spent per sample) for a region source.
 
     ``auto`` is ``user`` when the run was given ``--regions`` and ``ig`` otherwise.
     """
     if source not in SOURCES:
-        raise UserError(f"{method}: unknown region source '{source}'; choose one of {', '.join(SOURCES)}.")
+        raise UserError(
+            f"{method}: unknown region source '{source}'; choose one of {', '.join(SOURCES)}."
+        )
     if source == "auto":
         source = "user" if batch.regions is not None else "ig"
     x = batch.images
@@ -133,62 +160,3 @@ def extract(source: str, batch: Batch, task, classifier, *, a: float, c: int, ig
         raise UserError(f"{method}: the region's area fraction a must be in (0, 1] (got {a}).")
     attribution, nfe = integrated_gradients(classifier, x, ig_steps)
     return top_cells(attribution, a, scaled_cell(c, x.shape[-1])), nfe
-
-
-def region_file(folder: Path, sample_id: str) -> Path | None:
-    """A sample's ``--regions`` PNG: named like the run's own files (``results.file_stem``), or, for
-    ids with a slash, at the id's own relative path (``n02130308/ILSVRC2012_val_00000001.png``)."""
-    from cfbench.results import png_path
-
-    candidates = [png_path(folder, sample_id)]
-    if ".." not in Path(sample_id).parts and not Path(sample_id).is_absolute():
-        candidates.append(folder / f"{sample_id}.png")
-    return next((c for c in candidates if c.is_file()), None)
-
-
-def region_files(folder: Path, sample_ids: list[str]) -> dict[str, Path]:
-    """Every sample's ``--regions`` PNG; a UserError names the samples that have none."""
-    files = {s: region_file(folder, s) for s in sample_ids}
-    missing = [s for s, f in files.items() if f is None]
-    if missing:
-        raise UserError(f"--regions {folder}: no region mask for sample(s) {', '.join(missing[:5])}; the folder "
-                        "needs one PNG per sample id (e.g. 00000.png, white = the region that may change).")
-    return files
-
-
-def check_user_regions(folder: Path, sample_ids: list[str], size: int) -> None:
-    """Before any work: ``--regions`` is a folder with a readable PNG for every sample (a mask of
-    another size is resized with nearest neighbours, which is said once)."""
-    from PIL import Image, UnidentifiedImageError
-
-    if not folder.is_dir():
-        raise UserError(f"--regions '{folder}' is not a directory: pass a folder with one PNG region mask per "
-                        "sample id (white = the region that may change).")
-    files = region_files(folder, sample_ids)
-    resized = []
-    for sid, f in files.items():
-        try:
-            with Image.open(f) as img:
-                img.load()
-                if img.size != (size, size):
-                    resized.append(f"{f.name} ({img.size[0]}x{img.size[1]})")
-        except (OSError, UnidentifiedImageError) as err:
-            raise UserError(f"--regions: the mask {f} for sample {sid} is not a readable image ({err}).") from None
-    if resized:
-        import sys
-
-        print(f"Note: {len(resized)} region mask(s) are not {size}x{size} and are resized with nearest neighbours, "
-              f"e.g. {resized[0]}.", file=sys.stderr)
-
-
-def load_user_regions(folder: Path, sample_ids: list[str], size: tuple[int, int]) -> torch.Tensor:
-    """``--regions DIR`` masks (grey or colour; white = editable; see ``region_file``), resized to
-    ``size`` with nearest neighbours and binarised at 0.5, as (B,1,H,W) in {0,1}."""
-    from cfbench.results import read_png
-
-    files = region_files(folder, sample_ids)
-    masks = []
-    for sid in sample_ids:
-        m = read_png(files[sid])[None, :3].mean(1, keepdim=True)
-        masks.append(F.interpolate(m, size=size, mode="nearest") if tuple(m.shape[-2:]) != tuple(size) else m)
-    return (torch.cat(masks) > 0.5).float()

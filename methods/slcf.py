@@ -3,7 +3,8 @@
 x is encoded to z by the task's autoencoder and a latent offset dz is learned so that the decoded
 image is classified as the target, with loss  lambda_c * CE(f(x_cf), target) + lambda_s * ||dz||_1.
 The L1 norm is averaged over latent elements (per sample), so lambda_s = 0.1 means the same for any
-latent size; summed over the thousands of elements of a 16-channel latent it would outweigh the class term
+latent size; summed over the thousands of elements of a 16-channel latent it would outweigh the
+class term
 and no edit would ever flip (measured: p(target) stays 0.00 for 60 steps).
 "Maximise the target logit" is implemented as cross-entropy toward the target, which raises the
 target logit relative to the others (a raw logit can grow without the prediction changing).
@@ -20,29 +21,33 @@ to the input, so the autoencoder's reconstruction error is not counted as part o
 ``residual=False`` returns D(z + M dz) as in the paper's figures. Everything is batched; finished
 samples are frozen (per-sample Adam), so a sample's result does not depend on its batch.
 
-The paper's ablations are presets of this one class (registry lines in ``methods/__init__.py``),
-so every variant runs the same two-stage loop and the same mask post-processing:
-``mask`` picks the attribution the stage-2 mask is made from (``lag``; ``lig`` latent integrated
-gradients; ``ig`` pixel Integrated Gradients; ``none``: edit everywhere, see ``attribution.py``),
-``space`` the edit space (``latent``, or ``pixel``: no autoencoder), and ``lambda_t`` > 0 adds the
-sparse-autoencoder trait loss lambda_t * ||h_enc(x_cf) - h_enc(x)||_1 on the classifier's
-penultimate features ("Ours + SAE"). The loop itself takes a *goal* (loss and stopping rule), so
-trait isolation (``experiments/traits.py``) runs ``SLCF.edit`` with a one-feature goal instead of the class.
-"""
+The paper's ablations are presets of this one class (registry lines in ``cfbench/catalog.py``), so
+every variant runs the same two-stage loop and the same mask post-processing: ``mask`` picks the
+attribution the stage-2 mask is made from (``lag``; ``lig`` latent integrated gradients; ``ig``
+pixel Integrated Gradients; ``none``: edit everywhere, see ``attribution.py``), ``space`` the edit
+space (``latent``, or ``pixel``: no autoencoder), and ``lambda_t`` > 0 adds the sparse-autoencoder
+trait loss lambda_t * ||h_enc(x_cf) - h_enc(x)||_1 on the classifier's penultimate features ("Ours +
+SAE"). The loop itself takes a *goal* (loss and stopping rule), so trait isolation
+(``experiments/traits.py``) runs ``SLCF.edit`` with a one-feature goal instead of the class."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch.nn import functional as F
 
 from cfbench import seeding
-from cfbench.method import CounterfactualMethod, HParams, hparam
-from cfbench.methods.attribution import latent_integrated_gradients, pixel_integrated_gradients, to_grid
+from cfbench.api.method import CounterfactualMethod, HParams, hparam
+from cfbench.api.types import Batch, Counterfactuals
+from cfbench.methods.attribution import (
+    latent_integrated_gradients,
+    pixel_integrated_gradients,
+    to_grid,
+)
 from cfbench.methods.masks import postprocess_mask, upsample
 from cfbench.methods.optim import PerSampleAdam
-from cfbench.types import Batch, Counterfactuals
 
 MASKS = ("lag", "lig", "ig", "none")
 SPACES = ("latent", "pixel")
@@ -51,7 +56,9 @@ SPACES = ("latent", "pixel")
 Goal = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
-def trait_l1(codes: torch.Tensor, reference: torch.Tensor, dead_zone: float = 1e-4, mean: bool = False) -> torch.Tensor:
+def trait_l1(
+    codes: torch.Tensor, reference: torch.Tensor, dead_zone: float = 1e-4, mean: bool = False
+) -> torch.Tensor:
     """||codes - reference||_1 per sample (``mean``: divided by the number of SAE features, as the
     released code's ``nn.L1Loss``), ignoring differences below ``dead_zone``. At the start of an
     edit the codes equal the reference up to float noise whose sign, and so the gradient of |.|,
@@ -69,7 +76,8 @@ class AfterMask:
 
 @dataclass
 class LatentEditSpace:
-    """Where the edit lives: latent codes rendered through the decoder (optionally as a residual)."""
+    """Where the edit lives: latent codes rendered through the decoder (optionally as a
+    residual)."""
 
     ae: torch.nn.Module
     x: torch.Tensor
@@ -77,7 +85,7 @@ class LatentEditSpace:
     recon: torch.Tensor | None
 
     @classmethod
-    def encode(cls, ae, x: torch.Tensor, residual: bool) -> "LatentEditSpace":
+    def encode(cls, ae, x: torch.Tensor, residual: bool) -> LatentEditSpace:
         with torch.no_grad():
             z = ae.encode(x)
             recon = ae.decode(z) if residual else None
@@ -104,12 +112,12 @@ class PixelEditSpace:
 class Trajectory:
     """Outcome of one optimisation stage, per sample."""
 
-    delta: torch.Tensor        # final offset
-    images: torch.Tensor       # the image at the step each sample stopped (or the last step)
-    grad_sum: torch.Tensor     # sum of dL/d(delta) over the steps taken
+    delta: torch.Tensor  # final offset
+    images: torch.Tensor  # the image at the step each sample stopped (or the last step)
+    grad_sum: torch.Tensor  # sum of dL/d(delta) over the steps taken
     steps: torch.Tensor
     nfe: torch.Tensor
-    done: torch.Tensor         # stopping rule met
+    done: torch.Tensor  # stopping rule met
 
 
 @dataclass(frozen=True)
@@ -117,11 +125,19 @@ class SLCFParams(HParams):
     lr: float = hparam(0.01, "positive", "Adam step size on the latent offset")
     lambda_c: float = hparam(1.0, "nonnegative", "weight of the class loss")
     lambda_s: float = hparam(0.1, "nonnegative", "weight of the L1 sparsity of the offset")
-    stage1_steps: int = hparam(25, "count", "at most this many stage-1 steps (the LAG accumulation)")
+    stage1_steps: int = hparam(
+        25, "count", "at most this many stage-1 steps (the LAG accumulation)"
+    )
     stage2_steps: int = hparam(500, "count", "at most this many stage-2 steps")
-    sigma: float = hparam(3.0, "nonnegative", "Gaussian filter of the mask, in cells of the mask grid")
-    threshold: float = hparam(0.5, "fraction", "mask values below this share of the maximum are zeroed")
-    noise: float = hparam(0.01, "nonnegative", "std of the stage-2 perturbation of the masked latent")
+    sigma: float = hparam(
+        3.0, "nonnegative", "Gaussian filter of the mask, in cells of the mask grid"
+    )
+    threshold: float = hparam(
+        0.5, "fraction", "mask values below this share of the maximum are zeroed"
+    )
+    noise: float = hparam(
+        0.01, "nonnegative", "std of the stage-2 perturbation of the masked latent"
+    )
     confidence: float = hparam(0.5, "fraction", "stage 2 stops once p(target) reaches this")
     patience: int = hparam(1, "count", "... for this many consecutive steps")
     residual: bool = hparam(True, None, "return x + D(z + M dz) - D(z) instead of D(z + M dz)")
@@ -131,46 +147,72 @@ class SLCFParams(HParams):
     ig_steps: int = hparam(50, "count", "integration steps of the LIG / IG masks")
     pixel_cell: int = hparam(4, "count", "pixel edits: mask cell size in pixels")
     # Switches between the paper's text and the released code (the ``slcf_code*`` presets):
-    stop_rule: str = hparam("paper", ("paper", "code"),
-                            "paper: stage 1 stops at the flip, stage 2 at p(target) >= confidence; code: both "
-                            "stages stop once the prediction is the target and p(target) > confidence")
-    class_loss: str = hparam("ce", ("ce", "logit"), "cross-entropy toward the target, or minus the target logit")
-    stage2_start: str = hparam("stage1", ("stage1", "zero"), "stage 2 starts from the stage-1 offset, or from 0")
-    lag_sign: str = hparam("abs", ("abs", "positive"),
-                           "LAG mask from |summed gradients|, or from their positive part only")
-    roundtrip: bool = hparam(False, None, "stage 1 classifies D(E(x_cf)) (one more autoencoder round trip)")
-    return_noiseless: bool = hparam(False, None, "return D(z + M dz) without the stage-2 perturbation (not "
-                                                 "re-checked), instead of the image verified at the stopping step")
-    sae_reference: str = hparam("input", ("input", "reconstruction"), "trait loss: SAE codes of x or of D(E(x))")
-    sae_features: str = hparam("pooled", ("pooled", "masked_spatial"),
-                               "trait loss on the pooled penultimate features (paper), or, as the released SAE "
-                               "pipeline, stage 2 classifies and reads SAE codes from the spatial features "
-                               "weighted by the stage-2 mask before pooling (stage 1 then has no trait loss)")
-    sae_loss: str = hparam("sum", ("sum", "mean"), "trait loss: L1 summed over SAE features, or averaged (code)")
-    units: str = hparam("cfbench", ("cfbench", "code"),
-                        "code: lr, noise and lambda_s are in the released code's unscaled latent units and sigma "
-                        "in cells of its 64-cell latent grid; converted with the autoencoder's scaling factor "
-                        "and this task's grid")
+    stop_rule: str = hparam(
+        "paper",
+        ("paper", "code"),
+        "paper: stage 1 stops at the flip, stage 2 at p(target) >= confidence; code: both "
+        "stages stop once the prediction is the target and p(target) > confidence",
+    )
+    class_loss: str = hparam(
+        "ce", ("ce", "logit"), "cross-entropy toward the target, or minus the target logit"
+    )
+    stage2_start: str = hparam(
+        "stage1", ("stage1", "zero"), "stage 2 starts from the stage-1 offset, or from 0"
+    )
+    lag_sign: str = hparam(
+        "abs",
+        ("abs", "positive"),
+        "LAG mask from |summed gradients|, or from their positive part only",
+    )
+    roundtrip: bool = hparam(
+        False, None, "stage 1 classifies D(E(x_cf)) (one more autoencoder round trip)"
+    )
+    return_noiseless: bool = hparam(
+        False,
+        None,
+        "return D(z + M dz) without the stage-2 perturbation (not "
+        "re-checked), instead of the image verified at the stopping step",
+    )
+    sae_reference: str = hparam(
+        "input", ("input", "reconstruction"), "trait loss: SAE codes of x or of D(E(x))"
+    )
+    sae_features: str = hparam(
+        "pooled",
+        ("pooled", "masked_spatial"),
+        "trait loss on the pooled penultimate features (paper), or, as the released SAE "
+        "pipeline, stage 2 classifies and reads SAE codes from the spatial features "
+        "weighted by the stage-2 mask before pooling (stage 1 then has no trait loss)",
+    )
+    sae_loss: str = hparam(
+        "sum", ("sum", "mean"), "trait loss: L1 summed over SAE features, or averaged (code)"
+    )
+    units: str = hparam(
+        "cfbench",
+        ("cfbench", "code"),
+        "code: lr, noise and lambda_s are in the released code's unscaled latent units and sigma "
+        "in cells of its 64-cell latent grid; converted with the autoencoder's scaling factor "
+        "and this task's grid",
+    )
 
 
 class SLCF(CounterfactualMethod):
     name = "slcf"
     Params = SLCFParams
 
-    def __init__(self, task, device, **hparams):
-        super().__init__(task, device, **hparams)
+    def __init__(self, task, device, params=None, **hparams):
+        super().__init__(task, device, params, **hparams)
         h = self.hparams
         self.classifier = task.classifier
         self.ae = task.component("autoencoder") if h.space == "latent" else None
         self.lr, self.noise, self.lambda_s, self.sigma = self.effective_units()
         self.sae = None
         if h.lambda_t > 0:
-            from cfbench.components.classifier import split
+            from cfbench.api.classifier import split
 
             self.sae = task.component("sae")
             self.features, self.head = split(self.classifier)
             if h.sae_features == "masked_spatial":
-                from cfbench.components.classifier import split_spatial
+                from cfbench.api.classifier import split_spatial
 
                 self.spatial, self.pool, _ = split_spatial(self.classifier, task.image_size)
 
@@ -189,21 +231,33 @@ class SLCF(CounterfactualMethod):
     def latent_factor(self) -> int:
         """How many pixels one latent cell spans (the autoencoder's downsampling factor)."""
         with torch.no_grad():
-            probe = torch.zeros(1, 3, self.task.image_size, self.task.image_size, device=self.device)
+            probe = torch.zeros(
+                1, 3, self.task.image_size, self.task.image_size, device=self.device
+            )
             return self.task.image_size // self.ae.encode(probe).shape[-1]
 
     def provenance(self) -> dict:
         if self.hparams.units == "cfbench":
             return {}
         lr, noise, lambda_s, sigma = self.effective_units()
-        return {"effective_units": {"lr": lr, "noise": noise, "lambda_s": lambda_s, "sigma": sigma,
-                                    "rule": "released-code units converted: lr, noise x scaling_factor; "
-                                            "lambda_s / scaling_factor; sigma x grid / 64"}}
+        return {
+            "effective_units": {
+                "lr": lr,
+                "noise": noise,
+                "lambda_s": lambda_s,
+                "sigma": sigma,
+                "rule": "released-code units converted: lr, noise x scaling_factor; "
+                "lambda_s / scaling_factor; sigma x grid / 64",
+            }
+        }
 
     @classmethod
     def requires(cls, params):
-        return (("classifier",) + (("autoencoder",) if params.space == "latent" else ())
-                + (("sae",) if params.lambda_t > 0 else ()))
+        return (
+            ("classifier",)
+            + (("autoencoder",) if params.space == "latent" else ())
+            + (("sae",) if params.lambda_t > 0 else ())
+        )
 
     def generate(self, batch: Batch) -> Counterfactuals:
         h = self.hparams
@@ -211,30 +265,47 @@ class SLCF(CounterfactualMethod):
         reference, second = None, None
         if self.sae is not None:
             with torch.no_grad():
-                seen = x if h.sae_reference == "input" or self.ae is None else self.ae.decode(self.ae.encode(x))
+                seen = (
+                    x
+                    if h.sae_reference == "input" or self.ae is None
+                    else self.ae.decode(self.ae.encode(x))
+                )
             if h.sae_features == "masked_spatial":
                 second = AfterMask(lambda mask: self.masked_goal(target, seen, mask))
             else:
                 with torch.no_grad():
                     reference = self.sae.encode(self.features(seen))
-        first = self.class_goal(target, h.confidence if h.stop_rule == "code" else None, reference,
-                                roundtrip=h.roundtrip)
+        first = self.class_goal(
+            target,
+            h.confidence if h.stop_rule == "code" else None,
+            reference,
+            roundtrip=h.roundtrip,
+        )
         edit = self.edit(batch, first, second or self.class_goal(target, h.confidence, reference))
         stage1, stage2 = edit.stage1, edit.stage2
         images = stage2.images
         if h.return_noiseless:
             with torch.no_grad():
                 space = edit.space
-                grid_mask = (torch.ones_like(space.code[:, :1]) if edit.mask is None
-                             else upsample(edit.mask, space.code.shape[-1]))
-                images = space.render(space.code + grid_mask * stage2.delta, torch.arange(len(x), device=x.device))
+                grid_mask = (
+                    torch.ones_like(space.code[:, :1])
+                    if edit.mask is None
+                    else upsample(edit.mask, space.code.shape[-1])
+                )
+                images = space.render(
+                    space.code + grid_mask * stage2.delta, torch.arange(len(x), device=x.device)
+                )
         extra_nfe = h.ig_steps if h.mask in ("lig", "ig") else 0
-        info = {"steps": stage1.steps + stage2.steps, "nfe": stage1.nfe + stage2.nfe + extra_nfe,
-                "stage1_steps": stage1.steps, "converged": stage2.done}
+        info = {
+            "steps": stage1.steps + stage2.steps,
+            "nfe": stage1.nfe + stage2.nfe + extra_nfe,
+            "stage1_steps": stage1.steps,
+            "converged": stage2.done,
+        }
         mask = None if edit.mask is None else upsample(edit.mask, x.shape[-1])
         return Counterfactuals(images, mask, info)
 
-    def edit(self, batch: Batch, first: Goal, second: "Goal | AfterMask") -> "Edit":
+    def edit(self, batch: Batch, first: Goal, second: Goal | AfterMask) -> Edit:
         """SLCF's two-stage localized edit toward any goal (``Goal``: per-sample loss and whether it
         is reached): stage 1 on the whole code until ``first`` is reached; the mask from the
         configured attribution of stage 1; stage 2 from the masked stage-1 offset until ``second``
@@ -243,16 +314,36 @@ class SLCF(CounterfactualMethod):
         space = self.edit_space(batch.images.to(self.device))
         ones = torch.ones_like(space.code[:, :1])
         patience1 = h.patience if h.stop_rule == "code" else 1
-        stage1 = self.optimise(space, first, ones, torch.zeros_like(space.code), h.stage1_steps,
-                               patience=patience1, noise=0.0, generators=None, stage=1)
+        stage1 = self.optimise(
+            space,
+            first,
+            ones,
+            torch.zeros_like(space.code),
+            h.stage1_steps,
+            patience=patience1,
+            noise=0.0,
+            generators=None,
+            stage=1,
+        )
         attribution = self.attribution(space, batch, stage1)
-        mask = None if attribution is None else postprocess_mask(attribution, self.sigma, h.threshold)
+        mask = (
+            None if attribution is None else postprocess_mask(attribution, self.sigma, h.threshold)
+        )
         edit_mask = ones if mask is None else upsample(mask, space.code.shape[-1])
         start = stage1.delta if h.stage2_start == "stage1" else torch.zeros_like(stage1.delta)
         if isinstance(second, AfterMask):
             second = second.make(mask)
-        stage2 = self.optimise(space, second, edit_mask, start, h.stage2_steps,
-                               patience=h.patience, noise=self.noise, generators=batch.generators, stage=2)
+        stage2 = self.optimise(
+            space,
+            second,
+            edit_mask,
+            start,
+            h.stage2_steps,
+            patience=h.patience,
+            noise=self.noise,
+            generators=batch.generators,
+            stage=2,
+        )
         return Edit(stage1, mask, stage2, space)
 
     def explain(self, batch: Batch) -> torch.Tensor:
@@ -262,13 +353,23 @@ class SLCF(CounterfactualMethod):
         x, target = batch.images.to(self.device), batch.target.to(self.device)
         space = self.edit_space(x)
         ones = torch.ones_like(space.code[:, :1])
-        stage1 = self.optimise(space, self.class_goal(target, None, None), ones, torch.zeros_like(space.code),
-                               self.hparams.stage1_steps, patience=1, noise=0.0, generators=None, stage=1)
+        stage1 = self.optimise(
+            space,
+            self.class_goal(target, None, None),
+            ones,
+            torch.zeros_like(space.code),
+            self.hparams.stage1_steps,
+            patience=1,
+            noise=0.0,
+            generators=None,
+            stage=1,
+        )
         lag = to_grid(self.lag(stage1.grad_sum), self.mask_grid(space))
         return upsample(postprocess_mask(lag, self.sigma, 0.0), x.shape[-1])
 
     def lag(self, grad_sum: torch.Tensor) -> torch.Tensor:
-        """Latent aggregated gradients as a (B,1,h,w) map: |sum| or its positive part, channel-summed."""
+        """Latent aggregated gradients as a (B,1,h,w) map: |sum| or its positive part,
+        channel-summed."""
         kept = grad_sum.abs() if self.hparams.lag_sign == "abs" else grad_sum.clamp_min(0)
         return kept.sum(1, keepdim=True)
 
@@ -277,22 +378,36 @@ class SLCF(CounterfactualMethod):
             return PixelEditSpace(x)
         return LatentEditSpace.encode(self.ae, x, self.hparams.residual)
 
-    def masked_goal(self, target: torch.Tensor, seen: torch.Tensor, mask: torch.Tensor | None) -> Goal:
+    def masked_goal(
+        self, target: torch.Tensor, seen: torch.Tensor, mask: torch.Tensor | None
+    ) -> Goal:
         """The released SAE pipeline's stage-2 goal: the mask, averaged to the classifier's spatial
         grid (bicubic) and min-max normalised, weights the spatial features before pooling, both
-        for the class loss and for the SAE codes, whose reference is read the same way from ``seen``."""
+        for the class loss and for the SAE codes, whose reference is read the same way from
+        ``seen``."""
         with torch.no_grad():
             grid = self.spatial(seen).shape[-2:]
-            weights = torch.ones(len(seen), 1, *grid, device=seen.device) if mask is None else \
-                F.interpolate(mask, size=tuple(grid), mode="bicubic", align_corners=False)
+            weights = (
+                torch.ones(len(seen), 1, *grid, device=seen.device)
+                if mask is None
+                else F.interpolate(mask, size=tuple(grid), mode="bicubic", align_corners=False)
+            )
             low = weights.flatten(1).amin(1).view(-1, 1, 1, 1)
-            span = (weights.flatten(1).amax(1).view(-1, 1, 1, 1) - low)
-            weights = torch.where(span > 0, (weights - low) / span.clamp_min(1e-12), torch.ones_like(weights))
+            span = weights.flatten(1).amax(1).view(-1, 1, 1, 1) - low
+            weights = torch.where(
+                span > 0, (weights - low) / span.clamp_min(1e-12), torch.ones_like(weights)
+            )
             reference = self.sae.encode(self.pool(self.spatial(seen) * weights))
         return self.class_goal(target, self.hparams.confidence, reference, feature_weights=weights)
 
-    def class_goal(self, target: torch.Tensor, confidence: float | None, reference: torch.Tensor | None,
-                   roundtrip: bool = False, feature_weights: torch.Tensor | None = None) -> Goal:
+    def class_goal(
+        self,
+        target: torch.Tensor,
+        confidence: float | None,
+        reference: torch.Tensor | None,
+        roundtrip: bool = False,
+        feature_weights: torch.Tensor | None = None,
+    ) -> Goal:
         """Class loss lambda_c * CE toward the target, or minus the target logit (``class_loss``),
         plus the trait loss when ``reference`` codes are given. Reached: the prediction is the
         target (``confidence`` None), else p(target) >= confidence (paper) or the prediction is the
@@ -315,7 +430,9 @@ class SLCF(CounterfactualMethod):
             else:
                 loss = -h.lambda_c * logits.gather(1, picked[:, None]).squeeze(1)
             if feats is not None:
-                loss = loss + h.lambda_t * trait_l1(self.sae.encode(feats), reference[rows], mean=h.sae_loss == "mean")
+                loss = loss + h.lambda_t * trait_l1(
+                    self.sae.encode(feats), reference[rows], mean=h.sae_loss == "mean"
+                )
             p_target = logits.softmax(1).gather(1, picked[:, None]).squeeze(1)
             if confidence is None:
                 reached = logits.argmax(1) == picked
@@ -349,16 +466,29 @@ class SLCF(CounterfactualMethod):
             rows = torch.arange(len(target), device=self.device)
 
             def score(code):
-                return self.classifier(space.render(code, rows)).gather(1, target[:, None]).squeeze(1)
+                return (
+                    self.classifier(space.render(code, rows)).gather(1, target[:, None]).squeeze(1)
+                )
 
             lig = latent_integrated_gradients(score, space.code, stage1.delta, steps)
             return to_grid(lig.abs().sum(1, keepdim=True), grid)
-        ig = pixel_integrated_gradients(self.classifier, batch.images.to(self.device),
-                                        batch.source.to(self.device), steps)
+        ig = pixel_integrated_gradients(
+            self.classifier, batch.images.to(self.device), batch.source.to(self.device), steps
+        )
         return to_grid(ig.abs().sum(1, keepdim=True), grid)
 
-    def optimise(self, space, goal: Goal, mask: torch.Tensor, init: torch.Tensor, max_steps: int,
-                 patience: int, noise: float, generators, stage: int) -> Trajectory:
+    def optimise(
+        self,
+        space,
+        goal: Goal,
+        mask: torch.Tensor,
+        init: torch.Tensor,
+        max_steps: int,
+        patience: int,
+        noise: float,
+        generators,
+        stage: int,
+    ) -> Trajectory:
         """Adam on ``delta`` with the edit ``mask * (delta + noise)``; samples stop independently,
         once ``goal`` is reached for ``patience`` consecutive steps. The loss adds the L1 sparsity
         of the offset (a per-sample mean, so batch-independent). The returned image is the one
@@ -379,8 +509,15 @@ class SLCF(CounterfactualMethod):
                 break
             self.progress(f"stage {stage} step {step + 1}/{max_steps}, {len(rows)}/{b} active")
             d = delta[rows].clone().requires_grad_(True)
-            edit = d if noise == 0 else d + noise * seeding.randn(
-                [generators[i] for i in rows.tolist()], tuple(d.shape[1:]), d.device)
+            edit = (
+                d
+                if noise == 0
+                else d
+                + noise
+                * seeding.randn(
+                    [generators[i] for i in rows.tolist()], tuple(d.shape[1:]), d.device
+                )
+            )
             x_cf = space.render(space.code[rows] + mask[rows] * edit, rows)
             goal_loss, reached = goal(x_cf, rows)
             loss = goal_loss + self.lambda_s * d.abs().flatten(1).mean(1)
@@ -388,7 +525,9 @@ class SLCF(CounterfactualMethod):
             steps[rows] += 1
             grad_sum[rows] += grad
             with torch.no_grad():
-                streak[rows] = torch.where(reached, streak[rows] + 1, torch.zeros_like(streak[rows]))
+                streak[rows] = torch.where(
+                    reached, streak[rows] + 1, torch.zeros_like(streak[rows])
+                )
                 stop = streak[rows] >= patience
                 images[rows] = x_cf.detach()
                 done[rows] = stop
@@ -405,4 +544,4 @@ class Edit:
     stage1: Trajectory
     mask: torch.Tensor | None
     stage2: Trajectory
-    space: "LatentEditSpace | PixelEditSpace"
+    space: LatentEditSpace | PixelEditSpace

@@ -1,7 +1,8 @@
 """Cost of producing a counterfactual: classifier evaluations and wall-clock seconds."""
+
 from __future__ import annotations
 
-from cfbench.metrics.base import Metric
+from cfbench.api.metric import Metric
 
 
 class _Amortised(Metric):
@@ -11,7 +12,11 @@ class _Amortised(Metric):
 
     def values(self, rows):
         own = super().values(rows)
-        return own + rows[self.fit_column].fillna(0).to_numpy(dtype=float) if self.fit_column in rows else own
+        return (
+            own + rows[self.fit_column].fillna(0).to_numpy(dtype=float)
+            if self.fit_column in rows
+            else own
+        )
 
 
 class ClassifierEvaluations(_Amortised):
@@ -30,5 +35,5 @@ class SecondsPerCounterfactual(_Amortised):
     name = "sec_per_cf"
     column, fit_column = "seconds", "fit_seconds"
     decimals = 2
-    interval = None          # measured per batch, so samples are not independent draws
+    interval = None  # measured per batch, so samples are not independent draws
     # tolerance None: wall-clock time depends on the machine; regress checks it only when asked

@@ -1,4 +1,5 @@
-"""COUT, the counterfactual transition score (Khorram & Fuxin 2022), as ACE, RCSB and SLCF report it.
+"""COUT, the counterfactual transition score (Khorram & Fuxin 2022), as ACE, RCSB and SLCF report
+it.
 
 Counterfactual pixels are inserted into the original in the order of an importance map (by default
 the channel-summed |x_cf - x|, normalised to [0, 1]; a smaller map, e.g. a latent mask, is
@@ -10,16 +11,19 @@ high when the few most-changed pixels already carry the class change.
 Everything is batched: all samples and several insertion steps go through the classifier in one
 forward pass, in chunks of at most ``max_images`` images.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import pandas as pd
 import torch
 from torch.nn import functional as F
 
-from cfbench.metrics.base import Metric, SampleContext
+from cfbench.api.metric import Metric, SampleContext
 
-MAX_IMAGES = 512   # images per classifier call; bounds memory independently of the batch size
+MAX_IMAGES = 512  # images per classifier call; bounds memory independently of the batch size
 
 
 def insertion_counts(num_pixels: int, rule: str = "cfbench") -> tuple[torch.Tensor, torch.Tensor]:
@@ -37,19 +41,24 @@ def insertion_counts(num_pixels: int, rule: str = "cfbench") -> tuple[torch.Tens
 
 @dataclass
 class Transition:
-    fractions: torch.Tensor   # (S,) inserted share of the pixels
-    source: torch.Tensor      # (B, S) p(source class) along the insertion
-    target: torch.Tensor      # (B, S) p(target class)
+    fractions: torch.Tensor  # (S,) inserted share of the pixels
+    source: torch.Tensor  # (B, S) p(source class) along the insertion
+    target: torch.Tensor  # (B, S) p(target class)
 
     @property
     def cout(self) -> torch.Tensor:
         """(B,) AUPC(target) - AUPC(source)."""
-        return (torch.trapezoid(self.target, self.fractions, dim=1)
-                - torch.trapezoid(self.source, self.fractions, dim=1))
+        return torch.trapezoid(self.target, self.fractions, dim=1) - torch.trapezoid(
+            self.source, self.fractions, dim=1
+        )
 
 
-def importance_order(x: torch.Tensor, x_cf: torch.Tensor, order_map: torch.Tensor | None = None,
-                     rule: str = "cfbench") -> torch.Tensor:
+def importance_order(
+    x: torch.Tensor,
+    x_cf: torch.Tensor,
+    order_map: torch.Tensor | None = None,
+    rule: str = "cfbench",
+) -> torch.Tensor:
     """(B, H*W) rank of every pixel in the insertion order (0 = inserted first).
 
     cfbench: the channel sum of the 8-bit changes, integers, sorted stably (ties keep raster order,
@@ -59,7 +68,9 @@ def importance_order(x: torch.Tensor, x_cf: torch.Tensor, order_map: torch.Tenso
     b, _, h, w = x.shape
     if order_map is not None:
         if order_map.shape[-2:] != (h, w):
-            order_map = F.interpolate(order_map.float(), size=(h, w), mode="bilinear", align_corners=False)
+            order_map = F.interpolate(
+                order_map.float(), size=(h, w), mode="bilinear", align_corners=False
+            )
         flat = order_map.flatten(1)
         flat = flat / flat.amax(1, keepdim=True).clamp_min(1e-12)
         order = torch.sort(flat, dim=1, descending=True, stable=True).indices
@@ -77,9 +88,16 @@ def importance_order(x: torch.Tensor, x_cf: torch.Tensor, order_map: torch.Tenso
 
 
 @torch.no_grad()
-def transition(classifier: torch.nn.Module, x: torch.Tensor, x_cf: torch.Tensor, source: torch.Tensor,
-               target: torch.Tensor, order_map: torch.Tensor | None = None,
-               max_images: int = MAX_IMAGES, rule: str = "cfbench") -> Transition:
+def transition(
+    classifier: torch.nn.Module,
+    x: torch.Tensor,
+    x_cf: torch.Tensor,
+    source: torch.Tensor,
+    target: torch.Tensor,
+    order_map: torch.Tensor | None = None,
+    max_images: int = MAX_IMAGES,
+    rule: str = "cfbench",
+) -> Transition:
     b, c, h, w = x.shape
     rank = importance_order(x, x_cf, order_map, rule)
     counts, positions = insertion_counts(h * w, rule)
@@ -89,7 +107,7 @@ def transition(classifier: torch.nn.Module, x: torch.Tensor, x_cf: torch.Tensor,
     p_src, p_tgt = [], []
     per_call = max(1, max_images // b)
     for start in range(0, len(counts), per_call):
-        chunk = counts[start:start + per_call]
+        chunk = counts[start : start + per_call]
         inserted = (rank[:, None, :] < chunk[None, :, None]).view(b, len(chunk), 1, h, w)
         images = (x[:, None] + delta[:, None] * inserted).flatten(0, 1)
         probs = classifier(images).softmax(1).view(b, len(chunk), -1)
@@ -101,15 +119,22 @@ def transition(classifier: torch.nn.Module, x: torch.Tensor, x_cf: torch.Tensor,
 
 class CounterfactualTransition(Metric):
     """COUT per sample under the protocol's ordering and integration rule; the probability curves
-    are stored too, for the mean-curve figure. The SLCF protocol averages the two directions' means."""
+    are stored too, for the mean-curve figure. The SLCF protocol averages the two directions'
+    means."""
 
     name = "COUT"
     higher_is_better = True
     tolerance = (0.05, 0.0)
 
     def per_sample(self, ctx: SampleContext):
-        t = transition(self.task.classifier, ctx.batch.images, ctx.counterfactuals.images,
-                       ctx.batch.source, ctx.batch.target, rule=self.protocol.cout_rule)
+        t = transition(
+            self.task.classifier,
+            ctx.batch.images,
+            ctx.counterfactuals.images,
+            ctx.batch.source,
+            ctx.batch.target,
+            rule=self.protocol.cout_rule,
+        )
         return {"COUT": t.cout, "COUT_curve_source": t.source, "COUT_curve_target": t.target}
 
     def summarize(self, run, method, rows):
@@ -118,3 +143,40 @@ class CounterfactualTransition(Metric):
         means = rows.groupby("source")["COUT"].mean()
         value, ci = super().summarize(run, method, rows)
         return (float(means.mean()) if value is not None else None), ci
+
+    def figure(self, samples, methods):
+        if "COUT_curve_target" not in samples:
+            return None
+        num_pixels = self.task.image_size**2
+        return "cout_curves.png", curve_figure(
+            samples, methods, num_pixels, self.protocol.cout_rule
+        )
+
+
+def curve_figure(samples: pd.DataFrame, methods: list[str], num_pixels: int, rule: str = "cfbench"):
+    """Mean probability curves along the insertion (solid: target, dashed: source), COUT in the
+    legend."""
+    import matplotlib.pyplot as plt
+
+    fractions = insertion_counts(num_pixels, rule)[1].numpy() / num_pixels
+    fig, ax = plt.subplots(figsize=(4.2, 3.0))
+    for i, method in enumerate(methods):
+        rows = samples[samples["method"] == method]
+        if rows.empty:
+            continue
+        target, source = (
+            np.stack(rows[c].to_numpy()) for c in ("COUT_curve_target", "COUT_curve_source")
+        )
+        colour = f"C{i}"
+        ax.plot(
+            fractions,
+            target.mean(0),
+            color=colour,
+            label=f"{method} (COUT {rows['COUT'].mean():.3f})",
+        )
+        ax.plot(fractions, source.mean(0), color=colour, linestyle="--")
+    ax.set_xlabel("share of counterfactual pixels inserted")
+    ax.set_ylabel("mean probability")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7, title="solid: target, dashed: source", title_fontsize=7)
+    return fig

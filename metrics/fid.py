@@ -8,9 +8,11 @@ spread of the 10 repetitions (half the 2.5-97.5 percentile range); FID itself ha
 
 Features come from the task's ``fid_features`` component, a torch-fidelity feature extractor
 (``components/fid_features.py``: Inception-v3 on real tasks, the synthetic SimSiam as a recorded
-stand-in). Images are streamed from the run directory in batches, so memory holds only the
+stand-in, registered with torch-fidelity when the component loads). Images are streamed from the
+run directory in batches, so memory holds only the
 feature matrices (n x d), never the images of a whole run.
 """
+
 from __future__ import annotations
 
 import functools
@@ -19,57 +21,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cfbench.components.fid_features import SIMSIAM
+from cfbench.api.metric import Metric
 from cfbench.errors import UserError
-from cfbench.metrics.base import Metric
 from cfbench.results import load_pngs
 
-KEY_METRIC_FID = "frechet_inception_distance"   # torch-fidelity's result key
+KEY_METRIC_FID = "frechet_inception_distance"  # torch-fidelity's result key
 SFID_REPEATS = 10
 SFID_SEED = 0
 STREAM_BATCH = 64
-
-
-@functools.cache
-def register_simsiam() -> None:
-    """Register cfbench's SimSiam with torch-fidelity as ``cfbench-simsiam`` (weights from
-    ``feature_extractor_weights_path``). Done on first use: torch-fidelity is slow to import."""
-    from safetensors.torch import load_file
-    from torch_fidelity.feature_extractor_base import FeatureExtractorBase
-    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
-
-    from cfbench.components.simsiam import SimSiam
-
-    class SimSiamFeatures(FeatureExtractorBase):
-        def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
-            super().__init__(name, features_list)
-            if feature_extractor_weights_path is None:
-                raise ValueError(f"{SIMSIAM} needs feature_extractor_weights_path (a SimSiam safetensors file)")
-            self.simsiam = SimSiam()
-            self.simsiam.load_state_dict(load_file(str(feature_extractor_weights_path)))
-
-        @staticmethod
-        def get_provided_features_list():
-            return ("128",)
-
-        @staticmethod
-        def get_default_feature_layer_for_metric(metric):
-            return "128"
-
-        @staticmethod
-        def can_be_compiled():
-            return False
-
-        @staticmethod
-        def get_dummy_input_for_compile():
-            return torch.zeros(1, 3, 64, 64, dtype=torch.uint8)
-
-        def forward(self, x):
-            """uint8 B x 3 x H x W (torch-fidelity's convention) -> the 128-d embedding."""
-            return (self.simsiam.embed(x.float() / 255),)
-
-    if SIMSIAM not in FEATURE_EXTRACTORS_REGISTRY:
-        register_feature_extractor(SIMSIAM, SimSiamFeatures)
 
 
 @functools.lru_cache(maxsize=2)
@@ -77,18 +36,24 @@ def _extractor(name: str, weights: str, cuda: bool):
     from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
     from torch_fidelity.utils import create_feature_extractor
 
-    register_simsiam()
-    return create_feature_extractor(name, [FEATURE_EXTRACTORS_REGISTRY[name].get_default_feature_layer_for_metric(
-        "fid")], cuda=cuda, feature_extractor_weights_path=weights, verbose=False)
+    return create_feature_extractor(
+        name,
+        [FEATURE_EXTRACTORS_REGISTRY[name].get_default_feature_layer_for_metric("fid")],
+        cuda=cuda,
+        feature_extractor_weights_path=weights,
+        verbose=False,
+    )
 
 
 @functools.lru_cache(maxsize=8)
-def folder_features(name: str, weights: str, cuda: bool, folder: str, ids: tuple[str, ...]) -> np.ndarray:
+def folder_features(
+    name: str, weights: str, cuda: bool, folder: str, ids: tuple[str, ...]
+) -> np.ndarray:
     """(n, d) features of the PNGs ``folder/<id>.png``, read and embedded STREAM_BATCH at a time."""
     extractor = _extractor(name, weights, cuda)
     chunks = []
     for start in range(0, len(ids), STREAM_BATCH):
-        images = load_pngs(Path(folder), list(ids[start:start + STREAM_BATCH]))
+        images = load_pngs(Path(folder), list(ids[start : start + STREAM_BATCH]))
         batch = torch.round(images * 255).to(torch.uint8)
         with torch.no_grad():
             (feats,) = extractor(batch.cuda() if cuda else batch)
@@ -104,17 +69,26 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(fid_statistics_to_metric(*stats, verbose=False)[KEY_METRIC_FID])
 
 
-def split_fid(originals: np.ndarray, counterfactuals: np.ndarray, repeats: int = SFID_REPEATS,
-              seed: int = SFID_SEED) -> np.ndarray:
+def split_fid(
+    originals: np.ndarray,
+    counterfactuals: np.ndarray,
+    repeats: int = SFID_REPEATS,
+    seed: int = SFID_SEED,
+) -> np.ndarray:
     """(repeats,) sFID values: each the mean of the two cross-half FIDs of one random split."""
     rng = np.random.default_rng(seed)
     n = len(originals)
     values = []
     for _ in range(repeats):
         perm = rng.permutation(n)
-        one, two = perm[: n // 2], perm[n // 2:]
-        values.append((frechet_distance(originals[one], counterfactuals[two])
-                       + frechet_distance(originals[two], counterfactuals[one])) / 2)
+        one, two = perm[: n // 2], perm[n // 2 :]
+        values.append(
+            (
+                frechet_distance(originals[one], counterfactuals[two])
+                + frechet_distance(originals[two], counterfactuals[one])
+            )
+            / 2
+        )
     return np.array(values)
 
 
@@ -140,13 +114,17 @@ class _FeatureDistance(Metric):
         ids = tuple(rows["sample_id"])
         source = self.task.component("fid_features")
         cuda = self.device.type == "cuda"
-        found = tuple(folder_features(source.name, source.weights, cuda, str(folder), ids)
-                      for folder in (run.images(), run.images(method)))
+        found = tuple(
+            folder_features(source.name, source.weights, cuda, str(folder), ids)
+            for folder in (run.images(), run.images(method))
+        )
         used = len(ids) // 2 if self.name == "sFID" else len(ids)
         if used < found[0].shape[1]:
-            self.notes.append(f"{self.name} of {method} uses {used} samples per feature set, fewer than the "
-                              f"{found[0].shape[1]} feature dimensions: the covariance is singular and the value "
-                              "is biased; compare it only with runs of the same size.")
+            self.notes.append(
+                f"{self.name} of {method} uses {used} samples per feature set, fewer than the "
+                f"{found[0].shape[1]} feature dimensions: the covariance is singular and the value "
+                "is biased; compare it only with runs of the same size."
+            )
         return found
 
 
@@ -173,7 +151,8 @@ class SplitFID(_FeatureDistance):
             return None, None
         originals, counterfactuals = self.features(run, method, rows)
         p = self.protocol
-        if p.sfid_counterfactuals == "flipped":     # ACE: only successful counterfactuals in the CF halves
+        # ACE: only successful counterfactuals in the CF halves
+        if p.sfid_counterfactuals == "flipped":
             return self._flipped_only(originals, counterfactuals, rows["flipped"].to_numpy(bool))
         values = split_fid(originals, counterfactuals, p.sfid_repeats, p.sfid_seed)
         lo, hi = np.percentile(values, [2.5, 97.5])
@@ -183,9 +162,11 @@ class SplitFID(_FeatureDistance):
         """One seeded half-split; the counterfactual halves keep their successful members."""
         rng = np.random.default_rng(self.protocol.sfid_seed)
         perm = rng.permutation(len(originals))
-        one, two = perm[: len(perm) // 2], perm[len(perm) // 2:]
+        one, two = perm[: len(perm) // 2], perm[len(perm) // 2 :]
         cf_one, cf_two = one[flipped[one]], two[flipped[two]]
         if min(len(cf_one), len(cf_two)) < 2:
             return None, None
-        return (frechet_distance(originals[one], counterfactuals[cf_two])
-                + frechet_distance(originals[two], counterfactuals[cf_one])) / 2, None
+        return (
+            frechet_distance(originals[one], counterfactuals[cf_two])
+            + frechet_distance(originals[two], counterfactuals[cf_one])
+        ) / 2, None

@@ -1,13 +1,17 @@
 """Locality against ground truth: where the edit's L1 mass lies (synthetic tasks only)."""
+
 from __future__ import annotations
 
 import torch
 
-from cfbench.metrics.base import Metric, SampleContext
+from cfbench.api.metric import Metric, SampleContext
 
 
-def edit_mass_share(original: torch.Tensor, edited: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
-    """Share of sum_c |edited - original| that lies inside ``region`` (B,1,H,W); 0 if nothing changed."""
+def edit_mass_share(
+    original: torch.Tensor, edited: torch.Tensor, region: torch.Tensor
+) -> torch.Tensor:
+    """Share of sum_c |edited - original| that lies inside ``region`` (B,1,H,W); 0 if nothing
+    changed."""
     mass = (edited - original).abs().sum(1, keepdim=True)
     total = mass.flatten(1).sum(1)
     inside = (mass * region).flatten(1).sum(1)

@@ -1,24 +1,16 @@
 """LPIPS (Zhang et al. 2018, the ``lpips`` package, AlexNet backbone) between x and x_cf.
 
-LPIPS needs torchvision's ImageNet AlexNet weights, which cfbench never downloads. Without them
-in torch's hub cache the column stays empty and run.json says why: a randomly initialised
-backbone would give numbers that look like LPIPS and mean nothing.
-"""
+Without torchvision's AlexNet weights in torch's hub cache the column stays empty and run.json says
+why (``cfbench.perceptual``)."""
+
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import torch
 
-from cfbench.metrics.base import Metric, SampleContext
-
-
-def backbone_checkpoint() -> Path:
-    """Where torchvision looks for the AlexNet weights LPIPS builds on."""
-    from torchvision.models import AlexNet_Weights
-
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(AlexNet_Weights.IMAGENET1K_V1.url).name
+from cfbench.api.metric import Metric, SampleContext
+from cfbench.perceptual import backbone_checkpoint, lpips_network
 
 
 class LPIPS(Metric):
@@ -29,15 +21,15 @@ class LPIPS(Metric):
     def unavailable(self):
         path = backbone_checkpoint()
         if not path.exists():
-            return (f"LPIPS needs torchvision's AlexNet weights at {path} (offline: copy "
-                    f"{path.name} there); cfbench does not download them or use random weights")
+            return (
+                f"LPIPS needs torchvision's AlexNet weights at {path} (offline: copy "
+                f"{path.name} there); cfbench does not download them or use random weights"
+            )
         return None
 
     @functools.cached_property
     def model(self):
-        import lpips
-
-        return lpips.LPIPS(net="alex", verbose=False).eval().to(self.device)
+        return lpips_network("alex", self.device)
 
     def per_sample(self, ctx: SampleContext):
         with torch.no_grad():

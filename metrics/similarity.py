@@ -3,13 +3,14 @@
 The task supplies the SimSiam network (real tasks: a ResNet-50 SimSiam checkpoint from a user path;
 synthetic tasks: the shipped, project-trained one, which is a stand-in and is recorded as such).
 """
+
 from __future__ import annotations
 
 import torch
 from torch.nn import functional as F
 
+from cfbench.api.metric import Metric, SampleContext
 from cfbench.errors import UserError
-from cfbench.metrics.base import Metric, SampleContext
 
 
 def s3(embed: torch.nn.Module, x: torch.Tensor, x_cf: torch.Tensor) -> torch.Tensor:
@@ -33,7 +34,9 @@ class SimSiamSimilarity(Metric):
         return None
 
     def per_sample(self, ctx: SampleContext):
-        return {"S3": s3(self.task.component("simsiam"), ctx.batch.images, ctx.counterfactuals.images)}
+        return {
+            "S3": s3(self.task.component("simsiam"), ctx.batch.images, ctx.counterfactuals.images)
+        }
 
     def provenance(self):
         found = self.task.provenance(["simsiam"])["simsiam"]

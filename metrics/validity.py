@@ -1,7 +1,8 @@
 """Validity: did the edit reach the target class?"""
+
 from __future__ import annotations
 
-from cfbench.metrics.base import Metric
+from cfbench.api.metric import Metric
 
 
 class FlipRate(Metric):

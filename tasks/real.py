@@ -1,12 +1,15 @@
 """Real-data tasks: ImageNet pairs, CelebA smile/age and a CUB-200-2011 class pair.
 
-Data comes from a user-given root and weights (environment variables below), loaded through the ecosystem's own loaders: torchvision weights, diffusers
+Data comes from a user-given root and weights (environment variables below), loaded through the
+ecosystem's own loaders: torchvision weights, diffusers
 ``from_pretrained`` and local checkpoint paths. Offline, or with anything missing, loading stops
 with a ``UserError`` that names what is missing and how to provide it.
 
 Environment variables:
-  CFBENCH_DATA_ROOT     ImageNet: <root>/imagenet/val/<wnid>/*.JPEG, or the flat val/ILSVRC2012_val_*.JPEG
-                        with <root>/imagenet/LOC_val_solution.csv (Kaggle) or meta.bin (torchvision); CelebA: <root>/celeba/
+  CFBENCH_DATA_ROOT     ImageNet: <root>/imagenet/val/<wnid>/*.JPEG, or the flat
+  val/ILSVRC2012_val_*.JPEG
+                        with <root>/imagenet/LOC_val_solution.csv (Kaggle) or meta.bin
+                        (torchvision); CelebA: <root>/celeba/
                         (img_align_celeba/ + list_attr_celeba.txt + list_eval_partition.txt);
                         CUB: <root>/CUB_200_2011/ (images/ + images.txt + image_class_labels.txt
                         + train_test_split.txt; the test split is is_training_image == 0)
@@ -21,6 +24,7 @@ Environment variables:
   CFBENCH_SAE           sparse autoencoder on the classifier's penultimate activations (SLCF +
                         SAE, traits): the safetensors file `cfbench sae train --task T` writes
 """
+
 from __future__ import annotations
 
 import itertools
@@ -30,8 +34,8 @@ from pathlib import Path
 
 import torch
 
+from cfbench.api.task import Task, TaskSamples
 from cfbench.errors import UserError
-from cfbench.tasks.base import Task, TaskSamples
 
 IMAGENET_PAIRS = {  # task -> ((class index, wnid, name), (class index, wnid, name))
     "zebra_sorrel": ((340, "n02391049", "zebra"), (339, "n02389026", "sorrel")),
@@ -45,8 +49,10 @@ CUB_DEFAULT_CLASSES = "59,62"  # California Gull, Herring Gull
 def data_root() -> Path:
     value = os.environ.get("CFBENCH_DATA_ROOT")
     if not value:
-        raise UserError("The dataset root is not configured: set CFBENCH_DATA_ROOT to the directory that holds "
-                        "imagenet/, celeba/ or CUB_200_2011/.")
+        raise UserError(
+            "The dataset root is not configured: set CFBENCH_DATA_ROOT to the directory that holds "
+            "imagenet/, celeba/ or CUB_200_2011/."
+        )
     path = Path(value).expanduser()
     if not path.is_dir():
         raise UserError(f"The dataset root {path} (from CFBENCH_DATA_ROOT) is not a directory.")
@@ -80,8 +86,12 @@ class _FolderTask(Task):
 
     def sample_ids(self, n):
         # Interleave the two classes so any prefix is as balanced as the data allows.
-        by_class = [[sid for sid, (_, label) in self._index.items() if label == c] for c in self.pair]
-        ordered = [sid for group in itertools.zip_longest(*by_class) for sid in group if sid is not None]
+        by_class = [
+            [sid for sid, (_, label) in self._index.items() if label == c] for c in self.pair
+        ]
+        ordered = [
+            sid for group in itertools.zip_longest(*by_class) for sid in group if sid is not None
+        ]
         return ordered[:n]
 
     def load(self, ids):
@@ -90,12 +100,22 @@ class _FolderTask(Task):
             raise UserError(f"Task '{self.name}': unknown sample ids {missing[:3]}.")
         files = [self._index[i][0] for i in ids]
         images = _load_image_files(files, self.image_size)
-        return TaskSamples(images, torch.tensor([self._index[i][1] for i in ids]), list(ids),
-                           files=[str(f) for f in files])
+        return TaskSamples(
+            images,
+            torch.tensor([self._index[i][1] for i in ids]),
+            list(ids),
+            files=[str(f) for f in files],
+        )
 
-    components = {"autoencoder": "env:CFBENCH_AUTOENCODER", "diffusion_prior": "env:CFBENCH_DIFFUSION_PRIOR",
-                  "simsiam": "env:CFBENCH_SIMSIAM", "fid_features": "env:CFBENCH_INCEPTION", "sae": "env:CFBENCH_SAE",
-                  "diffae": "env:CFBENCH_DIFFAE", "spurious_vae": "env:CFBENCH_SPURIOUS_VAE"}
+    components = {
+        "autoencoder": "env:CFBENCH_AUTOENCODER",
+        "diffusion_prior": "env:CFBENCH_DIFFUSION_PRIOR",
+        "simsiam": "env:CFBENCH_SIMSIAM",
+        "fid_features": "env:CFBENCH_INCEPTION",
+        "sae": "env:CFBENCH_SAE",
+        "diffae": "env:CFBENCH_DIFFAE",
+        "spurious_vae": "env:CFBENCH_SPURIOUS_VAE",
+    }
 
 
 class ImageNetPairTask(_FolderTask):
@@ -115,14 +135,20 @@ class ImageNetPairTask(_FolderTask):
         val = imagenet / "val"
         folders = [val / wnid for _, wnid, _ in self.spec]
         if all(f.is_dir() for f in folders):
-            return [(f"{wnid}/{f.stem}", f, index) for (index, wnid, _), folder in zip(self.spec, folders)
-                    for f in sorted(folder.glob("*.JPEG"))]
+            return [
+                (f"{wnid}/{f.stem}", f, index)
+                for (index, wnid, _), folder in zip(self.spec, folders)
+                for f in sorted(folder.glob("*.JPEG"))
+            ]
         flat = sorted(val.glob("ILSVRC2012_val_*.JPEG"))
         if not flat:
-            raise UserError(f"Task '{self.name}' needs the ImageNet validation images in {val}, either in "
-                            f"class folders (val/<wnid>/*.JPEG, here {' and '.join(f.name for f in folders)}) or "
-                            "flat as shipped (val/ILSVRC2012_val_00000001.JPEG ...) with a label file; "
-                            f"found neither.")
+            raise UserError(
+                f"Task '{self.name}' needs the ImageNet validation images in {val}, either in "
+                f"class folders (val/<wnid>/*.JPEG, here {' and '.join(f.name for f in folders)}) "
+                "or "
+                "flat as shipped (val/ILSVRC2012_val_00000001.JPEG ...) with a label file; "
+                f"found neither."
+            )
         labels = _flat_imagenet_labels(imagenet)
         index = {wnid: i for i, wnid, _ in self.spec}
         return [(f.stem, f, index[labels[f.stem]]) for f in flat if labels.get(f.stem) in index]
@@ -144,14 +170,17 @@ def _flat_imagenet_labels(imagenet: Path) -> dict[str, str]:
 
         _, val_wnids = load_meta_file(str(imagenet))
         return {f"ILSVRC2012_val_{i:08d}": wnid for i, wnid in enumerate(val_wnids, start=1)}
-    raise UserError(f"The flat ImageNet validation images in {imagenet / 'val'} need a label file: "
-                    f"{kaggle} (Kaggle's, 'ImageId,PredictionString') or {meta} (torchvision's; make it from "
-                    "ILSVRC2012_devkit_t12.tar.gz with `python -c \"from torchvision.datasets.imagenet import "
-                    f"parse_devkit_archive; parse_devkit_archive('{imagenet}')\"`).")
+    raise UserError(
+        f"The flat ImageNet validation images in {imagenet / 'val'} need a label file: "
+        f"{kaggle} (Kaggle's, 'ImageId,PredictionString') or {meta} (torchvision's; make it from "
+        'ILSVRC2012_devkit_t12.tar.gz with `python -c "from torchvision.datasets.imagenet import '
+        f"parse_devkit_archive; parse_devkit_archive('{imagenet}')\"`)."
+    )
 
 
 class _ScriptedClassifierTask(_FolderTask):
-    """The classifier is the user's TorchScript file (CFBENCH_CLASSIFIER): no torchvision weights exist."""
+    """The classifier is the user's TorchScript file (CFBENCH_CLASSIFIER): no torchvision weights
+    exist."""
 
     components = {**_FolderTask.components, "classifier": "env:CFBENCH_CLASSIFIER"}
 
@@ -164,7 +193,9 @@ class CheckpointTask(_ScriptedClassifierTask):
         self.name = task_name
         self.pair = (0, 1)
         self.class_names = ("negative", "positive")
-        self.description = f"{task_name}: binary attribute task on a user-provided classifier checkpoint"
+        self.description = (
+            f"{task_name}: binary attribute task on a user-provided classifier checkpoint"
+        )
 
     def _files(self):
         return _celeba_files(data_root() / "celeba", CELEBA_ATTRIBUTES[self.name])
@@ -185,10 +216,14 @@ class CubPairTask(_ScriptedClassifierTask):
         except ValueError:
             valid = False
         if not valid:
-            raise UserError(f"CFBENCH_CUB_CLASSES must be two different CUB class ids 1..200 as in "
-                            f"classes.txt, e.g. \"{CUB_DEFAULT_CLASSES}\"; got \"{spec}\".")
+            raise UserError(
+                f"CFBENCH_CUB_CLASSES must be two different CUB class ids 1..200 as in "
+                f'classes.txt, e.g. "{CUB_DEFAULT_CLASSES}"; got "{spec}".'
+            )
         self.pair = (a - 1, b - 1)
-        self.description = f"CUB-200-2011 test split, class {a} <-> {b}, user-provided classifier checkpoint"
+        self.description = (
+            f"CUB-200-2011 test split, class {a} <-> {b}, user-provided classifier checkpoint"
+        )
 
     def _files(self):
         return _cub_files(data_root() / "CUB_200_2011", self.pair)
@@ -203,8 +238,11 @@ def _require(dataset: str, *paths: Path) -> None:
 def _fields(path: Path, maxsplit: int = -1) -> dict[str, list[str]]:
     """A '<key> <value>...' list file (CelebA's and CUB's metadata) as key -> values; with
     ``maxsplit`` 1 the value is the rest of the line (a file name may hold spaces)."""
-    return {line[0]: line[1:] for line in (ln.split(maxsplit=maxsplit) for ln in path.read_text().splitlines())
-            if line}
+    return {
+        line[0]: line[1:]
+        for line in (ln.split(maxsplit=maxsplit) for ln in path.read_text().splitlines())
+        if line
+    }
 
 
 def _celeba_files(root: Path, attribute: str):
@@ -218,7 +256,13 @@ def _celeba_files(root: Path, attribute: str):
     for line in lines[2:]:
         fields = line.split()
         if fields[0] in test:
-            found.append((fields[0].split(".")[0], root / "img_align_celeba" / fields[0], int(fields[column] == "1")))
+            found.append(
+                (
+                    fields[0].split(".")[0],
+                    root / "img_align_celeba" / fields[0],
+                    int(fields[column] == "1"),
+                )
+            )
     return found
 
 
@@ -226,7 +270,9 @@ def _cub_files(root: Path, labels: tuple[int, ...]):
     """(id, path, label) of the CUB test split restricted to ``labels`` (class id - 1)."""
     names = ("images.txt", "image_class_labels.txt", "train_test_split.txt")
     _require("CUB-200-2011", *(root / n for n in names), root / "images")
-    paths, classes, split = (_fields(root / n, maxsplit=1 if n == "images.txt" else -1) for n in names)
+    paths, classes, split = (
+        _fields(root / n, maxsplit=1 if n == "images.txt" else -1) for n in names
+    )
     found = []
     for image, (relative,) in paths.items():
         label = int(classes[image][0]) - 1

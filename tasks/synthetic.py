@@ -9,11 +9,14 @@ Masks partition the image: ``causal`` (the coat) is inside ``object``; ``object 
 class-independent parts (eye, ears, muzzle, hooves/paws); ``spurious`` = ``1 - object`` is the
 background. Exactly one of {causal, object-only, spurious} is set at every pixel.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+from tqdm.auto import tqdm
 
 SIZE = 64
 CLASSES = ("zebra", "sorrel", "cheetah", "cougar", "egyptian_cat", "persian_cat")
@@ -24,16 +27,22 @@ PAIRS = {  # task name -> (class id, class id); both directions are flipped
 }
 _FAMILY = {0: "horse", 1: "horse", 2: "bigcat", 3: "bigcat", 4: "cat", 5: "cat"}
 # Background tone a class is tied to when ``bg_correlation`` > 0 (a spurious shortcut).
-_CLASS_TONE = {0: (0.80, 0.72, 0.45), 1: (0.35, 0.60, 0.30), 2: (0.85, 0.65, 0.35),
-               3: (0.55, 0.55, 0.60), 4: (0.75, 0.70, 0.60), 5: (0.45, 0.40, 0.55)}
+_CLASS_TONE = {
+    0: (0.80, 0.72, 0.45),
+    1: (0.35, 0.60, 0.30),
+    2: (0.85, 0.65, 0.35),
+    3: (0.55, 0.55, 0.60),
+    4: (0.75, 0.70, 0.60),
+    5: (0.45, 0.40, 0.55),
+}
 
 
 @dataclass
 class SynthSample:
-    image: np.ndarray     # H x W x 3 float32 in [0, 1]
+    image: np.ndarray  # H x W x 3 float32 in [0, 1]
     label: int
-    causal: np.ndarray    # H x W bool
-    object: np.ndarray    # H x W bool
+    causal: np.ndarray  # H x W bool
+    object: np.ndarray  # H x W bool
     spurious: np.ndarray  # H x W bool
 
 
@@ -72,8 +81,11 @@ def _background(rng: np.random.Generator, label: int, bg_correlation: float) -> 
 
 def _local_coords(rng: np.random.Generator, family: str):
     """Animal-frame coordinates (u along the body, v downward) for every pixel."""
-    scale = {"horse": rng.uniform(17.5, 21.5), "bigcat": rng.uniform(18.5, 22.5),
-             "cat": rng.uniform(18.0, 21.5)}[family]
+    scale = {
+        "horse": rng.uniform(17.5, 21.5),
+        "bigcat": rng.uniform(18.5, 22.5),
+        "cat": rng.uniform(18.0, 21.5),
+    }[family]
     cx = rng.uniform(29, 35)
     cy = rng.uniform(24, 31)
     theta = rng.uniform(-0.25, 0.25)
@@ -92,8 +104,12 @@ def _ellipse(u, v, cu, cv, au, av):
 def _silhouette(rng: np.random.Generator, family: str, u, v):
     """Return (coat mask, non-causal parts mask) in the animal frame."""
     shape = {  # body axes, leg length, head centre/axes, neck
-        "horse": dict(body=(1.0, 0.55), leg=0.95, head=(1.45, -0.95, 0.38, 0.2), neck=True, tail=0.7),
-        "bigcat": dict(body=(1.1, 0.5), leg=0.7, head=(1.25, -0.35, 0.32, 0.27), neck=False, tail=1.1),
+        "horse": dict(
+            body=(1.0, 0.55), leg=0.95, head=(1.45, -0.95, 0.38, 0.2), neck=True, tail=0.7
+        ),
+        "bigcat": dict(
+            body=(1.1, 0.5), leg=0.7, head=(1.25, -0.35, 0.32, 0.27), neck=False, tail=1.1
+        ),
         "cat": dict(body=(0.95, 0.6), leg=0.55, head=(1.0, -0.55, 0.4, 0.36), neck=False, tail=0.9),
     }[family]
     bu, bv = shape["body"]
@@ -103,10 +119,13 @@ def _silhouette(rng: np.random.Generator, family: str, u, v):
     hu, hv = hu * bu, hv + rng.uniform(-0.1, 0.1)
     coat |= _ellipse(u, v, hu, hv, hau, hav)
     if shape["neck"]:  # a thick segment from the shoulder to the head
-        t = np.clip(((u - 0.7) * (hu - 0.7) + (v + 0.1) * (hv + 0.1)) /
-                    ((hu - 0.7) ** 2 + (hv + 0.1) ** 2), 0, 1)
+        t = np.clip(
+            ((u - 0.7) * (hu - 0.7) + (v + 0.1) * (hv + 0.1)) / ((hu - 0.7) ** 2 + (hv + 0.1) ** 2),
+            0,
+            1,
+        )
         pu, pv = 0.7 + t * (hu - 0.7), -0.1 + t * (hv + 0.1)
-        coat |= (u - pu) ** 2 + (v - pv) ** 2 <= 0.2 ** 2
+        coat |= (u - pu) ** 2 + (v - pv) ** 2 <= 0.2**2
     parts = np.zeros_like(coat)
     leg_len = shape["leg"] * rng.uniform(0.85, 1.15)
     for x0 in (-0.7 * bu, -0.45 * bu, 0.45 * bu, 0.7 * bu):
@@ -128,7 +147,9 @@ def _silhouette(rng: np.random.Generator, family: str, u, v):
     else:
         for du_ear in (-0.45, 0.35):
             eu, ev = hu + du_ear * hau, hv - hav
-            parts |= (np.abs(u - eu) <= 0.12 * (1 - (ev - v) / 0.3)) & (v <= ev + 0.05) & (v >= ev - 0.3)
+            parts |= (
+                (np.abs(u - eu) <= 0.12 * (1 - (ev - v) / 0.3)) & (v <= ev + 0.05) & (v >= ev - 0.3)
+            )
     coat &= ~parts
     return coat, parts
 
@@ -139,9 +160,13 @@ def _coat_texture(rng: np.random.Generator, label: int, u, v) -> np.ndarray:
         freq = rng.uniform(2.2, 3.2)
         phase = rng.uniform(0, 1)
         stripes = np.sin(2 * np.pi * (u * freq + phase) + 2.5 * np.sin(1.5 * v)) > 0
-        base = np.where(stripes[..., None], np.array([0.92, 0.92, 0.9]), np.array([0.08, 0.08, 0.1]))
+        base = np.where(
+            stripes[..., None], np.array([0.92, 0.92, 0.9]), np.array([0.08, 0.08, 0.1])
+        )
     elif label == 1:  # sorrel: plain red-brown
-        base = np.broadcast_to(np.array([0.62, 0.30, 0.14]) + rng.normal(0, 0.04, 3), u.shape + (3,))
+        base = np.broadcast_to(
+            np.array([0.62, 0.30, 0.14]) + rng.normal(0, 0.04, 3), u.shape + (3,)
+        )
     elif label in (2, 3):  # cheetah (spots) / cougar (plain) share the tan coat
         tan = np.array([0.80, 0.62, 0.36]) + rng.normal(0, 0.04, 3)
         base = np.broadcast_to(tan, u.shape + (3,)).copy()
@@ -166,7 +191,7 @@ def _spots(rng, u, v, n, rmin, rmax) -> np.ndarray:
     cv = rng.uniform(-1.4, 1.4, n)
     r = rng.uniform(rmin, rmax, n)
     d = (u[..., None] - cu) ** 2 + (v[..., None] - cv) ** 2
-    return (d <= r ** 2).any(-1)
+    return (d <= r**2).any(-1)
 
 
 def _clutter(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
@@ -191,7 +216,7 @@ def _clutter(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
         if kind < 0.7:
             cy, cx = rng.uniform(0, SIZE, (2, rng.integers(5, 40)))
             r = rng.uniform(1.0, 3.0, len(cy))
-            hit = ((yy[..., None] - cy) ** 2 + (xx[..., None] - cx) ** 2 <= r ** 2).any(-1)
+            hit = ((yy[..., None] - cy) ** 2 + (xx[..., None] - cx) ** 2 <= r**2).any(-1)
         else:
             angle, freq = rng.uniform(0, np.pi), rng.uniform(0.1, 0.3)
             hit = np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * freq * 2 * np.pi) > 0.6
@@ -200,8 +225,14 @@ def _clutter(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     return out
 
 
-def render(seed: int, index: int, label: int, bg_correlation: float = 0.0,
-           clutter: bool = False, tone_of: int | None = None) -> SynthSample:
+def render(
+    seed: int,
+    index: int,
+    label: int,
+    bg_correlation: float = 0.0,
+    clutter: bool = False,
+    tone_of: int | None = None,
+) -> SynthSample:
     """Render one image of class ``label``; the same arguments always give the same pixels.
     ``tone_of`` (default ``label``) is the class whose background tone a correlated background
     takes: the same scene with another class's tone, to measure or intervene on the shortcut."""
@@ -219,6 +250,52 @@ def render(seed: int, index: int, label: int, bg_correlation: float = 0.0,
     return SynthSample(np.clip(img, 0, 1).astype(np.float32), label, coat, obj, ~obj)
 
 
-def label_for(index: int, classes: tuple[int, ...]) -> int:
-    """Classes alternate with the index, so any prefix of a dataset is balanced."""
+def label_for(index: int, classes: tuple[int, ...] | None = None) -> int:
+    """Classes (default: all six) alternate with the index, so any prefix of a dataset is
+    balanced."""
+    classes = tuple(range(len(CLASSES))) if classes is None else classes
     return classes[index % len(classes)]
+
+
+def images(
+    seed: int,
+    n: int,
+    classes: tuple[int, ...] | None = None,
+    bg_correlation: float = 0.0,
+    clutter_rate: float = 0.0,
+    animal_noise: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` rendered images as a uint8 tensor N x 3 x 64 x 64 (compact in memory) and labels;
+    every image whose index falls in the first ``clutter_rate`` of each 100 gets background clutter.
+    ``animal_noise``: that share of the images shows the pair partner's animal while keeping its
+    label and its background (a fixed per-index draw), so the animal is a noisier cue than a
+    background tied to the label."""
+    imgs = np.empty((n, SIZE, SIZE, 3), np.uint8)
+    labels = np.empty(n, np.int64)
+    for i in tqdm(range(n), desc=f"render seed={seed}", leave=False):
+        label = label_for(i, classes)
+        noisy = animal_noise > 0 and np.random.default_rng([seed, i, 2]).random() < animal_noise
+        s = render(
+            seed,
+            i,
+            partner(label) if noisy else label,
+            bg_correlation,
+            clutter=(i // 6) % 100 < clutter_rate * 100,
+            tone_of=label,
+        )
+        imgs[i] = np.round(s.image * 255)
+        labels[i] = label
+    return torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels)
+
+
+class AnimalWorld:
+    """This module as a ``cfbench.api.world.SyntheticWorld`` (registered as ``animals``)."""
+
+    size, classes = SIZE, CLASSES
+    render = staticmethod(render)
+    partner = staticmethod(partner)
+    label_for = staticmethod(label_for)
+    images = staticmethod(images)
+
+
+ANIMALS = AnimalWorld()

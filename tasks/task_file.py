@@ -10,22 +10,28 @@ the file are relative to the file. A complete example::
 
     [data]
     folder = "images"                       # ImageFolder layout: images/<class>/<file>.png ...
-    # csv = "labels.csv"                    # ... or a CSV with columns path,label (label: a class name)
-    classes = ["california_gull", "herring_gull"]   # the classifier's output order (default: sorted folders)
+    # csv = "labels.csv"                    # ... or a CSV with columns path,label (label: a class
+    name)
+    classes = ["california_gull", "herring_gull"]   # the classifier's output order (default:
+    sorted folders)
     pair = ["california_gull", "herring_gull"]      # the two classes flipped into each other
     direction = "both"                      # or "forward": only the first class is explained
 
     [classifier]                            # exactly one of:
     torchscript = "classifier.pt"           # TorchScript taking [0, 1] images (preferred)
-    # module = "classifier.pth"             # a torch.save'd nn.Module: unpickling runs code from the file
-    # torchvision = "resnet18"              # an architecture name with weights = "w.pth" and num_classes = 2
-    # timm = "convnext_tiny"                # (timm is an optional extra) with weights and num_classes
+    # module = "classifier.pth"             # a torch.save'd nn.Module: unpickling runs code from
+    the file
+    # torchvision = "resnet18"              # an architecture name with weights = "w.pth" and
+    num_classes = 2
+    # timm = "convnext_tiny"                # (timm is an optional extra) with weights and
+    num_classes
 
     [components]                            # optional; each a path (see `cfbench list components`)
     autoencoder = "ae/"                     # diffusers AutoencoderKL folder (SLCF)
     diffusion_prior = "prior/"              # diffusers DDPM pipeline folder (RCSB)
 
-    [masks]                                 # optional per-image ground truth: <folder>/<sample id>.png
+    [masks]                                 # optional per-image ground truth: <folder>/<sample
+    id>.png
     causal = "masks/causal"                 # switches on GT_IN and AUROC
     spurious = "masks/spurious"             # switches on GT_SPUR
 
@@ -34,9 +40,9 @@ torchvision or timm classifier gets ImageNet normalisation at its architecture's
 TorchScript or pickled module receives [0, 1] images of ``image_size`` as they are. run.json
 records the file's content and the sha256 of every weights file.
 """
+
 from __future__ import annotations
 
-import os
 import tomllib
 from pathlib import Path
 
@@ -47,18 +53,6 @@ from cfbench.tasks.real import _FolderTask
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 CLASSIFIER_KEYS = ("torchscript", "module", "torchvision", "timm")
-
-
-def task_dir() -> Path:
-    return Path(os.environ.get("CFBENCH_TASK_DIR", "cfbench_tasks"))
-
-
-def find(name: str) -> Path | None:
-    """The task file ``name`` stands for: a path to a .toml file, or NAME in the task folder."""
-    if name.endswith(".toml"):
-        return Path(name)
-    candidate = task_dir() / f"{name}.toml"
-    return candidate if candidate.is_file() else None
 
 
 class FileTask(_FolderTask):
@@ -79,7 +73,10 @@ class FileTask(_FolderTask):
         self.where = where
         known = {"name", "description", "image_size", "data", "classifier", "components", "masks"}
         if unknown := sorted(set(spec) - known):
-            raise UserError(f"The {where} has unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}.")
+            raise UserError(
+                f"The {where} has unknown key(s) {', '.join(unknown)}; known: "
+                f"{', '.join(sorted(known))}."
+            )
         self.name = str(spec.get("name", self.path.stem))
         self.description = str(spec.get("description", f"task file {self.path.name}"))
         self.image_size = self._int(spec, "image_size", 224)
@@ -87,39 +84,62 @@ class FileTask(_FolderTask):
         self._data = data
         self.class_names = tuple(data.get("classes") or self._folder_classes(data))
         pair = data.get("pair")
-        if not (isinstance(pair, list) and len(pair) == 2 and all(p in self.class_names for p in pair)
-                and pair[0] != pair[1]):
-            raise UserError(f"The {where} needs data.pair: two different class names out of "
-                            f"{', '.join(self.class_names)} (got {pair!r}).")
+        if not (
+            isinstance(pair, list)
+            and len(pair) == 2
+            and all(p in self.class_names for p in pair)
+            and pair[0] != pair[1]
+        ):
+            raise UserError(
+                f"The {where} needs data.pair: two different class names out of "
+                f"{', '.join(self.class_names)} (got {pair!r})."
+            )
         self.pair = tuple(self.class_names.index(p) for p in pair)
         self.direction = data.get("direction", "both")
         if self.direction not in ("both", "forward"):
-            raise UserError(f"data.direction in the {where} must be \"both\" or \"forward\" (got {self.direction!r}).")
-        components = {"classifier": self._classifier_location(self._table(spec, "classifier", required=True))}
+            raise UserError(
+                f'data.direction in the {where} must be "both" or "forward" (got '
+                f"{self.direction!r})."
+            )
+        components = {
+            "classifier": self._classifier_location(self._table(spec, "classifier", required=True))
+        }
         for role, value in self._table(spec, "components").items():
-            from cfbench.components import COMPONENTS
+            from cfbench.catalog import COMPONENTS
 
             if role not in COMPONENTS or role == "classifier":
-                raise UserError(f"[components] in the {where} names '{role}'; components are "
-                                f"{', '.join(n for n in COMPONENTS.names() if n != 'classifier')}.")
+                raise UserError(
+                    f"[components] in the {where} names '{role}'; components are "
+                    f"{', '.join(n for n in COMPONENTS.names() if n != 'classifier')}."
+                )
             components[role] = str(self._path(value, f"components.{role}"))
         self.components = components
-        self.mask_folders = {k: self._path(v, f"masks.{k}") for k, v in self._table(spec, "masks").items()}
+        self.mask_folders = {
+            k: self._path(v, f"masks.{k}") for k, v in self._table(spec, "masks").items()
+        }
         if unknown := sorted(set(self.mask_folders) - {"causal", "spurious", "object"}):
-            raise UserError(f"[masks] in the {where} may hold causal, spurious and object (got {', '.join(unknown)}).")
+            raise UserError(
+                f"[masks] in the {where} may hold causal, spurious and object (got "
+                f"{', '.join(unknown)})."
+            )
         self.ground_truth_regions = tuple(self.mask_folders)
 
     # -- reading the file -------------------------------------------------------------------------
     def _table(self, spec, key, required=False) -> dict:
         value = spec.get(key, {} if not required else None)
         if not isinstance(value, dict):
-            raise UserError(f"The {self.where} needs a [{key}] table (see `cfbench.tasks.task_file` for an example).")
+            raise UserError(
+                f"The {self.where} needs a [{key}] table (see `cfbench.tasks.task_file` for an "
+                "example)."
+            )
         return value
 
     def _int(self, spec, key, default) -> int:
         value = spec.get(key, default)
         if not isinstance(value, int) or value < 8:
-            raise UserError(f"{key} in the {self.where} must be an integer of at least 8 (got {value!r}).")
+            raise UserError(
+                f"{key} in the {self.where} must be an integer of at least 8 (got {value!r})."
+            )
         return value
 
     def _path(self, value, key) -> Path:
@@ -139,23 +159,36 @@ class FileTask(_FolderTask):
     def _classifier_location(self, table) -> str:
         given = [k for k in CLASSIFIER_KEYS if k in table]
         if len(given) != 1:
-            raise UserError(f"[classifier] in the {self.where} needs exactly one of {', '.join(CLASSIFIER_KEYS)} "
-                            f"(got {', '.join(given) or 'none'}).")
+            raise UserError(
+                f"[classifier] in the {self.where} needs exactly one of "
+                f"{', '.join(CLASSIFIER_KEYS)} "
+                f"(got {', '.join(given) or 'none'})."
+            )
         kind = given[0]
         if kind in ("torchscript", "module"):
             return str(self._path(table[kind], f"classifier.{kind}"))
-        weights = self._path(table.get("weights", ""), "classifier.weights") if "weights" in table else None
+        weights = (
+            self._path(table.get("weights", ""), "classifier.weights")
+            if "weights" in table
+            else None
+        )
         if weights is None:
-            raise UserError(f"classifier.{kind} in the {self.where} needs weights = \"<state-dict file>\" "
-                            "(cfbench does not download weights).")
+            raise UserError(
+                f'classifier.{kind} in the {self.where} needs weights = "<state-dict file>" '
+                "(cfbench does not download weights)."
+            )
         classes = table.get("num_classes", len(self.class_names))
         return f"{kind}:{table[kind]}:{weights}:{int(classes)}"
 
-    # -- the Task interface -------------------------------------------------------------------------
+    # -- the Task interface
+    # -------------------------------------------------------------------------
     def _files(self):
         data = self._data
         if ("folder" in data) == ("csv" in data):
-            raise UserError(f"[data] in the {self.where} needs exactly one of folder (ImageFolder layout) or csv.")
+            raise UserError(
+                f"[data] in the {self.where} needs exactly one of folder (ImageFolder layout) or "
+                "csv."
+            )
         found = []
         if "folder" in data:
             folder = self._path(data["folder"], "data.folder")
@@ -168,17 +201,30 @@ class FileTask(_FolderTask):
 
             table = pd.read_csv(self._path(data["csv"], "data.csv"))
             if not {"path", "label"} <= set(table.columns):
-                raise UserError(f"The CSV of the {self.where} needs columns path and label (has "
-                                f"{', '.join(table.columns)}).")
+                raise UserError(
+                    f"The CSV of the {self.where} needs columns path and label (has "
+                    f"{', '.join(table.columns)})."
+                )
             for path, label in zip(table["path"], table["label"]):
                 if str(label) not in self.class_names:
-                    raise UserError(f"The CSV of the {self.where} labels {path} as '{label}', not one of "
-                                    f"{', '.join(self.class_names)}.")
-                found.append((str(Path(path).with_suffix("")), self.root / path, self.class_names.index(str(label))))
+                    raise UserError(
+                        f"The CSV of the {self.where} labels {path} as '{label}', not one of "
+                        f"{', '.join(self.class_names)}."
+                    )
+                found.append(
+                    (
+                        str(Path(path).with_suffix("")),
+                        self.root / path,
+                        self.class_names.index(str(label)),
+                    )
+                )
         keep = self.pair[:1] if self.direction == "forward" else self.pair
         found = [f for f in found if f[2] in keep]
         if not found:
-            raise UserError(f"The {self.where} lists no images of {' or '.join(self.class_names[c] for c in keep)}.")
+            raise UserError(
+                f"The {self.where} lists no images of "
+                f"{' or '.join(self.class_names[c] for c in keep)}."
+            )
         return found
 
     def sample_ids(self, n):
@@ -207,8 +253,13 @@ def _masks(folder: Path, ids: list[str], size: int, region: str, where: str) -> 
         candidates = [folder / f"{sid}.png", folder / f"{file_stem(sid)}.png"]
         found = next((c for c in candidates if c.is_file()), None)
         if found is None:
-            raise UserError(f"The {region} mask of sample '{sid}' is missing: expected {candidates[0]} ({where}).")
+            raise UserError(
+                f"The {region} mask of sample '{sid}' is missing: expected {candidates[0]} "
+                f"({where})."
+            )
         m = TF.pil_to_tensor(Image.open(found).convert("L")).float() / 255
-        m = TF.center_crop(TF.resize(m, size, antialias=False, interpolation=TF.InterpolationMode.NEAREST), size)
+        m = TF.center_crop(
+            TF.resize(m, size, antialias=False, interpolation=TF.InterpolationMode.NEAREST), size
+        )
         out.append((m > 0.5).float())
     return torch.stack(out)

@@ -1,4 +1,5 @@
 """Shared fixtures: the synthetic tasks on CPU with the shipped assets."""
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -7,8 +8,8 @@ import pytest
 import torch
 
 from cfbench import seeding
-from cfbench.tasks import TASKS
-from cfbench.types import Batch
+from cfbench.api.types import Batch
+from cfbench.catalog import TASKS
 
 torch.set_num_threads(2)
 
@@ -31,8 +32,14 @@ def zebra_task():
 def make_batch(task, ids, seed=0, dtype=torch.float32, regions=None) -> Batch:
     """The runner's batch for ``ids``: images, labels, targets and per-sample generators."""
     s = task.load(ids)
-    return Batch(s.images.to(dtype), s.labels, task.target_of(s.labels), ids,
-                 generators=seeding.generators_for(seed, ids), regions=regions)
+    return Batch(
+        s.images.to(dtype),
+        s.labels,
+        task.target_of(s.labels),
+        ids,
+        generators=seeding.generators_for(seed, ids),
+        regions=regions,
+    )
 
 
 @contextmanager

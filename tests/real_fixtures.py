@@ -4,6 +4,7 @@ Randomly initialised weights are placed where the loaders look (torchvision's hu
 ``TORCH_HOME``, diffusers folders, TorchScript files), and a few small images per class are
 written in each dataset's own layout, so a real task runs end to end offline.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +13,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-IMAGENET_WNIDS = {"cheetah_cougar": ("n02130308", "n02125311"), "zebra_sorrel": ("n02391049", "n02389026"),
-                  "egyptian_persian": ("n02124075", "n02123394")}
+IMAGENET_WNIDS = {
+    "cheetah_cougar": ("n02130308", "n02125311"),
+    "zebra_sorrel": ("n02391049", "n02389026"),
+    "egyptian_persian": ("n02124075", "n02123394"),
+}
 
 
 def _image(path: Path, seed: int, size=(40, 30)) -> None:
@@ -23,7 +27,9 @@ def _image(path: Path, seed: int, size=(40, 30)) -> None:
     Image.fromarray(pixels).save(path)
 
 
-def imagenet(root: Path, pair: str = "cheetah_cougar", per_class: int = 2, flat: str | None = None) -> None:
+def imagenet(
+    root: Path, pair: str = "cheetah_cougar", per_class: int = 2, flat: str | None = None
+) -> None:
     """``root/imagenet/val``: class folders ``<wnid>/*.JPEG``, or with ``flat`` ("csv" or "meta")
     the flat ILSVRC2012 files plus Kaggle's LOC_val_solution.csv or torchvision's meta.bin."""
     val = root / "imagenet" / "val"
@@ -39,7 +45,8 @@ def imagenet(root: Path, pair: str = "cheetah_cougar", per_class: int = 2, flat:
     if flat == "csv":
         rows = "".join(f"{name},{wnid} 1 2 3 4\n" for name, wnid in labels)
         (root / "imagenet" / "LOC_val_solution.csv").write_text("ImageId,PredictionString\n" + rows)
-    elif flat == "meta":   # torchvision's format: val_wnids[i] is the class of ILSVRC2012_val_<i + 1>
+    # torchvision's format: val_wnids[i] is the class of ILSVRC2012_val_<i + 1>
+    elif flat == "meta":
         val_wnids = ["n00000000"] * 99
         for name, wnid in labels:
             val_wnids[int(name.rsplit("_", 1)[1]) - 1] = wnid
@@ -58,7 +65,8 @@ def celeba(root: Path, n: int = 4) -> None:
     (folder / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
     # the last image is in the training split, so it must not appear
     (folder / "list_eval_partition.txt").write_text(
-        "".join(f"{name} {0 if i == len(names) - 1 else 2}\n" for i, name in enumerate(names)))
+        "".join(f"{name} {0 if i == len(names) - 1 else 2}\n" for i, name in enumerate(names))
+    )
 
 
 CUB_IMAGES = {  # image id -> (relative path, class id, is_training_image)
@@ -67,7 +75,12 @@ CUB_IMAGES = {  # image id -> (relative path, class id, is_training_image)
     "3": ("062.Herring_Gull/Herring_Gull_0003.jpg", 62, 0),
     "4": ("001.Black_footed_Albatross/Black_footed_Albatross_0004.jpg", 1, 0),
     "5": ("059.California_Gull/California_Gull_0005.jpg", 59, 0),
-    "6": ("062.Herring_Gull/-Herring Gull ü.0006.jpg", 62, 0),   # a leading dash, a space, unicode, a dot
+    # a leading dash, a space, unicode, a dot
+    "6": (
+        "062.Herring_Gull/-Herring Gull ü.0006.jpg",
+        62,
+        0,
+    ),
 }
 
 
@@ -75,14 +88,21 @@ def cub(root: Path) -> Path:
     base = root / "CUB_200_2011"
     for i, (rel, _, _) in CUB_IMAGES.items():
         _image(base / "images" / rel, int(i))
-    for name, column in (("images.txt", 0), ("image_class_labels.txt", 1), ("train_test_split.txt", 2)):
+    for name, column in (
+        ("images.txt", 0),
+        ("image_class_labels.txt", 1),
+        ("train_test_split.txt", 2),
+    ):
         (base / name).write_text("".join(f"{i} {v[column]}\n" for i, v in CUB_IMAGES.items()))
-    (base / "classes.txt").write_text("1 001.Black_footed_Albatross\n59 059.California_Gull\n62 062.Herring_Gull\n")
+    (base / "classes.txt").write_text(
+        "1 001.Black_footed_Albatross\n59 059.California_Gull\n62 062.Herring_Gull\n"
+    )
     return base
 
 
 def resnet50_weights(torch_home: Path) -> Path:
-    """A randomly initialised torchvision ResNet-50 where torchvision's IMAGENET1K_V1 loader looks."""
+    """A randomly initialised torchvision ResNet-50 where torchvision's IMAGENET1K_V1 loader
+    looks."""
     import torchvision
 
     path = torch_home / "hub" / "checkpoints" / "resnet50-0676ba61.pth"
@@ -97,10 +117,19 @@ def autoencoder(folder: Path) -> Path:
     from diffusers import AutoencoderKL
 
     torch.manual_seed(0)
-    AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
-                  up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 16), layers_per_block=1,
-                  latent_channels=16, norm_num_groups=8, sample_size=256,
-                  mid_block_add_attention=False).save_pretrained(str(folder))   # attention over 128 x 128 is slow
+    # attention over 128 x 128 is slow
+    AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        latent_channels=16,
+        norm_num_groups=8,
+        sample_size=256,
+        mid_block_add_attention=False,
+    ).save_pretrained(str(folder))
     return folder
 
 
@@ -109,23 +138,42 @@ def diffusion_prior(folder: Path) -> Path:
     from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
 
     torch.manual_seed(0)
-    unet = UNet2DModel(sample_size=256, in_channels=3, out_channels=3, layers_per_block=1,
-                       block_out_channels=(8, 16), down_block_types=("DownBlock2D",) * 2,
-                       up_block_types=("UpBlock2D",) * 2, norm_num_groups=8)
-    DDPMPipeline(unet=unet, scheduler=DDPMScheduler(num_train_timesteps=1000)).save_pretrained(str(folder))
+    unet = UNet2DModel(
+        sample_size=256,
+        in_channels=3,
+        out_channels=3,
+        layers_per_block=1,
+        block_out_channels=(8, 16),
+        down_block_types=("DownBlock2D",) * 2,
+        up_block_types=("UpBlock2D",) * 2,
+        norm_num_groups=8,
+    )
+    DDPMPipeline(unet=unet, scheduler=DDPMScheduler(num_train_timesteps=1000)).save_pretrained(
+        str(folder)
+    )
     return folder
 
 
 def diffae(folder: Path) -> Path:
-    """A tiny randomly initialised diffusion autoencoder in cfbench's layout (unet/, scheduler/, encoder/)."""
+    """A tiny randomly initialised diffusion autoencoder in cfbench's layout (unet/, scheduler/,
+    encoder/)."""
     from diffusers import UNet2DModel
 
     from cfbench.components.diffae import DiffusionAutoencoder, SemanticEncoder, scheduler_config
 
     torch.manual_seed(0)
-    unet = UNet2DModel(sample_size=256, in_channels=3, out_channels=3, layers_per_block=1, block_out_channels=(8, 16),
-                       down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2, norm_num_groups=8,
-                       class_embed_type="identity", time_embedding_dim=32)
+    unet = UNet2DModel(
+        sample_size=256,
+        in_channels=3,
+        out_channels=3,
+        layers_per_block=1,
+        block_out_channels=(8, 16),
+        down_block_types=("DownBlock2D",) * 2,
+        up_block_types=("UpBlock2D",) * 2,
+        norm_num_groups=8,
+        class_embed_type="identity",
+        time_embedding_dim=32,
+    )
     encoder = SemanticEncoder(32, 256, (8, 8, 8, 8, 8, 8))
     DiffusionAutoencoder(encoder, unet, scheduler_config()).save(folder)
     return folder
@@ -136,8 +184,14 @@ class _TinyClassifier(nn.Module):
 
     def __init__(self, classes: int):
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, 4, 1), nn.ReLU(), nn.Conv2d(8, 16, 3, 4, 1), nn.ReLU(),
-                                  nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.body = nn.Sequential(
+            nn.Conv2d(3, 8, 3, 4, 1),
+            nn.ReLU(),
+            nn.Conv2d(8, 16, 3, 4, 1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
         self.fc = nn.Linear(16, classes)
 
     @torch.jit.export

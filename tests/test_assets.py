@@ -47,4 +47,6 @@ def test_diffae_of_other_widths_sizes_z_sem_to_its_time_embedding_and_reloads(tm
     model.save(tmp_path / "dae")
     again = DiffusionAutoencoder.load(tmp_path / "dae").eval()
     with torch.no_grad():
-        assert torch.equal(again.epsilon(x * 2 - 1, torch.tensor([10, 500]), again.semantic(x)), eps.detach())
+        assert torch.equal(
+            again.epsilon(x * 2 - 1, torch.tensor([10, 500]), again.semantic(x)), eps.detach()
+        )

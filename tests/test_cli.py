@@ -6,18 +6,47 @@ import pytest
 from cfbench.cli import main
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["run", "--task", "synth_nope", "--methods", "slcf"], "Unknown task"),
-    (["run", "--task", "synth_cheetah_cougar", "--methods", "slcf,nope"], "Unknown method"),
-    (["run", "--task", "synth_cheetah_cougar", "--methods", "slcf", "--metrics", "FR,XYZ"], "Unknown metric"),
-    (["run", "--task", "synth_cheetah_cougar", "--methods", "slcf", "--set", "slcf.lr"], "Malformed --set"),
-    (["run", "--task", "synth_cheetah_cougar", "--methods", "slcf", "--set", "slcf.nope=1"], "no hyperparameter"),
-    (["run", "--task", "synth_cheetah_cougar", "--methods", "slcf", "--set", "slcf.stage1_steps=x"], "not a valid int"),
-    (["run", "--task", "synth_cheetah_cougar", "--methods", "slcf", "--set", "other.lr=1"], "not in --methods"),
-    (["run", "--task", "synth_cheetah_cougar", "--methods", "slcf", "--n", "0"], "positive"),
-    (["run", "--task", "synth_cheetah_cougar", "--methods", "slcf", "--device", "cuda:7"], "CUDA is not available"),
-    (["table", "/nonexistent/run"], "not a cfbench run directory"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "--task", "synth_nope", "--methods", "slcf"], "Unknown task"),
+        (["run", "--task", "synth_cheetah_cougar", "--methods", "slcf,nope"], "Unknown method"),
+        (
+            ["run", "--task", "synth_cheetah_cougar", "--methods", "slcf", "--metrics", "FR,XYZ"],
+            "Unknown metric",
+        ),
+        (
+            ["run", "--task", "synth_cheetah_cougar", "--methods", "slcf", "--set", "slcf.lr"],
+            "Malformed --set",
+        ),
+        (
+            ["run", "--task", "synth_cheetah_cougar", "--methods", "slcf", "--set", "slcf.nope=1"],
+            "no hyperparameter",
+        ),
+        (
+            [
+                "run",
+                "--task",
+                "synth_cheetah_cougar",
+                "--methods",
+                "slcf",
+                "--set",
+                "slcf.stage1_steps=x",
+            ],
+            "is not an integer",
+        ),
+        (
+            ["run", "--task", "synth_cheetah_cougar", "--methods", "slcf", "--set", "other.lr=1"],
+            "not in --methods",
+        ),
+        (["run", "--task", "synth_cheetah_cougar", "--methods", "slcf", "--n", "0"], "positive"),
+        (
+            ["run", "--task", "synth_cheetah_cougar", "--methods", "slcf", "--device", "cuda:7"],
+            "CUDA is not available",
+        ),
+        (["table", "/nonexistent/run"], "not a cfbench run directory"),
+    ],
+)
 def test_user_errors_exit_2_with_one_paragraph(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -27,14 +56,51 @@ def test_user_errors_exit_2_with_one_paragraph(argv, message, capsys):
 def test_unwritable_out_exits_2(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    rc = main(["run", "--task", "synth_cheetah_cougar", "--methods", "slcf", "--n", "1",
-               "--out", str(blocker / "sub")])
+    rc = main(
+        [
+            "run",
+            "--task",
+            "synth_cheetah_cougar",
+            "--methods",
+            "slcf",
+            "--n",
+            "1",
+            "--out",
+            str(blocker / "sub"),
+        ]
+    )
     assert rc == 2 and "Cannot write" in capsys.readouterr().err
 
 
 def test_console_script_exit_status_is_2():
-    proc = subprocess.run([sys.executable, "-m", "cfbench.cli", "list", "methods"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cfbench.cli", "list", "methods"], capture_output=True, text=True
+    )
     assert proc.returncode == 0 and "slcf" in proc.stdout
-    proc = subprocess.run([sys.executable, "-m", "cfbench.cli", "run", "--task", "x", "--methods", "slcf"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cfbench.cli", "run", "--task", "x", "--methods", "slcf"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_the_cli_imports_an_experiment_only_when_its_command_runs():
+    """`cfbench list`, `--help` and the run parser import no plugin module (a fresh interpreter)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import contextlib, io, sys\n"
+        "from cfbench.cli import build_parser, main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['list', 'methods']); build_parser('run'); build_parser(None).format_help()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[:2][-1] in "
+        "('methods', 'metrics', 'tasks', 'components', 'experiments')))\n"
+        "build_parser('gcd-study')\n"
+        "print('cfbench.experiments.gcd_study' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.splitlines() == ["[]", "True"]

@@ -1,5 +1,6 @@
 """The DiffAE's coat-swap texture loss: it must rank a cheetah coat with other spots nearer than a
 blurred, spotless mean, and that nearer than the plain cougar coat; pixel MSE does not."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,7 +16,7 @@ CHEETAH, COUGAR = 2, 3
 def _scenes(label, monkeypatch=None, n=16):
     images = []
     for i in range(n):
-        if monkeypatch is not None:             # same scene, spots drawn from another generator
+        if monkeypatch is not None:  # same scene, spots drawn from another generator
             other = np.random.default_rng([TRAIN_SEED, i, 99])
             spots = synthetic._spots
             with monkeypatch.context() as m:
@@ -29,8 +30,10 @@ def _scenes(label, monkeypatch=None, n=16):
 def test_texture_distance_prefers_other_spots_to_the_mean_and_the_mean_to_no_spots(monkeypatch):
     cheetah, relaid, cougar = _scenes(CHEETAH), _scenes(CHEETAH, monkeypatch), _scenes(COUGAR)
     texture = CoatTexture()
-    to_relaid, to_mean, to_cougar = (texture.distance(y, cheetah, 500.0).median()
-                                     for y in (relaid, (cheetah + relaid) / 2, cougar))
+    to_relaid, to_mean, to_cougar = (
+        texture.distance(y, cheetah, 500.0).median()
+        for y in (relaid, (cheetah + relaid) / 2, cougar)
+    )
     assert to_relaid < to_mean < to_cougar
     pixel = [(y - cheetah).pow(2).mean((1, 2, 3)).median() for y in (relaid, cougar)]
-    assert pixel[0] > pixel[1]                  # why the plain epsilon loss learns spotless coats
+    assert pixel[0] > pixel[1]  # why the plain epsilon loss learns spotless coats

@@ -1,25 +1,26 @@
-"""The README's recipes: a toy method, metric, model component and task, each added with one module
-(here: a class in this file) plus one registry line, and found everywhere it should be."""
+"""The README's recipes: a toy method, metric, model component, task and experiment, each added with
+one module (here: a class or function in this file) plus one registry line in cfbench/catalog.py,
+and found everywhere it should be."""
+
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 from torch import nn
 
+from cfbench.api.component import Component
+from cfbench.api.method import CounterfactualMethod, HParams, hparam
+from cfbench.api.metric import Metric
+from cfbench.api.task import Task, TaskSamples
+from cfbench.api.types import Counterfactuals
+from cfbench.catalog import COMPONENTS, EXPERIMENTS, METHODS, METRICS, TABLES, TASKS
 from cfbench.cli import main
-from cfbench.components import COMPONENTS
-from cfbench.components.base import Component
-from cfbench.method import CounterfactualMethod, HParams, hparam
-from cfbench.methods import METHODS
-from cfbench.metrics import METRICS
-from cfbench.metrics.base import Metric
-from cfbench.tasks import TASKS
-from cfbench.tasks.base import Task, TaskSamples
-from cfbench.types import Counterfactuals
+from cfbench.tables import Layout
 
 
 class Brighten(CounterfactualMethod):
@@ -71,7 +72,7 @@ class OffsetKind(Component):
         return Offset(json.loads(where.read_text())["value"])
 
     @classmethod
-    def train(cls, out, needs, n):
+    def train(cls, out, needs, world, n):
         value = float(torch.rand(n, generator=torch.Generator().manual_seed(0)).mean()) * 0.01
         out.write_text(json.dumps({"value": value}))
         return {"value": value, "n": n}
@@ -88,7 +89,10 @@ class Squares(Task):
 
     def __init__(self, device=torch.device("cpu"), folder: str = ""):
         super().__init__(device)
-        self.components = {"classifier": f"{folder}/classifier.pt", "offset": f"{folder}/assets/offset.json"}
+        self.components = {
+            "classifier": f"{folder}/classifier.pt",
+            "offset": f"{folder}/assets/offset.json",
+        }
 
     def sample_ids(self, n):
         return [f"sq{i}" for i in range(n or 4)]
@@ -107,15 +111,60 @@ class Threshold(nn.Module):
         return torch.stack([0.5 - m, m - 0.5], 1) * 20
 
 
+SWEEP_TABLE = Layout(
+    "Brightness sweep",
+    ("FR", "MEAN_CHANGE"),
+    ("eps",),
+    rows=lambda metrics: metrics.assign(eps=metrics["run"]),
+)
+
+
+def add_sweep_command(subparsers) -> None:
+    """Toy experiment: the brighten method at several eps, one run each, and a table over them."""
+
+    def sweep(args) -> int:
+        from cfbench.runner import Runner, RunSpec
+
+        for eps in args.eps.split(","):
+            out = Path(args.out) / f"eps-{eps}"
+            Runner(
+                RunSpec(
+                    task="toy_squares",
+                    methods=["brighten"],
+                    n=4,
+                    metrics="FR,MEAN_CHANGE",
+                    out=out,
+                    overrides=[f"brighten.eps={eps}"],
+                )
+            ).execute()
+            metrics = pd.read_csv(out / "metrics.csv").assign(run=eps)
+            metrics.to_csv(out / "metrics.csv", index=False)
+        return 0
+
+    parser = subparsers.add_parser("brighten-sweep", help="toy: brighten at several eps")
+    parser.add_argument("--eps", default="0.1,0.3")
+    parser.add_argument("--out", required=True)
+    parser.set_defaults(func=sweep)
+
+
 @pytest.fixture
 def registered(monkeypatch, tmp_path):
     """One registry line per toy (the registries are restored after the test)."""
-    for registry in (METHODS, METRICS, COMPONENTS, TASKS):
+    for registry in (METHODS, METRICS, COMPONENTS, TASKS, EXPERIMENTS, TABLES):
         monkeypatch.setattr(registry, "_entries", dict(registry._entries))
     METHODS.add("brighten", "test_extending:Brighten", "toy: brighten the image")
     METRICS.add("MEAN_CHANGE", "test_extending:MeanChange", "toy: mean absolute change")
     COMPONENTS.add("offset", "test_extending:OffsetKind", "toy: a brightness offset")
-    TASKS.add("toy_squares", "test_extending:Squares", "toy: dark and bright squares", folder=str(tmp_path))
+    TASKS.add(
+        "toy_squares",
+        "test_extending:Squares",
+        "toy: dark and bright squares",
+        folder=str(tmp_path),
+    )
+    EXPERIMENTS.add(
+        "brighten-sweep", "test_extending:add_sweep_command", "toy: brighten at several eps"
+    )
+    TABLES.add("sweep", "test_extending:SWEEP_TABLE", "toy: the brightness sweep")
     torch.jit.script(Threshold()).save(str(tmp_path / "classifier.pt"))
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -123,20 +172,34 @@ def registered(monkeypatch, tmp_path):
 
 def test_a_toy_of_each_kind_runs_through_the_cli(registered, capsys):
     assets = registered / "assets"
-    assert main(["assets", "build", "--only", "offset", "--out", str(assets)]) == 0     # the component
+    assert main(["assets", "build", "--only", "offset", "--out", str(assets)]) == 0  # the component
     assert json.loads((assets / "manifest.json").read_text())["offset"]["n"] == 8
-    argv = ["run", "--task", "toy_squares", "--methods", "brighten", "--n", "4", "--metrics", "FR,MEAN_CHANGE",
-            "--set", "brighten.eps=0.3", "--out", "run"]
+    argv = [
+        "run",
+        "--task",
+        "toy_squares",
+        "--methods",
+        "brighten",
+        "--n",
+        "4",
+        "--metrics",
+        "FR,MEAN_CHANGE",
+        "--set",
+        "brighten.eps=0.3",
+        "--out",
+        "run",
+    ]
     assert main(argv) == 0
     metrics = pd.read_csv("run/metrics.csv")
-    assert metrics.loc[0, "FR"] == 0.5                     # the two dark squares became bright
+    assert metrics.loc[0, "FR"] == 0.5  # the two dark squares became bright
     assert metrics.loc[0, "MEAN_CHANGE"] == pytest.approx(0.3, abs=0.02)
     capsys.readouterr()
     assert main(["table", "run"]) == 0 and "MEAN_CHANGE ↓" in capsys.readouterr().out
     assert main(["regress", "run", "--baseline", "b.json", "--update"]) == 0
     assert json.loads(open("b.json").read())["methods"]["brighten"]["MEAN_CHANGE"] > 0
     assert main(["run", *argv[1:-4], "--set", "brighten.eps=0.35", "--out", "run2"]) == 0
-    assert main(["regress", "run2", "--baseline", "b.json"]) == 1         # its own tolerance flags the change
+    # its own tolerance flags the change
+    assert main(["regress", "run2", "--baseline", "b.json"]) == 1
     assert "MEAN_CHANGE" in capsys.readouterr().out
 
 
@@ -144,5 +207,18 @@ def test_a_method_needing_a_missing_component_is_refused_before_any_work(registe
     argv = ["run", "--task", "toy_squares", "--methods", "brighten", "--n", "2", "--out", "run"]
     assert main(argv) == 2 and "brightness offset" in capsys.readouterr().err
     assert not (registered / "run").exists()
-    assert main(["run", "--task", "toy_squares", "--methods", "brighten", "--set", "brighten.eps=-1"]) == 2
+    assert (
+        main(["run", "--task", "toy_squares", "--methods", "brighten", "--set", "brighten.eps=-1"])
+        == 2
+    )
     assert "Method 'brighten': eps must be > 0" in capsys.readouterr().err.replace("\n", " ")
+
+
+def test_a_toy_experiment_adds_its_command_and_its_table(registered, capsys):
+    assert main(["assets", "build", "--only", "offset", "--out", str(registered / "assets")]) == 0
+    assert main(["list", "experiments"]) == 0 and "brighten-sweep" in capsys.readouterr().out
+    assert main(["brighten-sweep", "--eps", "0.1,0.3", "--out", "sweep"]) == 0
+    capsys.readouterr()
+    assert main(["table", "sweep/eps-0.1", "sweep/eps-0.3", "--table", "sweep"]) == 0
+    table = capsys.readouterr().out
+    assert "Brightness sweep" in table and "| 0.3 " in table and "MEAN_CHANGE ↓" in table

@@ -1,5 +1,6 @@
 """GCD: black-box use of the classifier, directions fitted once per run and reused on resume,
 line search independent of the batch, BB-LIG on a path with a known answer."""
+
 from __future__ import annotations
 
 import json
@@ -7,15 +8,21 @@ import json
 import pandas as pd
 import pytest
 import torch
+from conftest import in_float64, make_batch, make_task
 from torch import nn
 
-from cfbench.methods import METHODS
+from cfbench.catalog import METHODS
 from cfbench.methods.gcd import GCD, bb_lig, fit_proxy
 from cfbench.runner import Runner, RunSpec
-from conftest import in_float64, make_batch, make_task
 
-TINY = ["{m}.n_proxy=48", "{m}.k=3", "{m}.encode_steps=2", "{m}.decode_steps=2", "{m}.search_steps=2",
-        "{m}.proxy_epochs=5"]
+TINY = [
+    "{m}.n_proxy=48",
+    "{m}.k=3",
+    "{m}.encode_steps=2",
+    "{m}.decode_steps=2",
+    "{m}.search_steps=2",
+    "{m}.proxy_epochs=5",
+]
 
 
 def tiny(method: str) -> list[str]:
@@ -49,14 +56,27 @@ def test_classifier_is_only_called_forward(tmp_path, monkeypatch):
     task = make_task()
     wrapped = ForwardOnly(task.classifier)
     task._loaded["classifier"] = wrapped
-    method = METHODS.build("gcd_h", task, torch.device("cpu"), n_proxy=48, k=3, encode_steps=2, decode_steps=2,
-                           search_steps=2, proxy_epochs=5)
+    method = METHODS.build(
+        "gcd_h",
+        task,
+        torch.device("cpu"),
+        n_proxy=48,
+        k=3,
+        encode_steps=2,
+        decode_steps=2,
+        search_steps=2,
+        proxy_epochs=5,
+    )
     record = method.fit(task.sample_ids(4), 0, tmp_path / "fit")
-    assert wrapped.calls == sum(d.get("classifier_calls", 0) for d in record["directions"].values()) == 96
+    assert (
+        wrapped.calls
+        == sum(d.get("classifier_calls", 0) for d in record["directions"].values())
+        == 96
+    )
     batch = make_batch(task, ["00000", "00001"])
     wrapped.calls = 0
     out = method.generate(batch)
-    assert wrapped.calls == int(out.info["nfe"].sum()) == 2 * 3 * 2      # k alphas, both signs of h
+    assert wrapped.calls == int(out.info["nfe"].sum()) == 2 * 3 * 2  # k alphas, both signs of h
     # and the check itself works: a white-box gradient through the wrapper fails
     x = batch.images.clone().requires_grad_(True)
     with pytest.raises(AssertionError, match="differentiated"):
@@ -64,11 +84,22 @@ def test_classifier_is_only_called_forward(tmp_path, monkeypatch):
 
 
 def test_resume_reuses_stored_directions(tmp_path, monkeypatch, capfd):
-    spec = RunSpec(task="synth_cheetah_cougar", methods=["gcd"], n=4, batch_size=2, out=tmp_path / "run",
-                   metrics="FR,nfe", overrides=tiny("gcd"))
+    spec = RunSpec(
+        task="synth_cheetah_cougar",
+        methods=["gcd"],
+        n=4,
+        batch_size=2,
+        out=tmp_path / "run",
+        metrics="FR,nfe",
+        overrides=tiny("gcd"),
+    )
     run = Runner(spec).execute()
-    assert "gcd fit: " in capfd.readouterr().err          # the fit shows its own status line
+    assert "gcd fit: " in capfd.readouterr().err  # the fit shows its own status line
     info = json.loads(run.run_json.read_text())
+    recorded = info["config"]["methods"]["gcd"]  # every value the run used, none left to fill in
+    assert (
+        None not in recorded.values() and recorded["n_proxy"] == 48 and recorded["alpha_max"] == 3.0
+    )
     fit = info["method_provenance"]["gcd"]["fit"]
     assert set(fit["directions"]) == {"2", "3"} and fit["directions"]["2"]["source_id"] == "00000"
     first = pd.read_parquet(run.samples)
@@ -87,14 +118,25 @@ def test_resume_reuses_stored_directions(tmp_path, monkeypatch, capfd):
     assert "gcd fit" not in capfd.readouterr().err
     again = pd.read_parquet(run.samples)
     assert (run.root / "fitted" / "gcd" / "directions.safetensors").read_bytes() == stored
-    pd.testing.assert_frame_equal(first.drop(columns=["seconds", "fit_seconds"]),
-                                  again.drop(columns=["seconds", "fit_seconds"]))
+    pd.testing.assert_frame_equal(
+        first.drop(columns=["seconds", "fit_seconds"]),
+        again.drop(columns=["seconds", "fit_seconds"]),
+    )
 
 
 def test_line_search_does_not_depend_on_the_batch(tmp_path):
     task = make_task()
-    method = METHODS.build("gcd", task, torch.device("cpu"), n_proxy=48, k=3, encode_steps=2, decode_steps=2,
-                           search_steps=2, proxy_epochs=5)
+    method = METHODS.build(
+        "gcd",
+        task,
+        torch.device("cpu"),
+        n_proxy=48,
+        k=3,
+        encode_steps=2,
+        decode_steps=2,
+        search_steps=2,
+        proxy_epochs=5,
+    )
     method.fit(task.sample_ids(4), 0, tmp_path / "fit")
     ids = ["00000", "00001", "00002"]
     with in_float64(method.dae, task.classifier):
@@ -109,12 +151,15 @@ def test_line_search_does_not_depend_on_the_batch(tmp_path):
 
 def test_pair_score_ignores_a_third_class_that_prob_would_drift_to():
     task = make_task()
-    logits = torch.tensor([[2.0, 1.0, 10.0], [1.0, 2.0, 10.0]])   # class 2 is neither source nor target
+    # class 2 is neither source nor target
+    logits = torch.tensor([[2.0, 1.0, 10.0], [1.0, 2.0, 10.0]])
     source, target = torch.tensor([0, 0]), torch.tensor([1, 1])
     pair = METHODS.build("gcd", task, torch.device("cpu")).score(logits, source, target)
     torch.testing.assert_close(pair, torch.sigmoid(torch.tensor([1.0, -1.0])))
-    literal = METHODS.build("gcd", task, torch.device("cpu"), score="prob").score(logits, source, target)
-    assert (literal < 1e-3).all()     # p(source) all but zero although the target is not reached
+    literal = METHODS.build("gcd", task, torch.device("cpu"), score="prob").score(
+        logits, source, target
+    )
+    assert (literal < 1e-3).all()  # p(source) all but zero although the target is not reached
 
 
 def test_bb_lig_attributes_the_pixel_whose_change_moves_the_score():
@@ -135,28 +180,65 @@ def test_gcd_study_writes_its_three_tables(tmp_path, capsys):
 
     sets = [a for s in TINY for a in ("--set", s.format(m="gcd"))]
     out = tmp_path / "study"
-    assert main(["gcd-study", "--task", "synth_cheetah_cougar", "--n", "4", "--sources", "2", "--h-candidates", "3",
-                 "--out", str(out), *sets]) == 0
+    assert (
+        main(
+            [
+                "gcd-study",
+                "--task",
+                "synth_cheetah_cougar",
+                "--n",
+                "4",
+                "--sources",
+                "2",
+                "--h-candidates",
+                "3",
+                "--out",
+                str(out),
+                *sets,
+            ]
+        )
+        == 0
+    )
     sources = pd.read_csv(out / "sources.csv")
     assert sources["fits"][0] == 2 and {"FR", "FR_std", "GT_IN_std"} <= set(sources.columns)
     table = pd.read_csv(out / "metrics.csv")
     assert table["method"].tolist()[0] == "g" and len(table) == 4
     assert set(pd.read_csv(out / "masks.csv")["map"]) == {"BB-LIG", "|x - x_cf|"}
-    fits = [json.loads((out / f"g-source-{i}" / "run.json").read_text())["method_provenance"]["gcd"]["fit"]
-            for i in range(2)]
+    fits = [
+        json.loads((out / f"g-source-{i}" / "run.json").read_text())["method_provenance"]["gcd"][
+            "fit"
+        ]
+        for i in range(2)
+    ]
     assert fits[0]["directions"]["2"]["source_id"] != fits[1]["directions"]["2"]["source_id"]
     assert "GCD directions" in capsys.readouterr().out
     info = json.loads((out / "run.json").read_text())
-    assert info["git_commit"] == json.loads((out / "g-source-0" / "run.json").read_text())["git_commit"]
+    assert (
+        info["git_commit"]
+        == json.loads((out / "g-source-0" / "run.json").read_text())["git_commit"]
+    )
     assert "torch" in info["versions"]
     # the h-candidates reuse g-source-0's proxy, and get the directions a fresh fit would give
     h_fit = json.loads((out / "h-1" / "run.json").read_text())["method_provenance"]["gcd_h"]["fit"]
-    assert h_fit["directions"]["2"]["proxy_reused"] and not fits[0]["directions"]["2"].get("proxy_reused")
-    assert h_fit["directions"]["2"]["proxy_val_loss"] == fits[0]["directions"]["2"]["proxy_val_loss"]
-    fresh = Runner(RunSpec(task="synth_cheetah_cougar", methods=["gcd_h"], n=4, out=tmp_path / "fresh", metrics="FR",
-                           overrides=tiny("gcd_h") + ["gcd_h.index=1"])).execute()
-    assert ((fresh.root / "fitted" / "gcd_h" / "directions.safetensors").read_bytes()
-            == (out / "h-1" / "fitted" / "gcd_h" / "directions.safetensors").read_bytes())
+    assert h_fit["directions"]["2"]["proxy_reused"] and not fits[0]["directions"]["2"].get(
+        "proxy_reused"
+    )
+    assert (
+        h_fit["directions"]["2"]["proxy_val_loss"] == fits[0]["directions"]["2"]["proxy_val_loss"]
+    )
+    fresh = Runner(
+        RunSpec(
+            task="synth_cheetah_cougar",
+            methods=["gcd_h"],
+            n=4,
+            out=tmp_path / "fresh",
+            metrics="FR",
+            overrides=tiny("gcd_h") + ["gcd_h.index=1"],
+        )
+    ).execute()
+    assert (fresh.root / "fitted" / "gcd_h" / "directions.safetensors").read_bytes() == (
+        out / "h-1" / "fitted" / "gcd_h" / "directions.safetensors"
+    ).read_bytes()
 
 
 def test_proxy_fit_depends_only_on_its_generator():
@@ -167,7 +249,9 @@ def test_proxy_fit_depends_only_on_its_generator():
     fits = []
     for global_seed in (0, 1):
         torch.manual_seed(global_seed)
-        proxy, _, _ = fit_proxy(z, targets, torch.ones(2), 1e-3, 3, torch.Generator().manual_seed(5))
+        proxy, _, _ = fit_proxy(
+            z, targets, torch.ones(2), 1e-3, 3, torch.Generator().manual_seed(5)
+        )
         fits.append(torch.cat([p.flatten() for p in proxy.parameters()]))
     assert torch.equal(fits[0], fits[1])
 
@@ -181,7 +265,24 @@ def test_out_of_range_h_index_stops_before_any_proxy_data(tmp_path, monkeypatch,
 
     monkeypatch.setattr(DiffusionAutoencoder, "decode", no_decode)
     sets = [a for s in tiny("gcd_h") + ["gcd_h.index=4096"] for a in ("--set", s)]
-    assert main(["run", "--task", "synth_cheetah_cougar", "--methods", "gcd_h", "--n", "2", "--out",
-                 str(tmp_path / "run"), *sets]) == 2
+    assert (
+        main(
+            [
+                "run",
+                "--task",
+                "synth_cheetah_cougar",
+                "--methods",
+                "gcd_h",
+                "--n",
+                "2",
+                "--out",
+                str(tmp_path / "run"),
+                *sets,
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
-    assert "index 4096 is out of range" in err and "indices are 0-" in err and "Traceback" not in err
+    assert (
+        "index 4096 is out of range" in err and "indices are 0-" in err and "Traceback" not in err
+    )

@@ -10,7 +10,9 @@ def test_blur_equals_scipy_reflect_filter():
     rng = np.random.default_rng(0)
     maps = rng.random((3, 1, 16, 12)).astype(np.float32)
     ours = gaussian_blur(torch.from_numpy(maps), 3.0).numpy()
-    ref = np.stack([gaussian_filter(m[0].astype(np.float64), 3.0, mode="reflect")[None] for m in maps])
+    ref = np.stack(
+        [gaussian_filter(m[0].astype(np.float64), 3.0, mode="reflect")[None] for m in maps]
+    )
     assert np.abs(ours - ref).max() < 1e-5
 
 
@@ -21,8 +23,8 @@ def test_postprocess_normalises_thresholds_and_keeps_soft_values():
     m = postprocess_mask(attr, sigma=1.0, threshold=0.5)
     assert torch.allclose(m.flatten(1).amax(1), torch.ones(2))
     nonzero = m[m > 0]
-    assert nonzero.min() >= 0.5 and (nonzero < 1).any()      # soft above the threshold
-    assert m[0, 0, 4, 4] == 1 and m[0, 0, 12, 12] == 0       # zero far from the peak
+    assert nonzero.min() >= 0.5 and (nonzero < 1).any()  # soft above the threshold
+    assert m[0, 0, 4, 4] == 1 and m[0, 0, 12, 12] == 0  # zero far from the peak
 
 
 def test_per_sample_adam_leaves_other_rows_untouched_and_counts_steps_per_row():

@@ -1,4 +1,6 @@
-"""COUT against a deliberately simple per-sample, per-step loop (numpy ordering, one image per call)."""
+"""COUT against a deliberately simple per-sample, per-step loop (numpy ordering, one image per
+call)."""
+
 import numpy as np
 import torch
 
@@ -6,13 +8,20 @@ from cfbench.metrics.cout import insertion_counts, transition
 
 
 def simple_cout(classifier, x, x_cf, source, target, order_map=None):
-    """One sample: insert pixels one chunk at a time, one classifier call per step, numpy trapezoid."""
+    """One sample: insert pixels one chunk at a time, one classifier call per step, numpy
+    trapezoid."""
     _, h, w = x.shape
     if order_map is None:
-        score = np.abs(np.round(x_cf.numpy() * 255) - np.round(x.numpy() * 255)).sum(0).ravel()   # 8-bit sums
+        # 8-bit sums
+        score = np.abs(np.round(x_cf.numpy() * 255) - np.round(x.numpy() * 255)).sum(0).ravel()
     else:
-        score = torch.nn.functional.interpolate(order_map[None], size=(h, w), mode="bilinear",
-                                                align_corners=False)[0, 0].numpy().ravel()
+        score = (
+            torch.nn.functional.interpolate(
+                order_map[None], size=(h, w), mode="bilinear", align_corners=False
+            )[0, 0]
+            .numpy()
+            .ravel()
+        )
     order = np.argsort(-score, kind="stable")
     step = max(1, h * w // 50)
     fractions, p_src, p_tgt = [], [], []
@@ -72,5 +81,5 @@ def test_cout_sign_and_range(task):
     same = transition(task.classifier, x, x, src, tgt)
     p = task.classifier(x).softmax(1)
     expected = p[torch.arange(4), tgt] - p[torch.arange(4), src]
-    assert torch.allclose(same.cout, expected, atol=1e-6)   # nothing changes: flat curves
-    assert (same.cout < -0.5).all()                          # the classifier is confident in the source
+    assert torch.allclose(same.cout, expected, atol=1e-6)  # nothing changes: flat curves
+    assert (same.cout < -0.5).all()  # the classifier is confident in the source

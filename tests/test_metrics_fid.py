@@ -3,6 +3,7 @@
 The feature extractor here is a SimSiam with fixed random weights written to a temporary file:
 the tests check the arithmetic and the plumbing, not the quality of the features.
 """
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,9 +12,10 @@ import torch
 import torch_fidelity
 from safetensors.torch import save_file
 
+from cfbench.components.fid_features import SIMSIAM, register_simsiam
+from cfbench.components.simsiam import SimSiam
 from cfbench.metrics import fid
 from cfbench.results import RunDir, save_pngs
-from cfbench.components.simsiam import SimSiam
 
 
 def scipy_frechet(a, b):
@@ -28,6 +30,7 @@ def weights(tmp_path_factory):
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("w") / "simsiam.safetensors"
     save_file(SimSiam().state_dict(), str(path))
+    register_simsiam()  # as loading the fid_features component does
     return str(path)
 
 
@@ -52,23 +55,30 @@ def test_frechet_distance_matches_scipy():
 
 def test_streamed_features_match_torch_fidelity_and_scipy(run, weights):
     run, ids = run
-    orig = fid.folder_features(fid.SIMSIAM, weights, False, str(run.images()), tuple(ids))
-    cf = fid.folder_features(fid.SIMSIAM, weights, False, str(run.images("m")), tuple(ids))
+    orig = fid.folder_features(SIMSIAM, weights, False, str(run.images()), tuple(ids))
+    cf = fid.folder_features(SIMSIAM, weights, False, str(run.images("m")), tuple(ids))
     assert orig.shape == (160, 128)
     ours = fid.frechet_distance(orig, cf)
     assert ours == pytest.approx(scipy_frechet(orig, cf), abs=1e-3)
-    fid.register_simsiam()
+    register_simsiam()
     reference = torch_fidelity.calculate_metrics(
-        input1=str(run.images()), input2=str(run.images("m")), fid=True, feature_extractor=fid.SIMSIAM,
-        feature_extractor_weights_path=weights, cuda=False, cache=False, verbose=False,
-        save_cpu_ram=True)[fid.KEY_METRIC_FID]
+        input1=str(run.images()),
+        input2=str(run.images("m")),
+        fid=True,
+        feature_extractor=SIMSIAM,
+        feature_extractor_weights_path=weights,
+        cuda=False,
+        cache=False,
+        verbose=False,
+        save_cpu_ram=True,
+    )[fid.KEY_METRIC_FID]
     assert ours == pytest.approx(reference, rel=1e-4)
-    assert ours > 1e-3   # the brightened copies differ from the originals
+    assert ours > 1e-3  # the brightened copies differ from the originals
 
 
 def test_split_fid_is_seeded_and_exceeds_self_distance(run, weights):
     run, ids = run
-    feats = fid.folder_features(fid.SIMSIAM, weights, False, str(run.images()), tuple(ids))
+    feats = fid.folder_features(SIMSIAM, weights, False, str(run.images()), tuple(ids))
     values = fid.split_fid(feats, feats)
     assert len(values) == fid.SFID_REPEATS and np.array_equal(values, fid.split_fid(feats, feats))
     # Identical sets have FID 0, but sFID compares different halves, so it cannot be 0.
@@ -79,8 +89,9 @@ def test_metric_summaries_on_a_run(run, weights, task, monkeypatch):
     run, ids = run
     from cfbench.components.fid_features import FeatureExtractor
 
-    loaded = task.__dict__.setdefault("_loaded", {})       # the task's component, with the random weights
-    monkeypatch.setitem(loaded, "fid_features", FeatureExtractor(fid.SIMSIAM, weights, 128))
+    # the task's component, with the random weights
+    loaded = task.__dict__.setdefault("_loaded", {})
+    monkeypatch.setitem(loaded, "fid_features", FeatureExtractor(SIMSIAM, weights, 128))
     rows = pd.DataFrame({"sample_id": ids})
     value, ci = fid.FID(task, torch.device("cpu")).summarize(run, "m", rows)
     split, spread = fid.SplitFID(task, torch.device("cpu")).summarize(run, "m", rows)

@@ -1,4 +1,5 @@
 """PF through Quantus: the ground-truth coat is a better attribution than the background."""
+
 import numpy as np
 
 from cfbench.metrics.pixel_flipping import features_in_step, flipping_curves, pixel_flipping
@@ -22,4 +23,6 @@ def test_normalised_auc_is_the_mean_of_the_trapezoid(task):
     curves = flipping_curves(task.classifier, s.images, s.labels, s.gt_masks["causal"])
     expected = (curves[:, 1:] + curves[:, :-1]).sum(1) / 2 / (curves.shape[1] - 1)
     assert curves.shape == (2, 48)
-    np.testing.assert_allclose(pixel_flipping(task.classifier, s.images, s.labels, s.gt_masks["causal"]), expected)
+    np.testing.assert_allclose(
+        pixel_flipping(task.classifier, s.images, s.labels, s.gt_masks["causal"]), expected
+    )

@@ -1,6 +1,7 @@
 """Metric protocols: each protocol's COUT equals an independent implementation of its definition,
 the protocols select the samples they say, and a finished run rescored from its directory alone
 reproduces its metrics.csv."""
+
 from __future__ import annotations
 
 import json
@@ -10,10 +11,12 @@ import pandas as pd
 import pytest
 import torch
 
+from cfbench.catalog import PROTOCOLS as REGISTERED
 from cfbench.cli import main
 from cfbench.metrics.cout import transition
-from cfbench.metrics.protocols import PROTOCOLS
 from cfbench.rescore import rescore
+
+PROTOCOLS = {name: REGISTERED.get(name).load() for name in REGISTERED.names()}
 
 
 class Linear(torch.nn.Module):
@@ -21,7 +24,9 @@ class Linear(torch.nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.w = torch.nn.Parameter(torch.randn(3, 3 * 36, generator=torch.Generator().manual_seed(1)))
+        self.w = torch.nn.Parameter(
+            torch.randn(3, 3 * 36, generator=torch.Generator().manual_seed(1))
+        )
 
     def forward(self, x):
         return x.flatten(1) @ self.w.T
@@ -32,13 +37,14 @@ def fixture():
     x = torch.round(torch.rand(4, 3, 6, 6, generator=gen) * 255) / 255
     x_cf = x.clone()
     x_cf[:, :, 1:4, 2:5] = torch.round(torch.rand(4, 3, 3, 3, generator=gen) * 255) / 255
-    x_cf[0, :, 0, 0] = x[0, :, 0, 0] + 3 / 255          # ties: equal 8-bit change sums
+    x_cf[0, :, 0, 0] = x[0, :, 0, 0] + 3 / 255  # ties: equal 8-bit change sums
     x_cf[0, :, 5, 5] = x[0, :, 5, 5] + 3 / 255
     return x, x_cf.clamp(0, 1), torch.tensor([0, 1, 0, 2]), torch.tensor([1, 0, 2, 1])
 
 
 def ace_cout(model, imgs, cfs, label, target):
-    """ACE's calculate_cout (eval_utils/cout_metrics.py), as its code reads, for a multi-class model."""
+    """ACE's calculate_cout (eval_utils/cout_metrics.py), as its code reads, for a multi-class
+    model."""
     n, _, h, w = imgs.shape
     masks = (cfs - imgs).abs().sum(1).view(n, -1)
     masks = masks - masks.min(1, keepdim=True)[0]
@@ -56,7 +62,7 @@ def ace_cout(model, imgs, cfs, label, target):
     c_curve, cp_curve = [c], [cp]
     current = torch.zeros(n, num)
     for pixels in range(0, num, step):
-        idx = order[:, pixels:pixels + step]
+        idx = order[:, pixels : pixels + step]
         current[rows[:, None], idx] = 1
         m = current.view(n, 1, h, w)
         a, b = probs(cfs * m + imgs * (1 - m))
@@ -109,16 +115,26 @@ def test_ace_cout_integrates_past_one_when_the_last_step_is_partial():
 
     def last_position(h, w, rule):
         x, x_cf = torch.zeros(1, 3, h, w), torch.ones(1, 3, h, w)
-        return float(transition(flat, x, x_cf, torch.tensor([0]), torch.tensor([1]), rule=rule).fractions[-1])
+        return float(
+            transition(flat, x, x_cf, torch.tensor([0]), torch.tensor([1]), rule=rule).fractions[-1]
+        )
 
-    assert last_position(8, 13, "ace") == 1.0                        # 104 pixels, 2 per step: exact
-    assert last_position(7, 15, "ace") == pytest.approx(106 / 105)   # 105 pixels: the last step counts full
+    assert last_position(8, 13, "ace") == 1.0  # 104 pixels, 2 per step: exact
+    # 105 pixels: the last step counts full
+    assert last_position(7, 15, "ace") == pytest.approx(106 / 105)
     assert last_position(7, 15, "cfbench") == 1.0
 
 
 def test_protocols_select_their_samples():
-    rows = pd.DataFrame({"source": [0, 0, 1, 1], "pred_before": [0, 1, 1, 1], "COUT": [0.2, 0.4, 0.6, 1.0],
-                         "flipped": [True, False, True, True], "sample_id": list("abcd")})
+    rows = pd.DataFrame(
+        {
+            "source": [0, 0, 1, 1],
+            "pred_before": [0, 1, 1, 1],
+            "COUT": [0.2, 0.4, 0.6, 1.0],
+            "flipped": [True, False, True, True],
+            "sample_id": list("abcd"),
+        }
+    )
     assert len(PROTOCOLS["cfbench"].select("FR", rows)) == 4
     assert list(PROTOCOLS["ace"].select("FR", rows)["sample_id"]) == ["a", "c", "d"]
     assert len(PROTOCOLS["slcf"].select("FR", rows)) == 4
@@ -127,33 +143,61 @@ def test_protocols_select_their_samples():
     metric = CounterfactualTransition.__new__(CounterfactualTransition)
     metric.protocol = PROTOCOLS["slcf"]
     value, _ = metric.summarize(None, "m", PROTOCOLS["slcf"].select("COUT", rows))
-    assert value == pytest.approx((0.2 + (0.6 + 1.0) / 2) / 2)      # mean of the two directions' means
+    assert value == pytest.approx((0.2 + (0.6 + 1.0) / 2) / 2)  # mean of the two directions' means
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("protocol", ["cfbench", "ace", "slcf"])
 def test_rescoring_a_finished_run_reproduces_its_metrics(tmp_path, protocol, capsys):
     out = tmp_path / "run"
-    assert main(["run", "--task", "synth_cheetah_cougar", "--methods", "slcf", "--n", "8", "--batch-size", "4",
-                 "--protocol", protocol, "--set", "slcf.stage2_steps=40", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--task",
+                "synth_cheetah_cougar",
+                "--methods",
+                "slcf",
+                "--n",
+                "8",
+                "--batch-size",
+                "4",
+                "--protocol",
+                protocol,
+                "--set",
+                "slcf.stage2_steps=40",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     info = json.loads((out / "run.json").read_text())
     assert info["protocol"] == protocol and info["config"]["protocol"] == protocol
     assert f"Metric protocol: {protocol}" in capsys.readouterr().out
     samples, table = rescore(str(out))
     recorded = pd.read_csv(out / "metrics.csv")
     assert recorded["protocol"].tolist() == [protocol]
-    numeric = [c for c in recorded.columns if c not in ("task", "method", "protocol")
-               and not c.startswith("sec_per_cf")]
-    pd.testing.assert_frame_equal(table[numeric].astype(float), recorded[numeric].astype(float), atol=1e-6,
-                                  check_dtype=False)
+    numeric = [
+        c
+        for c in recorded.columns
+        if c not in ("task", "method", "protocol") and not c.startswith("sec_per_cf")
+    ]
+    pd.testing.assert_frame_equal(
+        table[numeric].astype(float), recorded[numeric].astype(float), atol=1e-6, check_dtype=False
+    )
 
 
 def _scipy_frechet(a, b):
     import scipy.linalg
 
     s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    return float(((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(s1) + np.trace(s2)
-                 - 2 * np.trace(scipy.linalg.sqrtm(s1 @ s2).real))
+    return float(
+        ((a.mean(0) - b.mean(0)) ** 2).sum()
+        + np.trace(s1)
+        + np.trace(s2)
+        - 2 * np.trace(scipy.linalg.sqrtm(s1 @ s2).real)
+    )
 
 
 @pytest.mark.parametrize("name", ["ace", "slcf", "cfbench"])
@@ -169,21 +213,30 @@ def test_sfid_follows_each_protocols_split_rule(name, monkeypatch):
     rows = pd.DataFrame({"sample_id": [f"{i:02d}" for i in range(60)], "flipped": flipped})
     metric = SplitFID.__new__(SplitFID)
     metric.protocol, metric.notes = PROTOCOLS[name], []
-    monkeypatch.setattr(SplitFID, "features", lambda self, run, method, r: (originals, counterfactuals))
+    monkeypatch.setattr(
+        SplitFID, "features", lambda self, run, method, r: (originals, counterfactuals)
+    )
     got, _ = metric.summarize(None, "m", rows)
     if name == "ace":
         perm = np.random.default_rng(0).permutation(60)
         one, two = perm[:30], perm[30:]
-        want = (_scipy_frechet(originals[one], counterfactuals[two[flipped[two]]])
-                + _scipy_frechet(originals[two], counterfactuals[one[flipped[one]]])) / 2
+        want = (
+            _scipy_frechet(originals[one], counterfactuals[two[flipped[two]]])
+            + _scipy_frechet(originals[two], counterfactuals[one[flipped[one]]])
+        ) / 2
     else:
         split_rng = np.random.default_rng(2025 if name == "slcf" else 0)
         values = []
         for _ in range(10):
             perm = split_rng.permutation(60)
             one, two = perm[:30], perm[30:]
-            values.append((_scipy_frechet(originals[one], counterfactuals[two])
-                           + _scipy_frechet(originals[two], counterfactuals[one])) / 2)
+            values.append(
+                (
+                    _scipy_frechet(originals[one], counterfactuals[two])
+                    + _scipy_frechet(originals[two], counterfactuals[one])
+                )
+                / 2
+            )
         want = float(np.mean(values))
     assert got == pytest.approx(want, abs=1e-4)
 
@@ -198,10 +251,20 @@ def test_pf_under_slcf_is_quantus_raw_auc_with_one_row_per_step():
     x = torch.rand(2, 3, 16, 16)
     maps = torch.rand(2, 1, 16, 16)
     labels = torch.tensor([0, 2])
-    curves = quantus.PixelFlipping(features_in_step=16, perturb_baseline="black", disable_warnings=True,
-                                   display_progressbar=False)(model=model, x_batch=x.numpy(), y_batch=labels.numpy(),
-                                                              a_batch=maps.numpy(), device="cpu", softmax=True)
+    curves = quantus.PixelFlipping(
+        features_in_step=16,
+        perturb_baseline="black",
+        disable_warnings=True,
+        display_progressbar=False,
+    )(
+        model=model,
+        x_batch=x.numpy(),
+        y_batch=labels.numpy(),
+        a_batch=maps.numpy(),
+        device="cpu",
+        softmax=True,
+    )
     curves = np.asarray(curves, dtype=float)
-    assert curves.shape[1] == 3 * 16 * 16 // 16                       # 48 steps of one row each
+    assert curves.shape[1] == 3 * 16 * 16 // 16  # 48 steps of one row each
     want = np.array([sum((c[i] + c[i + 1]) / 2 for i in range(len(c) - 1)) for c in curves])
     np.testing.assert_allclose(pixel_flipping(model, x, labels, maps, rule="slcf"), want, rtol=1e-9)

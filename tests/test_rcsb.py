@@ -1,22 +1,26 @@
-"""RCSB: the shipped prior denoises, the region constraint is exact, every recipe step is switchable."""
+"""RCSB: the shipped prior denoises, the region constraint is exact, every recipe step is
+switchable."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from conftest import make_batch
 from PIL import Image
 
 from cfbench.cli import main
 from cfbench.errors import UserError
 from cfbench.methods.rcsb import RCSB
 from cfbench.results import quantize
-from conftest import make_batch
 
-FAST = dict(steps=5, ig_steps=4)           # 3 denoising steps at tau = 0.6: seconds, not minutes
+FAST = dict(steps=5, ig_steps=4)  # 3 denoising steps at tau = 0.6: seconds, not minutes
 
 
 def run(task, ids, regions=None, **hparams):
-    return RCSB(task, torch.device("cpu"), **{**FAST, **hparams}).generate(make_batch(task, ids, regions=regions))
+    return RCSB(task, torch.device("cpu"), **{**FAST, **hparams}).generate(
+        make_batch(task, ids, regions=regions)
+    )
 
 
 def test_prior_denoises_a_noised_synthetic_image(task):
@@ -25,7 +29,8 @@ def test_prior_denoises_a_noised_synthetic_image(task):
     noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
     for level in (200, 500):
         x_t = prior.noised(x, noise, torch.full((3,), level))
-        noisy = ((x_t / prior.alphas_cumprod[level].sqrt() + 1) / 2).clamp(0, 1)   # the unbiased noisy estimate
+        # the unbiased noisy estimate
+        noisy = ((x_t / prior.alphas_cumprod[level].sqrt() + 1) / 2).clamp(0, 1)
         with torch.no_grad():
             denoised = prior.denoise(x_t, level)[1]
         err_noisy = (noisy - x).pow(2).flatten(1).mean(1)
@@ -46,7 +51,7 @@ def test_outside_the_region_the_counterfactual_is_the_input(task, source):
     # ... and so it is in the written PNGs too (the runner quantises both the same way).
     assert torch.equal(quantize(cf.images) * outside, quantize(x) * outside)
     inside_change = ((cf.images - x).abs().sum(1, keepdim=True) * cf.masks).sum((1, 2, 3))
-    assert (inside_change > 1.0).all()                 # the region was actually edited
+    assert (inside_change > 1.0).all()  # the region was actually edited
     if source == "user":
         assert torch.equal(cf.masks, user)
 
@@ -55,7 +60,9 @@ def _differs(a, b) -> float:
     return float((a.images - b.images).abs().max())
 
 
-@pytest.mark.parametrize("switch", [dict(tweedie=False), dict(adam=False), dict(truncation=False), dict(s=0.0)])
+@pytest.mark.parametrize(
+    "switch", [dict(tweedie=False), dict(adam=False), dict(truncation=False), dict(s=0.0)]
+)
 def test_each_recipe_step_can_be_turned_off_and_changes_the_result(task, switch):
     ids = ["00003"]
     assert _differs(run(task, ids, **switch), run(task, ids)) > 2 / 255
@@ -82,12 +89,13 @@ def test_guidance_flips_a_small_batch_and_counts_classifier_evaluations(task):
     with torch.no_grad():
         pred = task.classifier(quantize(cf.images)).argmax(1)
     assert (pred == make_batch(task, ids).target).sum() >= 3
-    assert cf.info["nfe"].tolist() == [FAST["ig_steps"] + 1 + 12] * 4   # IG path + prediction + one per step
+    # IG path + prediction + one per step
+    assert cf.info["nfe"].tolist() == [FAST["ig_steps"] + 1 + 12] * 4
     assert cf.info["steps"].tolist() == [12] * 4
 
 
 def test_missing_user_prior_and_regions_are_user_errors(tmp_path, monkeypatch, task):
-    from cfbench.tasks import TASKS
+    from cfbench.catalog import TASKS
 
     monkeypatch.delenv("CFBENCH_DIFFUSION_PRIOR", raising=False)
     with pytest.raises(UserError, match="CFBENCH_DIFFUSION_PRIOR"):
@@ -97,8 +105,24 @@ def test_missing_user_prior_and_regions_are_user_errors(tmp_path, monkeypatch, t
         TASKS.build("zebra_sorrel").component("diffusion_prior")
     with pytest.raises(UserError, match="--regions"):
         run(task, ["00000"], region="user")
-    assert main(["run", "--task", "synth_cheetah_cougar", "--methods", "rcsb", "--n", "1",
-                 "--regions", str(tmp_path / "nope"), "--out", str(tmp_path / "run")]) == 2
+    assert (
+        main(
+            [
+                "run",
+                "--task",
+                "synth_cheetah_cougar",
+                "--methods",
+                "rcsb",
+                "--n",
+                "1",
+                "--regions",
+                str(tmp_path / "nope"),
+                "--out",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 2
+    )
 
 
 def test_cli_run_with_user_regions_keeps_everything_outside_them(tmp_path):
@@ -106,12 +130,33 @@ def test_cli_run_with_user_regions_keeps_everything_outside_them(tmp_path):
     regions_dir.mkdir()
     for i in range(2):
         m = np.zeros((64, 64), np.uint8)
-        m[8 + 8 * i:40, 16:48] = 255
+        m[8 + 8 * i : 40, 16:48] = 255
         Image.fromarray(m).save(regions_dir / f"{i:05d}.png")
     out = tmp_path / "run"
-    assert main(["run", "--task", "synth_cheetah_cougar", "--methods", "rcsb_c", "--n", "2", "--metrics", "FR",
-                 "--regions", str(regions_dir), "--out", str(out), "--set", "rcsb_c.steps=10",
-                 "--set", "rcsb_c.ig_steps=8"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--task",
+                "synth_cheetah_cougar",
+                "--methods",
+                "rcsb_c",
+                "--n",
+                "2",
+                "--metrics",
+                "FR",
+                "--regions",
+                str(regions_dir),
+                "--out",
+                str(out),
+                "--set",
+                "rcsb_c.steps=10",
+                "--set",
+                "rcsb_c.ig_steps=8",
+            ]
+        )
+        == 0
+    )
     for i in range(2):
         name = f"{i:05d}.png"
         orig = np.asarray(Image.open(out / "images/original" / name)).astype(int)

@@ -1,4 +1,6 @@
-"""Region extraction for region-constrained methods: IG cells, free-form, ground truth, user masks."""
+"""Region extraction for region-constrained methods: IG cells, free-form, ground truth, user
+masks."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,10 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from cfbench import seeding
+from cfbench import seeding, user_regions
+from cfbench.api.types import Batch
 from cfbench.errors import UserError
 from cfbench.methods import regions
-from cfbench.types import Batch
 
 
 def test_cell_size_scales_from_the_papers_256_pixels():
@@ -21,22 +23,22 @@ def test_cell_size_scales_from_the_papers_256_pixels():
 
 def test_top_cells_picks_the_known_hot_cells_and_covers_the_fraction():
     attribution = torch.rand(1, 1, 64, 64) * 0.01
-    hot = [(0, 0), (3, 5), (7, 7), (5, 1)]                        # 8x8 cells, in order of heat
+    hot = [(0, 0), (3, 5), (7, 7), (5, 1)]  # 8x8 cells, in order of heat
     for rank, (i, j) in enumerate(hot):
-        attribution[0, 0, i * 8:(i + 1) * 8, j * 8:(j + 1) * 8] += 10 - rank
+        attribution[0, 0, i * 8 : (i + 1) * 8, j * 8 : (j + 1) * 8] += 10 - rank
     for k in (1, 2, 4):
         region = regions.top_cells(attribution, a=k / 64, cell=8)
         expected = torch.zeros(1, 1, 64, 64)
         for i, j in hot[:k]:
-            expected[0, 0, i * 8:(i + 1) * 8, j * 8:(j + 1) * 8] = 1
+            expected[0, 0, i * 8 : (i + 1) * 8, j * 8 : (j + 1) * 8] = 1
         assert torch.equal(region, expected)
         assert region.mean().item() == pytest.approx(k / 64)
 
 
 def test_top_cells_ranks_cells_by_their_total_not_their_peak():
     attribution = torch.zeros(1, 1, 8, 8)
-    attribution[0, 0, 0, 0] = 5.0                 # one very hot pixel in cell (0, 0)
-    attribution[0, 0, 4:8, 4:8] = 1.0             # a uniformly warm cell (1, 1): total 16
+    attribution[0, 0, 0, 0] = 5.0  # one very hot pixel in cell (0, 0)
+    attribution[0, 0, 4:8, 4:8] = 1.0  # a uniformly warm cell (1, 1): total 16
     region = regions.top_cells(attribution, a=0.25, cell=4)
     assert region[0, 0, 4:8, 4:8].eq(1).all() and region.sum() == 16
 
@@ -50,9 +52,20 @@ def test_top_cells_area_matches_a_on_random_maps(a):
 
 def test_ig_regions_cover_a_and_count_classifier_evaluations(task):
     samples = task.load([f"{i:05d}" for i in range(2)])
-    batch = Batch(samples.images, samples.labels, task.target_of(samples.labels), samples.sample_ids)
-    region, nfe = regions.extract("ig", batch, task, task.classifier, a=0.2, c=4, ig_steps=8,
-                                  freeform_area=(0.1, 0.2), method="t")
+    batch = Batch(
+        samples.images, samples.labels, task.target_of(samples.labels), samples.sample_ids
+    )
+    region, nfe = regions.extract(
+        "ig",
+        batch,
+        task,
+        task.classifier,
+        a=0.2,
+        c=4,
+        ig_steps=8,
+        freeform_area=(0.1, 0.2),
+        method="t",
+    )
     assert torch.allclose(region.mean((1, 2, 3)), torch.full((2,), 0.2), atol=1 / 4096)
     assert nfe.tolist() == [9, 9]
     # The chosen pixels carry more attribution than the rest (it is a top-k selection).
@@ -80,8 +93,17 @@ def test_freeform_rejects_an_impossible_range():
 def test_ground_truth_object_regions(task):
     ids = ["00000", "00001"]
     batch = Batch(*(lambda s: (s.images, s.labels, task.target_of(s.labels), ids))(task.load(ids)))
-    region, nfe = regions.extract("gt_object", batch, task, task.classifier, a=0.1, c=4, ig_steps=8,
-                                  freeform_area=(0.1, 0.2), method="t")
+    region, nfe = regions.extract(
+        "gt_object",
+        batch,
+        task,
+        task.classifier,
+        a=0.1,
+        c=4,
+        ig_steps=8,
+        freeform_area=(0.1, 0.2),
+        method="t",
+    )
     assert torch.equal(region, task.load(ids).gt_masks["object"])
     assert nfe.tolist() == [0, 0]
 
@@ -90,23 +112,46 @@ def test_user_regions_load_resize_and_take_priority_under_auto(tmp_path, task):
     full = np.zeros((64, 64), np.uint8)
     full[10:30, 20:40] = 255
     Image.fromarray(full).save(tmp_path / "00000.png")
-    half = np.zeros((32, 32, 3), np.uint8)                         # colour and half resolution
+    half = np.zeros((32, 32, 3), np.uint8)  # colour and half resolution
     half[0:8, 0:8] = 255
     Image.fromarray(half).save(tmp_path / "00001.png")
-    masks = regions.load_user_regions(tmp_path, ["00000", "00001"], (64, 64))
+    masks = user_regions.load_user_regions(tmp_path, ["00000", "00001"], (64, 64))
     assert masks.shape == (2, 1, 64, 64)
     assert masks[0].sum() == 400 and masks[0, 0, 10:30, 20:40].eq(1).all()
     assert masks[1].sum() == 256 and masks[1, 0, :16, :16].eq(1).all()
 
     samples = task.load(["00000", "00001"])
-    batch = Batch(samples.images, samples.labels, task.target_of(samples.labels), samples.sample_ids,
-                  regions=masks)
-    region, _ = regions.extract("auto", batch, task, task.classifier, a=0.1, c=4, ig_steps=8,
-                                freeform_area=(0.1, 0.2), method="t")
+    batch = Batch(
+        samples.images,
+        samples.labels,
+        task.target_of(samples.labels),
+        samples.sample_ids,
+        regions=masks,
+    )
+    region, _ = regions.extract(
+        "auto",
+        batch,
+        task,
+        task.classifier,
+        a=0.1,
+        c=4,
+        ig_steps=8,
+        freeform_area=(0.1, 0.2),
+        method="t",
+    )
     assert torch.equal(region, masks)
     with pytest.raises(UserError, match="00002"):
-        regions.load_user_regions(tmp_path, ["00000", "00002"], (64, 64))
+        user_regions.load_user_regions(tmp_path, ["00000", "00002"], (64, 64))
     batch.regions = None
     with pytest.raises(UserError, match="--regions"):
-        regions.extract("user", batch, task, task.classifier, a=0.1, c=4, ig_steps=8,
-                        freeform_area=(0.1, 0.2), method="t")
+        regions.extract(
+            "user",
+            batch,
+            task,
+            task.classifier,
+            a=0.1,
+            c=4,
+            ig_steps=8,
+            freeform_area=(0.1, 0.2),
+            method="t",
+        )

@@ -1,5 +1,6 @@
 """Run directories that survive anything: one writer, no duplicates, no orphans, shareable files,
 and a clear exit 2 for every bad input (checked before work, leaving earlier results untouched)."""
+
 import errno
 import json
 import os
@@ -16,8 +17,23 @@ FAST = ["--set", "slcf.stage1_steps=2", "--set", "slcf.stage2_steps=3", "--metri
 
 
 def argv(out, *extra):
-    return ["run", "--task", "synth_cheetah_cougar", "--methods", "slcf", "--n", "4", "--batch-size", "2",
-            "--device", "cpu", "--out", str(out), *FAST, *extra]
+    return [
+        "run",
+        "--task",
+        "synth_cheetah_cougar",
+        "--methods",
+        "slcf",
+        "--n",
+        "4",
+        "--batch-size",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        *FAST,
+        *extra,
+    ]
 
 
 def test_a_second_writer_is_told_who_holds_the_directory(tmp_path, capsys):
@@ -25,15 +41,16 @@ def test_a_second_writer_is_told_who_holds_the_directory(tmp_path, capsys):
         assert main(argv(tmp_path / "r")) == 2
     err = capsys.readouterr().err.replace("\n", " ")
     assert "is being written by" in err and f"pid {os.getpid()}" in err
-    assert main(argv(tmp_path / "r")) == 0        # released: the next writer proceeds
+    assert main(argv(tmp_path / "r")) == 0  # released: the next writer proceeds
 
 
 def test_overlapping_parts_from_another_batch_size_count_each_sample_once(tmp_path):
     assert main(argv(tmp_path / "a")) == 0
     assert main(argv(tmp_path / "b", "--batch-size", "4")) == 0
-    for part in (tmp_path / "b" / "parts" / "slcf").iterdir():      # as if a writer with batch size 4 had added it
+    # as if a writer with batch size 4 had added it
+    for part in (tmp_path / "b" / "parts" / "slcf").iterdir():
         (tmp_path / "a" / "parts" / "slcf" / part.name).write_bytes(part.read_bytes())
-    (tmp_path / "a" / "metrics.csv").unlink()                       # ask for the summary again
+    (tmp_path / "a" / "metrics.csv").unlink()  # ask for the summary again
     assert main(argv(tmp_path / "a")) == 0
     samples = pd.read_parquet(tmp_path / "a" / "samples.parquet")
     assert len(samples) == 4 and samples["sample_id"].is_unique
@@ -46,24 +63,35 @@ def test_default_directories_started_in_the_same_second_differ(tmp_path, monkeyp
     monkeypatch.setattr(runner, "DEFAULT_ROOT", tmp_path / "runs")
     spec = dict(task="synth_cheetah_cougar", methods=["slcf"], n=2, device="cpu")
     first, second = Runner(RunSpec(**spec, seed=1)), Runner(RunSpec(**spec, seed=2))
-    assert first.run.root != second.run.root and first.run.root.is_dir() and second.run.root.is_dir()
+    assert (
+        first.run.root != second.run.root and first.run.root.is_dir() and second.run.root.is_dir()
+    )
 
 
 def test_orphan_temporaries_are_swept_on_resume_and_files_follow_the_umask(tmp_path):
     old = os.umask(0o022)
     try:
         assert main(argv(tmp_path / "r")) == 0
-        record = tmp_path / "r" / "run.json"    # as if killed while finishing (a finished run is left alone)
+        # as if killed while finishing (a finished run is left alone)
+        record = tmp_path / "r" / "run.json"
         record.write_text(json.dumps(json.loads(record.read_text()) | {"finished": False}))
-        orphans = [tmp_path / "r" / "images" / "slcf" / ".00000.png.x1y2.tmp",
-                   tmp_path / "r" / "parts" / "slcf" / ".abc.parquet.x1y2.tmp"]
+        orphans = [
+            tmp_path / "r" / "images" / "slcf" / ".00000.png.x1y2.tmp",
+            tmp_path / "r" / "parts" / "slcf" / ".abc.parquet.x1y2.tmp",
+        ]
         for orphan in orphans:
             orphan.write_bytes(b"torn")
         assert main(argv(tmp_path / "r")) == 0
         assert not any(o.exists() for o in orphans)
-        for name in ("run.json", "samples.parquet", "metrics.csv", "images/slcf/00000.png", "figures/triplets_slcf.png"):
+        for name in (
+            "run.json",
+            "samples.parquet",
+            "metrics.csv",
+            "images/slcf/00000.png",
+            "figures/triplets_slcf.png",
+        ):
             mode = stat.S_IMODE((tmp_path / "r" / name).stat().st_mode)
-            assert mode & 0o044 == 0o044, (name, oct(mode))       # group and others can read
+            assert mode & 0o044 == 0o044, (name, oct(mode))  # group and others can read
     finally:
         os.umask(old)
 
@@ -93,12 +121,15 @@ def test_a_full_disk_is_a_user_error_and_the_run_resumes(tmp_path, monkeypatch, 
     assert batches and main(argv(tmp_path / "r")) == 0
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--device", "mps"], "not supported"),
-    (["--device", "xpu"], "not supported"),
-    (["--set", "slcf.lr=-1"], "lr must be > 0"),
-    (["--set", "slcf.lr=nan"], "finite"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--device", "mps"], "not supported"),
+        (["--device", "xpu"], "not supported"),
+        (["--set", "slcf.lr=-1"], "lr must be > 0"),
+        (["--set", "slcf.lr=nan"], "finite"),
+    ],
+)
 def test_bad_run_inputs_exit_2_before_any_work(tmp_path, capsys, extra, message):
     assert main(argv(tmp_path / "r", *extra)) == 2
     err = capsys.readouterr().err
@@ -111,8 +142,23 @@ def test_a_corrupt_region_png_is_found_before_any_work(tmp_path, capsys):
     regions.mkdir()
     for i in range(4):
         (regions / f"{i:05d}.png").write_bytes(b"not a png")
-    rc = main(["run", "--task", "synth_cheetah_cougar", "--methods", "rcsb", "--n", "4", "--device", "cpu",
-               "--regions", str(regions), "--out", str(tmp_path / "r")])
+    rc = main(
+        [
+            "run",
+            "--task",
+            "synth_cheetah_cougar",
+            "--methods",
+            "rcsb",
+            "--n",
+            "4",
+            "--device",
+            "cpu",
+            "--regions",
+            str(regions),
+            "--out",
+            str(tmp_path / "r"),
+        ]
+    )
     assert rc == 2 and "not a readable image" in capsys.readouterr().err.replace("\n", " ")
     assert not (tmp_path / "r").exists()
 
@@ -133,13 +179,32 @@ def test_table_and_regress_on_damaged_inputs_exit_2(tmp_path, capsys):
 
 
 def test_a_bad_setting_of_the_second_method_fails_before_the_first_runs(tmp_path, capsys):
-    rc = main(["run", "--task", "synth_cheetah_cougar", "--methods", "pixel,slcf", "--n", "2", "--device", "cpu",
-               "--set", "slcf.stage2_steps=0", "--out", str(tmp_path / "r")])
-    assert rc == 2 and "stage2_steps must be at least 1" in capsys.readouterr().err.replace("\n", " ")
+    rc = main(
+        [
+            "run",
+            "--task",
+            "synth_cheetah_cougar",
+            "--methods",
+            "pixel,slcf",
+            "--n",
+            "2",
+            "--device",
+            "cpu",
+            "--set",
+            "slcf.stage2_steps=0",
+            "--out",
+            str(tmp_path / "r"),
+        ]
+    )
+    assert rc == 2 and "stage2_steps must be at least 1" in capsys.readouterr().err.replace(
+        "\n", " "
+    )
     assert not (tmp_path / "r").exists()
 
 
 def test_a_baseline_with_non_numeric_tolerances_exits_2(tmp_path):
     assert main(argv(tmp_path / "r")) == 0
-    (tmp_path / "b.json").write_text('{"methods": {"slcf": {"FR": 1.0}}, "tolerances": {"FR": {"abs": "x", "rel": 0}}}')
+    (tmp_path / "b.json").write_text(
+        '{"methods": {"slcf": {"FR": 1.0}}, "tolerances": {"FR": {"abs": "x", "rel": 0}}}'
+    )
     assert main(["regress", str(tmp_path / "r"), "--baseline", str(tmp_path / "b.json")]) == 2

@@ -10,8 +10,17 @@ FAST = ["slcf.stage2_steps=60"]
 
 
 def spec(out, **kw):
-    base = dict(task="synth_cheetah_cougar", methods=["slcf"], n=6, batch_size=2, seed=3, device="cpu",
-                out=out, metrics="all", overrides=FAST)
+    base = dict(
+        task="synth_cheetah_cougar",
+        methods=["slcf"],
+        n=6,
+        batch_size=2,
+        seed=3,
+        device="cpu",
+        out=out,
+        metrics="all",
+        overrides=FAST,
+    )
     base.update(kw)
     return RunSpec(**base)
 
@@ -23,13 +32,26 @@ def comparable(path):
 
 def test_run_writes_the_results_contract(tmp_path, capfd):
     run = Runner(spec(tmp_path / "r")).execute()
-    assert "stage 1 step 1/25, 2/2 active" in capfd.readouterr().err     # the bar shows life within a batch
+    # the bar shows life within a batch
+    assert "stage 1 step 1/25, 2/2 active" in capfd.readouterr().err
     info = json.loads(run.run_json.read_text())
     assert info["finished"] and info["methods"]["slcf"]["stage2_steps"] == 60
     assert {"started", "ended", "versions", "git_commit", "device", "seed", "n"} <= set(info)
     samples = pd.read_parquet(run.samples)
-    required = {"sample_id", "method", "source", "target", "pred_before", "pred_after", "flipped",
-                "steps", "nfe", "seconds", "GT_IN", "GT_SPUR"}
+    required = {
+        "sample_id",
+        "method",
+        "source",
+        "target",
+        "pred_before",
+        "pred_after",
+        "flipped",
+        "steps",
+        "nfe",
+        "seconds",
+        "GT_IN",
+        "GT_SPUR",
+    }
     assert required <= set(samples.columns) and len(samples) == 6
     metrics = pd.read_csv(run.metrics)
     assert list(metrics.columns[:3]) == ["task", "method", "n"]
@@ -37,7 +59,9 @@ def test_run_writes_the_results_contract(tmp_path, capfd):
     assert metrics.loc[0, "GT_IN"] == pytest.approx(samples["GT_IN"].mean())
     assert "FR_ci" in metrics and metrics.loc[0, "FID"] > 0 and pd.isna(metrics.loc[0, "FID_ci"])
     for sid in samples["sample_id"]:
-        assert (run.images() / f"{sid}.png").exists() and (run.images("slcf") / f"{sid}.png").exists()
+        assert (run.images() / f"{sid}.png").exists() and (
+            run.images("slcf") / f"{sid}.png"
+        ).exists()
         assert (run.masks("slcf") / f"{sid}.png").exists()
     assert (run.figures / "triplets_slcf.png").exists()
 
@@ -45,7 +69,7 @@ def test_run_writes_the_results_contract(tmp_path, capfd):
 def test_a_finished_run_is_left_alone_even_without_its_pngs(tmp_path, capfd):
     run = Runner(spec(tmp_path / "r", n=2, metrics="GT_IN")).execute()
     record = run.run_json.read_text()
-    shutil.rmtree(run.root / "images")          # how results/paper/ keeps finished runs
+    shutil.rmtree(run.root / "images")  # how results/paper/ keeps finished runs
     Runner(spec(tmp_path / "r", n=2, metrics="GT_IN")).execute()
     assert "finished: nothing to do" in capfd.readouterr().err
     assert run.run_json.read_text() == record
@@ -69,7 +93,9 @@ def test_interrupted_run_resumes_to_the_same_samples(tmp_path, monkeypatch):
     monkeypatch.setattr(Runner, "_generate_batch", original)
     assert not (tmp_path / "cut" / "samples.parquet").exists()
 
-    done_before = set(pd.read_parquet(next((tmp_path / "cut" / "parts" / "slcf").glob("*.parquet")))["sample_id"])
+    done_before = set(
+        pd.read_parquet(next((tmp_path / "cut" / "parts" / "slcf").glob("*.parquet")))["sample_id"]
+    )
     generated = []
 
     def recording(self, name, method, ids, metrics):
@@ -94,7 +120,20 @@ def test_config_repeats_a_recorded_run_and_says_when_weights_differ(tmp_path, ca
     from cfbench.cli import main
 
     first = Runner(spec(tmp_path / "a", n=2)).execute()
-    assert main(["run", "--config", str(first.run_json), "--device", "cpu", "--out", str(tmp_path / "b")]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--config",
+                str(first.run_json),
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path / "b"),
+            ]
+        )
+        == 0
+    )
     pd.testing.assert_frame_equal(comparable(first.root), comparable(tmp_path / "b"))
     repeated = json.loads((tmp_path / "b" / "run.json").read_text())
     assert repeated["methods"] == json.loads(first.run_json.read_text())["methods"]
@@ -102,7 +141,20 @@ def test_config_repeats_a_recorded_run_and_says_when_weights_differ(tmp_path, ca
     info["config"]["components"]["classifier"] = "0" * 16
     first.run_json.write_text(json.dumps(info))
     capsys.readouterr()
-    assert main(["run", "--config", str(first.run_json), "--device", "cpu", "--out", str(tmp_path / "c")]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--config",
+                str(first.run_json),
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path / "c"),
+            ]
+        )
+        == 0
+    )
     assert "weights of classifier differ" in capsys.readouterr().err
     assert main(["run", "--config", str(first.run_json), "--task", "synth_zebra_sorrel"]) == 2
     assert main(["run", "--config", str(tmp_path / "nope.json")]) == 2

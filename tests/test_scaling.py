@@ -1,5 +1,6 @@
 """Scaling out: a torchrun job and a submitit array equal a single process; a lost rank's samples
 are redone without touching the other rank's; per-method batch sizes; out-of-memory advice."""
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,22 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 # --batch-size 1 and one thread per process: a sample sees the same kernels alone or sharded, so the
 # comparison is exact (batch composition and thread count are the only sources of float round-off)
-ARGS = ["--task", "synth_cheetah_cougar", "--methods", "slcf", "--n", "8", "--batch-size", "1",
-        "--metrics", "FR,COUT,S3,GT_IN,nfe", "--device", "cpu", "--set", "slcf.stage2_steps=40"]
+ARGS = [
+    "--task",
+    "synth_cheetah_cougar",
+    "--methods",
+    "slcf",
+    "--n",
+    "8",
+    "--batch-size",
+    "1",
+    "--metrics",
+    "FR,COUT,S3,GT_IN,nfe",
+    "--device",
+    "cpu",
+    "--set",
+    "slcf.stage2_steps=40",
+]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
 
 
@@ -32,25 +47,44 @@ def readme_torchrun_command() -> list[str]:
 
 
 def _single(out: Path) -> Path:
-    subprocess.run([str(BIN / "cfbench"), "run", *ARGS, "--out", str(out)], check=True, env=ENV, cwd=ROOT,
-                   capture_output=True)
+    subprocess.run(
+        [str(BIN / "cfbench"), "run", *ARGS, "--out", str(out)],
+        check=True,
+        env=ENV,
+        cwd=ROOT,
+        capture_output=True,
+    )
     return out
 
 
 def _torchrun(out: Path) -> subprocess.CompletedProcess:
     cmd = readme_torchrun_command()
     assert cmd[0] == "torchrun" and "-m" in cmd and "cfbench" in cmd
-    prefix = cmd[:cmd.index("cfbench") + 1] + (["--"] if "--" in cmd else [])
+    prefix = cmd[: cmd.index("cfbench") + 1] + (["--"] if "--" in cmd else [])
     cmd = [str(BIN / "torchrun"), "--standalone", *prefix[1:], "run", *ARGS, "--out", str(out)]
     return subprocess.run(cmd, env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=900)
 
 
 def _same(a: Path, b: Path) -> None:
-    cols = ["sample_id", "source", "target", "pred_before", "pred_after", "flipped", "steps", "nfe", "COUT", "S3",
-            "GT_IN"]
-    pd.testing.assert_frame_equal(pd.read_parquet(a / "samples.parquet")[cols],
-                                  pd.read_parquet(b / "samples.parquet")[cols])
-    ma, mb = (pd.read_csv(p / "metrics.csv").drop(columns=["sec_per_cf", "sec_per_cf_ci"]) for p in (a, b))
+    cols = [
+        "sample_id",
+        "source",
+        "target",
+        "pred_before",
+        "pred_after",
+        "flipped",
+        "steps",
+        "nfe",
+        "COUT",
+        "S3",
+        "GT_IN",
+    ]
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(a / "samples.parquet")[cols], pd.read_parquet(b / "samples.parquet")[cols]
+    )
+    ma, mb = (
+        pd.read_csv(p / "metrics.csv").drop(columns=["sec_per_cf", "sec_per_cf_ci"]) for p in (a, b)
+    )
     pd.testing.assert_frame_equal(ma, mb)
 
 
@@ -77,7 +111,7 @@ def test_torchrun_two_ranks_equal_one_process_and_a_lost_rank_is_redone(single, 
     (out / "metrics.csv").unlink()
     done = _torchrun(out)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert {p: p.stat().st_mtime_ns for p in kept} == kept            # rank 0's work untouched
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept  # rank 0's work untouched
     assert len(list((out / "parts" / "slcf").glob("*.parquet"))) == len(parts)
     _same(single, out)
 
@@ -85,8 +119,24 @@ def test_torchrun_two_ranks_equal_one_process_and_a_lost_rank_is_redone(single, 
 @pytest.mark.slow
 def test_submitit_local_shards_equal_one_process(single, tmp_path):
     out = tmp_path / "shards"
-    done = subprocess.run([str(BIN / "cfbench"), "run", *ARGS, "--out", str(out), "--launcher", "local",
-                           "--shards", "2"], env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [
+            str(BIN / "cfbench"),
+            "run",
+            *ARGS,
+            "--out",
+            str(out),
+            "--launcher",
+            "local",
+            "--shards",
+            "2",
+        ],
+        env=ENV,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert re.search(r"Submitted 2 shard\(s\)", done.stdout)
     _same(single, out)
@@ -101,8 +151,21 @@ def test_batch_size_per_method():
 
 
 def test_unknown_method_in_batch_size_and_cuda_oom_are_exit_2(tmp_path, monkeypatch, capsys):
-    rc = main(["run", "--task", "synth_cheetah_cougar", "--methods", "slcf", "--n", "2", "--batch-size", "rcsb=2",
-               "--out", str(tmp_path / "a")])
+    rc = main(
+        [
+            "run",
+            "--task",
+            "synth_cheetah_cougar",
+            "--methods",
+            "slcf",
+            "--n",
+            "2",
+            "--batch-size",
+            "rcsb=2",
+            "--out",
+            str(tmp_path / "a"),
+        ]
+    )
     assert rc == 2 and "not in --methods" in capsys.readouterr().err
 
     from cfbench.methods.slcf import SLCF
@@ -111,13 +174,36 @@ def test_unknown_method_in_batch_size_and_cuda_oom_are_exit_2(tmp_path, monkeypa
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
 
     monkeypatch.setattr(SLCF, "generate", oom)
-    rc = main(["run", "--task", "synth_cheetah_cougar", "--methods", "slcf", "--n", "2", "--batch-size", "slcf=2",
-               "--metrics", "FR", "--out", str(tmp_path / "b")])
+    rc = main(
+        [
+            "run",
+            "--task",
+            "synth_cheetah_cougar",
+            "--methods",
+            "slcf",
+            "--n",
+            "2",
+            "--batch-size",
+            "slcf=2",
+            "--metrics",
+            "FR",
+            "--out",
+            str(tmp_path / "b"),
+        ]
+    )
     err = capsys.readouterr().err.replace("\n", " ")
-    assert rc == 2 and "out of memory in method 'slcf' at a batch of 2" in err and "--batch-size slcf=1" in err
+    assert (
+        rc == 2
+        and "out of memory in method 'slcf' at a batch of 2" in err
+        and "--batch-size slcf=1" in err
+    )
 
 
 def test_python_dash_m_cfbench_accepts_a_leading_separator():
-    done = subprocess.run([sys.executable, "-m", "cfbench", "--", "list", "tasks"], capture_output=True, text=True,
-                          cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-m", "cfbench", "--", "list", "tasks"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert done.returncode == 0 and "synth_cheetah_cougar" in done.stdout

@@ -1,9 +1,11 @@
-"""Every registered SLCF variant (paper Table 3 and "Ours + SAE") on the shipped synthetic assets."""
+"""Every registered SLCF variant (paper Table 3 and "Ours + SAE") on the shipped synthetic
+assets."""
+
 import pytest
 import torch
-
-from cfbench.methods import METHODS
 from conftest import in_float64, make_batch
+
+from cfbench.catalog import METHODS
 
 VARIANTS = ["slcf_lag1", "slcf_lig", "slcf_ig", "latent", "pixel", "pixel_ig", "slcf_sae"]
 UNMASKED = {"latent", "pixel"}
@@ -30,9 +32,11 @@ def test_variant_flips_a_small_batch_and_returns_its_mask(task, name):
 
 @pytest.mark.parametrize("name", ["slcf_lig", "pixel_ig", "slcf_sae"])
 def test_variant_result_does_not_depend_on_its_batch(task, name):
-    method = build(task, name, ig_steps=8, stage1_steps=5, stage2_steps=10)   # not converged: the
-    ids = task.sample_ids(2)                                                   # property holds anyway
-    modules = [task.classifier, task.component("autoencoder")] + ([task.component("sae")] if name == "slcf_sae" else [])
+    method = build(task, name, ig_steps=8, stage1_steps=5, stage2_steps=10)  # not converged: the
+    ids = task.sample_ids(2)  # property holds anyway
+    modules = [task.classifier, task.component("autoencoder")] + (
+        [task.component("sae")] if name == "slcf_sae" else []
+    )
     with in_float64(*modules):
         together = method.generate(make_batch(task, ids, dtype=torch.float64)).images
         alone = method.generate(make_batch(task, ids[1:], dtype=torch.float64)).images
@@ -46,7 +50,9 @@ def test_slcf_code_converts_the_released_units_and_stops_only_when_confident(tas
     scale = code.ae.scale
     lr, noise, lambda_s, sigma = code.effective_units()
     grid = task.image_size // code.latent_factor()
-    assert (lr, noise, lambda_s, sigma) == pytest.approx((0.1 * scale, 2.0 * scale, 0.1 / scale, 3.0 * grid / 64))
+    assert (lr, noise, lambda_s, sigma) == pytest.approx(
+        (0.1 * scale, 2.0 * scale, 0.1 / scale, 3.0 * grid / 64)
+    )
     batch = make_batch(task, ["00000", "00001"])
     out = code.generate(batch)
     with torch.no_grad():
@@ -66,12 +72,13 @@ def test_slcf_sae_code_weights_spatial_features_by_the_mask_as_the_released_pipe
     corner = torch.zeros(2, 1, 8, 8)
     corner[:, :, :4, :4] = 1
     seen = {}
-    method.class_goal = lambda target, confidence, reference, feature_weights=None, **_: seen.setdefault(
-        "weights", feature_weights)
+    method.class_goal = lambda target, confidence, reference, feature_weights=None, **_: (
+        seen.setdefault("weights", feature_weights)
+    )
     method.masked_goal(batch.target, x, corner)
     w = seen["weights"]
     assert w.shape == (2, 1, 8, 8) and w.min() == 0 and w.max() == 1
     assert w[:, :, :3, :3].min() > 0.9 and w[:, :, 5:, 5:].max() < 0.1
     del method.class_goal
-    out = method.generate(batch)                       # the whole pipeline runs: stage 2 on masked features
+    out = method.generate(batch)  # the whole pipeline runs: stage 2 on masked features
     assert out.images.shape == x.shape and out.masks.shape == (2, 1, 64, 64)

@@ -1,13 +1,13 @@
 """The ablation's attributions against independent closed forms (no trained assets needed)."""
+
 import torch
 from torch import nn
 
-from cfbench.method import hparam_defaults
+from cfbench.api.types import Batch
 from cfbench.methods.attribution import latent_integrated_gradients
 from cfbench.methods.slcf import SLCF, LatentEditSpace, Trajectory
-from cfbench.types import Batch
 
-C, G, K = 4, 8, 3       # latent channels, latent grid, classes; images are 3 x 32 x 32
+C, G, K = 4, 8, 3  # latent channels, latent grid, classes; images are 3 x 32 x 32
 
 
 class LinearAE(nn.Module):
@@ -16,7 +16,9 @@ class LinearAE(nn.Module):
     def __init__(self):
         super().__init__()
         gen = torch.Generator().manual_seed(1)
-        self.w = nn.Parameter(torch.randn(3 * 32 * 32, C * G * G, generator=gen) / 30, requires_grad=False)
+        self.w = nn.Parameter(
+            torch.randn(3 * 32 * 32, C * G * G, generator=gen) / 30, requires_grad=False
+        )
 
     def decode(self, z):
         return (z.flatten(1) @ self.w.T).view(-1, 3, 32, 32)
@@ -44,7 +46,7 @@ def linear_classifier():
 
 
 def method(task, **kw):
-    return SLCF(task, torch.device("cpu"), **{**hparam_defaults(SLCF), "residual": False, **kw})
+    return SLCF(task, torch.device("cpu"), **{**SLCF.Params.defaults(), "residual": False, **kw})
 
 
 def test_lig_of_linear_decoder_and_classifier_equals_its_closed_form():
@@ -54,8 +56,13 @@ def test_lig_of_linear_decoder_and_classifier_equals_its_closed_form():
     target = torch.tensor([2, 0])
     space = LatentEditSpace.encode(ae, x, residual=False)
     delta = torch.randn(space.code.shape, generator=gen)
-    stage1 = Trajectory(delta, x, torch.zeros_like(delta), *(torch.ones(2, dtype=torch.long),) * 2,
-                        torch.ones(2, dtype=torch.bool))
+    stage1 = Trajectory(
+        delta,
+        x,
+        torch.zeros_like(delta),
+        *(torch.ones(2, dtype=torch.long),) * 2,
+        torch.ones(2, dtype=torch.bool),
+    )
     batch = Batch(x, torch.tensor([1, 1]), target, ["a", "b"])
     got = method(FakeTask(clf, ae), mask="lig").attribution(space, batch, stage1)
     # f_t(D(z)) = a_t . W z, so its gradient is W^T a_t for every alpha and LIG = dz * W^T a_t.

@@ -19,7 +19,9 @@ def test_masks_partition_the_image():
             assert s.image.shape == (64, 64, 3) and 0 <= s.image.min() and s.image.max() <= 1
             assert not (s.causal & ~s.object).any(), "causal must lie inside the object"
             assert np.array_equal(s.spurious, ~s.object)
-            parts = s.causal.astype(int) + (s.object & ~s.causal).astype(int) + s.spurious.astype(int)
+            parts = (
+                s.causal.astype(int) + (s.object & ~s.causal).astype(int) + s.spurious.astype(int)
+            )
             assert (parts == 1).all()
             assert 0.03 < s.causal.mean() < 0.4 and (s.object & ~s.causal).any()
 

@@ -1,21 +1,37 @@
 """Paper tables from hand-made run directories: layouts, best/second marks, captions, LaTeX."""
+
 import json
 
 import pandas as pd
 import pytest
 
+from cfbench.catalog import METRICS
 from cfbench.errors import UserError
-from cfbench.metrics import METRICS
 from cfbench.tables import table
 
 
 def fake_run(path, task, rows, provenance=None, n=8):
     path.mkdir(parents=True)
-    info = {"task": task, "n": n, "seed": 0, "metric_provenance": provenance or {},
-            "metrics_unavailable": {"LPIPS": "no AlexNet weights"}}
+    info = {
+        "task": task,
+        "n": n,
+        "seed": 0,
+        "metric_provenance": provenance or {},
+        "metrics_unavailable": {"LPIPS": "no AlexNet weights"},
+    }
     (path / "run.json").write_text(json.dumps(info))
-    frame = pd.DataFrame([{"task": task, "method": m, "n": n, **{c: v.get(c) for c in METRICS.names()},
-                           **{f"{c}_ci": 0.01 for c in METRICS.names()}} for m, v in rows.items()])
+    frame = pd.DataFrame(
+        [
+            {
+                "task": task,
+                "method": m,
+                "n": n,
+                **{c: v.get(c) for c in METRICS.names()},
+                **{f"{c}_ci": 0.01 for c in METRICS.names()},
+            }
+            for m, v in rows.items()
+        ]
+    )
     frame.to_csv(path / "metrics.csv", index=False)
     return str(path)
 
@@ -28,25 +44,33 @@ METHOD_ROWS = {
 
 
 def test_table1_latex_marks_best_and_second_by_direction(tmp_path):
-    run = fake_run(tmp_path / "r", "synth_x", METHOD_ROWS, {"FID": {"model": "a SimSiam stand-in", "stand_in": True}})
+    run = fake_run(
+        tmp_path / "r",
+        "synth_x",
+        METHOD_ROWS,
+        {"FID": {"model": "a SimSiam stand-in", "stand_in": True}},
+    )
     tex = table([run], 1, "latex", with_ci=False)
     lines = {line.split("&")[1].strip(): line for line in tex.splitlines() if line.count("&") == 6}
-    assert r"\textbf{1.000}" in lines["b"] and r"\underline{2.000}" in lines["c"]     # FID: lower is better
-    assert r"\textbf{0.950}" in lines["b"] and r"\underline{0.900}" in lines["a"]     # S3: higher is better
-    assert r"\textbf{100.0}" in lines["a"]                                             # FR as a percentage
+    # FID: lower is better
+    assert r"\textbf{1.000}" in lines["b"] and r"\underline{2.000}" in lines["c"]
+    # S3: higher is better
+    assert r"\textbf{0.950}" in lines["b"] and r"\underline{0.900}" in lines["a"]
+    assert r"\textbf{100.0}" in lines["a"]  # FR as a percentage
     assert r"\begin{tabular}{llccccc}" in tex and r"\toprule" in tex and r"\bottomrule" in tex
     assert r"FID $\downarrow$" in tex and r"S3 $\uparrow$" in tex
     caption = next(line for line in tex.splitlines() if line.startswith(r"\caption"))
     assert "synth\\_x (n=8, seed=0)" in caption and "SimSiam stand-in" in caption
-    assert "LPIPS" not in caption          # not computed, but not a column of this table either
+    assert "LPIPS" not in caption  # not computed, but not a column of this table either
     assert "LPIPS (no AlexNet weights)" in table([run], None, "markdown", with_ci=False)
 
 
 def test_ci_and_markdown(tmp_path):
     run = fake_run(tmp_path / "r", "synth_x", METHOD_ROWS)
     md = table([run], 2, "markdown", with_ci=True)
-    assert "**1.000**" in md and "S3" not in md.split("\n\n")[1]   # FID has no interval; no S3 in Table 2
-    assert "**7.000 ± 0.010**" in md                                 # sFID's spread over splits
+    # FID has no interval; no S3 in Table 2
+    assert "**1.000**" in md and "S3" not in md.split("\n\n")[1]
+    assert "**7.000 ± 0.010**" in md  # sFID's spread over splits
     assert "**100.0 ± 1.0**" in md
 
 
@@ -56,54 +80,111 @@ def test_tasks_are_ranked_in_separate_blocks(tmp_path):
     csv = pd.read_csv(pd.io.common.StringIO(table([one, two], 1, "csv", with_ci=False)))
     assert list(csv["task"]) == ["t1", "t1", "t2", "t2"]
     md = table([one, two], 1, "markdown", with_ci=False)
-    assert "**1.000**" in md and "**4.000**" in md and "**2.000**" not in md and "**5.000**" not in md
+    assert (
+        "**1.000**" in md and "**4.000**" in md and "**2.000**" not in md and "**5.000**" not in md
+    )
 
 
 def test_table3_maps_ablation_methods_to_edit_and_mask(tmp_path):
-    rows = {"slcf": {"FR": 1.0, "COUT": 0.5}, "other": {"FR": 0.1, "COUT": 0.9},
-            "pixel": {"FR": 0.5, "COUT": 0.1}, "latent": {"FR": 0.8, "COUT": 0.2}}
+    rows = {
+        "slcf": {"FR": 1.0, "COUT": 0.5},
+        "other": {"FR": 0.1, "COUT": 0.9},
+        "pixel": {"FR": 0.5, "COUT": 0.1},
+        "latent": {"FR": 0.8, "COUT": 0.2},
+    }
     csv = table([fake_run(tmp_path / "r", "t", rows)], 3, "csv", with_ci=False)
     frame = pd.read_csv(pd.io.common.StringIO(csv))
-    assert list(zip(frame["Edit"], frame["Mask"])) == [("Pixel", "–"), ("Latent", "–"), ("Latent", "LAG")]
+    assert list(zip(frame["Edit"], frame["Mask"])) == [
+        ("Pixel", "–"),
+        ("Latent", "–"),
+        ("Latent", "LAG"),
+    ]
     with pytest.raises(UserError, match="needs runs of"):
         table([fake_run(tmp_path / "s", "t", {"other": {"FR": 1.0}})], 3, "csv", with_ci=False)
 
 
 def test_table4_reads_localization_directories(tmp_path):
-    import cfbench.experiments  # noqa: F401  (registers Table 4)
 
     path = tmp_path / "loc"
     path.mkdir()
     (path / "run.json").write_text(json.dumps({"task": "t", "n": 64, "seed": 0}))
-    pd.DataFrame([{"task": "t", "method": "ig", "n": 64, "PF": 0.2, "PF_ci": 0.01, "AUROC": 0.8, "AUROC_ci": 0.02},
-                  {"task": "t", "method": "lag", "n": 64, "PF": 0.1, "PF_ci": 0.01, "AUROC": 0.9,
-                   "AUROC_ci": 0.02}]).to_csv(path / "metrics.csv", index=False)
+    pd.DataFrame(
+        [
+            {
+                "task": "t",
+                "method": "ig",
+                "n": 64,
+                "PF": 0.2,
+                "PF_ci": 0.01,
+                "AUROC": 0.8,
+                "AUROC_ci": 0.02,
+            },
+            {
+                "task": "t",
+                "method": "lag",
+                "n": 64,
+                "PF": 0.1,
+                "PF_ci": 0.01,
+                "AUROC": 0.9,
+                "AUROC_ci": 0.02,
+            },
+        ]
+    ).to_csv(path / "metrics.csv", index=False)
     md = table([str(path)], 4, "markdown", with_ci=False)
-    assert "PF ↓" in md and "AUROC ↑" in md and "**0.100**" in md and "**0.900**" in md and "| LAG" in md
+    assert (
+        "PF ↓" in md
+        and "AUROC ↑" in md
+        and "**0.100**" in md
+        and "**0.900**" in md
+        and "| LAG" in md
+    )
     with pytest.raises(UserError, match="localization"):
         table([fake_run(tmp_path / "r", "t", METHOD_ROWS)], 4, "markdown", with_ci=False)
 
 
 def test_marks_only_where_there_is_something_to_compare(tmp_path):
-    one = table([fake_run(tmp_path / "one", "t", {"a": {"FID": 1.0, "FR": 1.0}})], 1, "markdown", with_ci=True)
-    assert "**" not in one and "<u>" not in one                       # one method: nothing is best
-    two = table([fake_run(tmp_path / "two", "t", {"a": {"FID": 1.0}, "b": {"FID": 2.0}})], 1, "markdown", False)
-    assert "**1.000**" in two and "<u>" not in two                    # two methods: a best, no second
-    tie = table([fake_run(tmp_path / "tie", "t", {"a": {"FR": 1.0}, "b": {"FR": 1.0}})], 1, "markdown", False)
+    one = table(
+        [fake_run(tmp_path / "one", "t", {"a": {"FID": 1.0, "FR": 1.0}})],
+        1,
+        "markdown",
+        with_ci=True,
+    )
+    assert "**" not in one and "<u>" not in one  # one method: nothing is best
+    two = table(
+        [fake_run(tmp_path / "two", "t", {"a": {"FID": 1.0}, "b": {"FID": 2.0}})],
+        1,
+        "markdown",
+        False,
+    )
+    assert "**1.000**" in two and "<u>" not in two  # two methods: a best, no second
+    tie = table(
+        [fake_run(tmp_path / "tie", "t", {"a": {"FR": 1.0}, "b": {"FR": 1.0}})],
+        1,
+        "markdown",
+        False,
+    )
     assert "**" not in tie
 
 
 def test_per_batch_timing_has_no_interval_and_the_caption_says_what_intervals_mean(tmp_path):
-    rows = {"a": {"FR": 1.0, "sec_per_cf": 2.0, "sFID": 3.0}, "b": {"FR": 0.5, "sec_per_cf": 1.0, "sFID": 4.0}}
+    rows = {
+        "a": {"FR": 1.0, "sec_per_cf": 2.0, "sFID": 3.0},
+        "b": {"FR": 0.5, "sec_per_cf": 1.0, "sFID": 4.0},
+    }
     md = table([fake_run(tmp_path / "r", "t", rows)], None, "markdown", with_ci=True)
     assert "| 2.00 " in md and "2.00 ±" not in md
     assert "95% bootstrap" in md and "split repetitions" in md
 
 
 def test_the_shortcut_table_does_not_rank_gt_spur(tmp_path):
-    import cfbench.experiments  # noqa: F401  (registers the experiments' tables)
 
-    rows = {"a": {"FR": 1.0, "GT_SPUR": 0.7}, "b": {"FR": 0.5, "GT_SPUR": 0.2}, "c": {"FR": 0.8, "GT_SPUR": 0.4}}
-    md = table([fake_run(tmp_path / "r", "synth_x_shortcut", rows)], "shortcut", "markdown", with_ci=False)
+    rows = {
+        "a": {"FR": 1.0, "GT_SPUR": 0.7},
+        "b": {"FR": 0.5, "GT_SPUR": 0.2},
+        "c": {"FR": 0.8, "GT_SPUR": 0.4},
+    }
+    md = table(
+        [fake_run(tmp_path / "r", "synth_x_shortcut", rows)], "shortcut", "markdown", with_ci=False
+    )
     assert "| GT_SPUR (%) " in md and "GT_SPUR (%) ↓" not in md and "FR (%) ↑" in md
-    assert "**20.0**" not in md and "**100.0**" in md                  # FR still ranked
+    assert "**20.0**" not in md and "**100.0**" in md  # FR still ranked

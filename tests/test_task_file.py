@@ -1,16 +1,17 @@
 """Bring-your-own task: an image folder, a TorchScript classifier and ground-truth masks declared in
 a TOML file run end to end, and every bad file is a clear exit 2."""
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import make_task
 from PIL import Image
 
+from cfbench.api.component import ASSETS
 from cfbench.cli import main
-from cfbench.components.base import ASSETS
-from conftest import make_task
 
 CLASSES = ("cheetah", "cougar")
 
@@ -22,10 +23,14 @@ def write_task(tmp_path, n_per_class=2, extra=""):
     samples = task.load(task.sample_ids(2 * n_per_class))
     for i, sid in enumerate(samples.sample_ids):
         name = CLASSES[task.pair.index(int(samples.labels[i]))]
-        for folder, array in ((tmp_path / "images" / name, samples.images[i].permute(1, 2, 0)),
-                              (tmp_path / "masks" / "causal" / name, samples.gt_masks["causal"][i, 0])):
+        for folder, array in (
+            (tmp_path / "images" / name, samples.images[i].permute(1, 2, 0)),
+            (tmp_path / "masks" / "causal" / name, samples.gt_masks["causal"][i, 0]),
+        ):
             folder.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(np.round(array.numpy() * 255).astype(np.uint8)).save(folder / f"img{sid}.png")
+            Image.fromarray(np.round(array.numpy() * 255).astype(np.uint8)).save(
+                folder / f"img{sid}.png"
+            )
 
     class PairLogits(torch.nn.Module):
         def __init__(self, classifier, pair):
@@ -35,7 +40,9 @@ def write_task(tmp_path, n_per_class=2, extra=""):
         def forward(self, x):
             return self.classifier(x)[:, self.pair]
 
-    scripted = torch.jit.trace(PairLogits(task.classifier, task.pair).eval(), torch.rand(1, 3, 64, 64))
+    scripted = torch.jit.trace(
+        PairLogits(task.classifier, task.pair).eval(), torch.rand(1, 3, 64, 64)
+    )
     scripted.save(str(tmp_path / "classifier.pt"))
     (tmp_path / "task.toml").write_text(f"""
 name = "my_cats"
@@ -46,8 +53,8 @@ pair = ["cheetah", "cougar"]
 [classifier]
 torchscript = "classifier.pt"
 [components]
-autoencoder = "{ASSETS / 'autoencoder'}"
-diffusion_prior = "{ASSETS / 'diffusion_prior'}"
+autoencoder = "{ASSETS / "autoencoder"}"
+diffusion_prior = "{ASSETS / "diffusion_prior"}"
 [masks]
 causal = "masks/causal"
 {extra}""")
@@ -58,16 +65,38 @@ causal = "masks/causal"
 def test_task_file_runs_slcf_and_rcsb_end_to_end(tmp_path, capsys):
     path = write_task(tmp_path)
     out = tmp_path / "run"
-    rc = main(["run", "--task", str(path), "--methods", "slcf,rcsb_a", "--n", "4", "--batch-size", "2",
-               "--metrics", "FR,GT_IN,GT_SPUR,nfe", "--out", str(out), "--set", "rcsb_a.steps=10",
-               "--set", "rcsb_a.ig_steps=8"])
+    rc = main(
+        [
+            "run",
+            "--task",
+            str(path),
+            "--methods",
+            "slcf,rcsb_a",
+            "--n",
+            "4",
+            "--batch-size",
+            "2",
+            "--metrics",
+            "FR,GT_IN,GT_SPUR,nfe",
+            "--out",
+            str(out),
+            "--set",
+            "rcsb_a.steps=10",
+            "--set",
+            "rcsb_a.ig_steps=8",
+        ]
+    )
     assert rc == 0
     metrics = pd.read_csv(out / "metrics.csv")
     assert list(metrics["task"]) == ["my_cats", "my_cats"]
     assert metrics["GT_IN"].notna().all() and metrics["GT_SPUR"].isna().all()
     samples = pd.read_parquet(out / "samples.parquet")
-    assert set(samples["sample_id"]) == {"cheetah/img00000", "cougar/img00001", "cheetah/img00002",
-                                         "cougar/img00003"}
+    assert set(samples["sample_id"]) == {
+        "cheetah/img00000",
+        "cougar/img00001",
+        "cheetah/img00002",
+        "cougar/img00003",
+    }
     assert samples["flipped"].sum() > 0
     import json
 
@@ -77,23 +106,40 @@ def test_task_file_runs_slcf_and_rcsb_end_to_end(tmp_path, capsys):
     assert "has no ground-truth spurious masks" in info["metrics_unavailable"]["GT_SPUR"]
 
 
-@pytest.mark.parametrize("change, message", [
-    ("pair", "needs data.pair"),
-    ("classifier", "needs exactly one of torchscript"),
-    ("masks", "does not exist"),
-    ("toml", "not valid TOML"),
-    ("key", "unknown key"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ("pair", "needs data.pair"),
+        ("classifier", "needs exactly one of torchscript"),
+        ("masks", "does not exist"),
+        ("toml", "not valid TOML"),
+        ("key", "unknown key"),
+    ],
+)
 def test_bad_task_files_exit_2(tmp_path, capsys, change, message):
     path = write_task(tmp_path, n_per_class=1)
     text = path.read_text()
-    text = {"pair": text.replace('pair = ["cheetah", "cougar"]', 'pair = ["cheetah", "lion"]'),
-            "classifier": text.replace('torchscript = "classifier.pt"', ''),
-            "masks": text.replace('causal = "masks/causal"', 'causal = "nowhere"'),
-            "toml": text + "\n[data\n",
-            "key": "colour = 3\n" + text}[change]
+    text = {
+        "pair": text.replace('pair = ["cheetah", "cougar"]', 'pair = ["cheetah", "lion"]'),
+        "classifier": text.replace('torchscript = "classifier.pt"', ""),
+        "masks": text.replace('causal = "masks/causal"', 'causal = "nowhere"'),
+        "toml": text + "\n[data\n",
+        "key": "colour = 3\n" + text,
+    }[change]
     path.write_text(text)
-    rc = main(["run", "--task", str(path), "--methods", "slcf", "--n", "2", "--out", str(tmp_path / "run")])
+    rc = main(
+        [
+            "run",
+            "--task",
+            str(path),
+            "--methods",
+            "slcf",
+            "--n",
+            "2",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     assert rc == 2
     assert message in capsys.readouterr().err.replace("\n", " ")
 

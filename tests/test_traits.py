@@ -1,12 +1,27 @@
-"""``cfbench traits``: trait isolation writes its figure and numbers, and each edit moves its feature."""
+"""``cfbench traits``: trait isolation writes its figure and numbers, and each edit moves its
+feature."""
+
 import json
 
 from cfbench.cli import main
 
 
 def test_traits_command_writes_figure_and_json(tmp_path):
-    rc = main(["traits", "--task", "synth_zebra_sorrel", "--sample", "00001", "--top", "2",
-               "--device", "cpu", "--out", str(tmp_path)])
+    rc = main(
+        [
+            "traits",
+            "--task",
+            "synth_zebra_sorrel",
+            "--sample",
+            "00001",
+            "--top",
+            "2",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert rc == 0
     assert (tmp_path / "traits.png").stat().st_size > 1000
     report = json.loads((tmp_path / "traits.json").read_text())

@@ -1,0 +1,165 @@
+"""The ``Component`` interface: one kind of model a task can provide (classifier, autoencoder, ...).
+
+A kind knows its architecture and config, how its shipped synthetic assets are trained (and
+what goes into the manifest), how it is loaded from a location, and what its provenance line
+says. A task declares its components as ``{role: location}`` (the role is the kind's registry
+name); methods and metrics ask the task for a role. Locations:
+
+- ``asset:NAME``  a shipped synthetic asset, ``tasks/assets/NAME`` (file or folder, per kind)
+- ``env:VAR``     a user path from an environment variable (real tasks)
+- any other text  a path (task files), or a kind's own scheme
+(``torchvision:resnet50:IMAGENET1K_V1``)
+
+Several instances of a kind coexist as assets with different names (a second, shortcut
+classifier); a kind that belongs to another component (an SAE to its classifier) lists it in
+``needs`` and receives the task's instance of it when loaded or trained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from torch import nn
+
+from cfbench.errors import UserError
+
+if TYPE_CHECKING:
+    from cfbench.api.world import SyntheticWorld
+
+# tasks/assets in a checkout, cfbench/tasks/assets when installed: found without importing the
+# package
+ASSETS = Path(importlib.util.find_spec("cfbench.tasks").submodule_search_locations[0]) / "assets"
+
+
+def weights_digest(path: Path) -> str:
+    """sha256 (16 hex digits) over a weights file, or over every file of a folder with its names."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        digest.update(f.relative_to(path).as_posix().encode() if path.is_dir() else b"")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def load_weights(model: nn.Module, path: Path) -> nn.Module:
+    """``model`` with the state dict of a safetensors file."""
+    from safetensors.torch import load_file
+
+    model.load_state_dict(load_file(str(path)))
+    return model
+
+
+def save_weights(model: nn.Module, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    save_file(model.state_dict(), str(path))
+
+
+class Component:
+    """A kind of model. Subclasses set the class attributes and implement ``load`` (and ``train``
+    if the synthetic tasks ship an instance)."""
+
+    kind: ClassVar[str]  # registry name, also the role tasks declare it under
+    what: ClassVar[str]  # for messages: "the autoencoder SLCF edits in"
+    how: ClassVar[str] = ""  # for messages: how a user provides one
+    needs: ClassVar[tuple[str, ...]] = ()  # roles it belongs to / is trained against
+    assets: ClassVar[dict[str, dict[str, Any]]] = {}  # shipped asset name -> training options
+    asset_suffix: ClassVar[str] = ".safetensors"  # "" when an asset is a folder
+    hub_ids: ClassVar[bool] = False  # a location may be a hub id cached locally (from_pretrained)
+    channels_last: ClassVar[bool] = (
+        False  # store NHWC: models methods differentiate through hundreds
+    )
+    # of times per sample run faster so (oneDNN, cuDNN)
+
+    # -- locations ------------------------------------------------------------------------------
+    @classmethod
+    def asset_path(cls, name: str, root: Path = ASSETS) -> Path:
+        return root / f"{name}{cls.asset_suffix}"
+
+    @classmethod
+    def resolve(cls, location: str, task_name: str) -> Path | str:
+        """The path (or scheme string) a location stands for; UserError when it is missing."""
+        if location.startswith("asset:"):
+            path = cls.asset_path(location[6:])
+            if not path.exists():
+                raise UserError(
+                    f"The synthetic asset '{path.name}' is missing from {path.parent}. It ships "
+                    "with the repository; rebuild it with `cfbench assets build --only "
+                    f"{location[6:]}`."
+                )
+            return path
+        if location.startswith("env:"):
+            var = location[4:]
+            value = os.environ.get(var)
+            if not value:
+                raise UserError(f"Task '{task_name}' needs {cls.what}: set {var} to {cls.how}.")
+            path = Path(value).expanduser()
+            if path.exists():
+                return path
+            if cls.hub_ids and "/" in value and not value.startswith((".", "/", "~")):
+                return value
+            raise UserError(
+                f"{cls.what[0].upper() + cls.what[1:]} for task '{task_name}' was not found "
+                f"at {path} (from {var}); set {var} to {cls.how}."
+            )
+        if ":" in location.split("/")[0] and not Path(location).exists():
+            return location  # a kind's own scheme
+        path = Path(location).expanduser()
+        if not path.exists():
+            raise UserError(
+                f"{cls.what[0].upper() + cls.what[1:]} for task '{task_name}' was not found at "
+                f"{path}; it should be {cls.how}."
+            )
+        return path
+
+    @classmethod
+    def available(cls, location: str) -> bool:
+        """Whether a location can be resolved without error (used to pick runnable methods)."""
+        try:
+            cls.resolve(location, "")
+        except UserError:
+            return False
+        return True
+
+    # -- what a kind implements -----------------------------------------------------------------
+    @classmethod
+    def load(cls, where: Path | str, needs: dict[str, nn.Module], shipped: bool) -> Any:
+        """The model at a resolved location; ``shipped`` is True for the synthetic assets."""
+        raise NotImplementedError
+
+    @classmethod
+    def train(
+        cls, out: Path, needs: dict[str, nn.Module], world: SyntheticWorld, **options
+    ) -> dict:
+        """Train a shipped asset into ``out`` (the path ``asset_path`` gives) on images of
+        ``world``; returns its held-out measurements for the manifest."""
+        raise NotImplementedError(f"{cls.kind} has no training recipe for the synthetic tasks")
+
+    @classmethod
+    def describe(cls, location: str, where: Path | str) -> str:
+        """One provenance line for run.json and captions."""
+        if location.startswith("asset:"):
+            return f"project-trained {cls.kind} ({location[6:]}, tasks/assets)"
+        return f"{cls.kind} from {where}"
+
+    @classmethod
+    def stand_in(cls, location: str) -> bool:
+        """Whether numbers computed with it stand in for the paper's model (the synthetic assets
+        do)."""
+        return location.startswith("asset:")
+
+    @classmethod
+    def provenance(cls, location: str, where: Path | str) -> dict:
+        digest = weights_digest(where) if isinstance(where, Path) and where.exists() else None
+        return {
+            "location": location,
+            "description": cls.describe(location, where),
+            "sha256": digest,
+            "stand_in": cls.stand_in(location),
+        }

@@ -1,0 +1,100 @@
+"""The metric interface, and every fact about a metric in one place: the metric's own class.
+
+A metric may add per-sample columns while the run generates (``per_sample``: it sees the exact
+tensors, after 8-bit quantisation) and turns a method's rows into the numbers of metrics.csv
+(``summarize``, on the rows the run's protocol selects for it). Per-sample metrics summarise to
+their mean with a bootstrap 95% half-width; set-level metrics (FID) override ``summarize`` and
+read what they need from the run directory (its PNGs), so a finished or sharded run's set-level
+numbers are computed from the directory alone.
+
+The class attributes are the metric's facts, read by metrics.csv (its column), tables (label,
+direction, percent, decimals, what the interval means) and ``cfbench regress`` (tolerance):
+registering a metric is one line in ``cfbench/catalog.py`` and nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+
+from cfbench.api.protocol import CFBENCH, Protocol
+from cfbench.api.types import Batch, Counterfactuals
+from cfbench.stats import bootstrap_half_width
+
+if TYPE_CHECKING:
+    from cfbench.api.task import Task, TaskSamples
+    from cfbench.results import RunDir
+
+
+@dataclass
+class SampleContext:
+    task: Task
+    batch: Batch
+    samples: TaskSamples
+    counterfactuals: Counterfactuals  # images already quantised to 8 bits
+    logits_before: torch.Tensor
+    logits_after: torch.Tensor
+
+
+INTERVALS = {
+    "bootstrap": "95% bootstrap half-width over samples",
+    "splits": "half the 2.5-97.5 percentile range over split repetitions",
+}
+
+
+class Metric:
+    name: ClassVar[str]  # column in metrics.csv (the registry key)
+    label: ClassVar[str | None] = None  # table header (default: name)
+    higher_is_better: ClassVar[bool | None] = (
+        None  # None: no "best" (cost columns are shown plainly)
+    )
+    percent: ClassVar[bool] = False  # a fraction in [0, 1] that tables show as %
+    decimals: ClassVar[int] = 3  # digits tables show (after the percent scaling)
+    tolerance: ClassVar[tuple[float, float] | None] = (
+        None  # regress: (absolute, relative); None: report only
+    )
+    level: ClassVar[str] = "sample"  # "sample": a mean over samples; "set": over the set
+    interval: ClassVar[str | None] = (
+        "bootstrap"  # what <name>_ci holds (a key of INTERVALS), or None
+    )
+    column: ClassVar[str | None] = None  # per-sample column summarised by the default
+
+    def __init__(self, task: Task, device: torch.device, protocol: Protocol = CFBENCH):
+        self.task = task
+        self.device = device
+        self.protocol = protocol  # which samples, orderings and splits (``--protocol``)
+        self.notes: list[str] = []  # warnings about a summary (printed and kept in run.json)
+
+    def unavailable(self) -> str | None:
+        """Why this metric cannot be computed on this task (None when it can)."""
+        return None
+
+    def per_sample(self, ctx: SampleContext) -> dict[str, torch.Tensor]:
+        return {}
+
+    def summarize(
+        self, run: RunDir, method: str, rows: pd.DataFrame
+    ) -> tuple[float | None, float | None]:
+        """(value, interval half-width) of this metric for one method's ``rows``."""
+        values = self.values(rows)
+        values = values[np.isfinite(values)]
+        if len(values) == 0:
+            return None, None
+        return float(np.mean(values)), bootstrap_half_width(values) if self.interval else None
+
+    def values(self, rows: pd.DataFrame) -> np.ndarray:
+        """The per-sample numbers the default summary averages (its column)."""
+        return rows[self.column or self.name].to_numpy(dtype=float)
+
+    def figure(self, samples: pd.DataFrame, methods: list[str]):
+        """(file name, matplotlib figure) this metric draws for a finished run (its per-sample
+        ``samples``), or None; written into the run's ``figures/``."""
+        return None
+
+    def provenance(self) -> dict:
+        """Which model or stand-in this metric used (recorded in run.json and table captions)."""
+        return {}

@@ -1,0 +1,124 @@
+"""The ``Task`` interface: data, the classifier under explanation, and lazily loaded components.
+
+A task declares its components (classifier, autoencoder, SimSiam, ...) as ``{role: location}``; they
+load on first use and are cached, so a run that never needs the diffusion prior never loads it. A
+component that a task cannot provide raises ``UserError`` naming what is missing and how to provide
+it."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from cfbench.errors import UserError
+
+
+@dataclass
+class TaskSamples:
+    """Images (N,3,H,W in [0,1]), labels (N,), ids, ground-truth masks (N,1,H,W) if known, and the
+    source file of each image where there is one (kept in samples.parquet)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    sample_ids: list[str]
+    gt_masks: dict[str, torch.Tensor] = field(default_factory=dict)
+    files: list[str] | None = None
+
+
+class Task(abc.ABC):
+    name: str
+    description: str = ""
+    class_names: tuple[str, ...]
+    pair: tuple[int, int]  # the two classes; each is flipped to the other
+    image_size: int
+    has_ground_truth: bool = False  # carries causal/object/spurious masks
+    ground_truth_regions: tuple[str, ...] = ()  # which of them its samples carry
+
+    def __init__(self, device: torch.device = torch.device("cpu")):
+        self.device = device
+
+    def target_of(self, source: torch.Tensor) -> torch.Tensor:
+        """The counterfactual target for each source class (both directions of the pair)."""
+        a, b = self.pair
+        if not bool(((source == a) | (source == b)).all()):
+            raise ValueError(f"task {self.name}: a source class is outside the pair {self.pair}")
+        return torch.where(source == a, torch.full_like(source, b), torch.full_like(source, a))
+
+    @abc.abstractmethod
+    def sample_ids(self, n: int | None) -> list[str]:
+        """The first ``n`` ids of the evaluation split (all when ``n`` is None), in a fixed
+        order."""
+
+    @abc.abstractmethod
+    def load(self, ids: list[str]) -> TaskSamples:
+        """The samples with these ids, in the given order."""
+
+    # -- components -----------------------------------------------------------------------------
+    # role (a component kind) -> location, see cfbench.api.component
+    components: dict[str, str] = {}
+
+    def component(self, role: str):
+        """The task's ``role`` model, loaded on first use, frozen, on the task's device; a UserError
+        names what is missing and how to provide it."""
+        loaded = self.__dict__.setdefault("_loaded", {})
+        if role not in loaded:
+            kind = self.component_kind(role)
+            where = kind.resolve(self.components[role], self.name)
+            needs = {r: self.component(r) for r in kind.needs}
+            model = kind.load(where, needs, shipped=self.components[role].startswith("asset:"))
+            if isinstance(model, nn.Module):
+                model = _frozen(model).to(self.device)
+                if kind.channels_last:
+                    model = model.to(memory_format=torch.channels_last)
+            loaded[role] = model
+        return loaded[role]
+
+    def component_kind(self, role: str):
+        from cfbench.catalog import COMPONENTS
+
+        if role not in self.components:
+            what = COMPONENTS.get(role).load().what if role in COMPONENTS else role
+            raise UserError(f"Task '{self.name}' has no {what}.")
+        return COMPONENTS.get(role).load()
+
+    def has_component(self, role: str) -> bool:
+        """Declared and resolvable (its files exist), without loading it."""
+        return role in self.components and self.component_kind(role).available(
+            self.components[role]
+        )
+
+    @property
+    def classifier(self) -> nn.Module:
+        """The classifier under explanation."""
+        return self.component("classifier")
+
+    def settings(self) -> dict:
+        """Facts about the data that change the numbers (for run.json), e.g. a background
+        correlation."""
+        return {}
+
+    def provenance(self, roles: list[str] | None = None) -> dict:
+        """Where each of ``roles`` (default: all declared and available) comes from, with a hash of
+        its weights, for run.json, captions and the run's identity."""
+        known = self.__dict__.setdefault("_provenance", {})  # hashing large weights once is enough
+        for r in roles if roles is not None else self.components:
+            if r not in known and self.has_component(r):
+                kind = self.component_kind(r)
+                known[r] = kind.provenance(
+                    self.components[r], kind.resolve(self.components[r], self.name)
+                )
+        return {
+            r: dict(known[r])
+            for r in (roles if roles is not None else self.components)
+            if r in known
+        }
+
+
+def _frozen(model: nn.Module) -> nn.Module:
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model

@@ -1,0 +1,213 @@
+"""Every registered name, one line each: methods, metrics, protocols, tasks, components, synthetic
+worlds, tables and experiments.
+
+This is the only place where core names a plugin, and it names it by an import string, so core
+never imports a plugin module and ``cfbench list`` starts without loading any. Adding a method,
+metric, task or component is one module in its folder plus one line here; a preset (a named
+variant with fixed hyperparameters) is a line with keyword arguments.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cfbench.errors import UserError
+from cfbench.registry import Entry, MethodRegistry, Registry
+
+# fmt: off
+# -- methods -------------------------------------------------------------------------------------
+SLCF, RCSB = "cfbench.methods.slcf:SLCF", "cfbench.methods.rcsb:RCSB"
+GCD, CECAS = "cfbench.methods.gcd:GCD", "cfbench.methods.cecas:CECAS"
+METHODS = MethodRegistry("method")
+METHODS.add("slcf", SLCF, "SLCF: latent edit with LAG mask (two stages)")
+# SLCF ablations (paper Table 3: edit space x mask) and "Ours + SAE": presets of the same class.
+METHODS.add("slcf_lag1", SLCF, "SLCF with LAG* (mask from one stage-1 step)", stage1_steps=1)
+METHODS.add("slcf_lig", SLCF, "SLCF with latent integrated gradients mask (Eq. 4)", mask="lig")
+METHODS.add("slcf_ig", SLCF, "SLCF with pixel IG mask (captum) on the latent grid", mask="ig")
+METHODS.add("latent", SLCF, "unmasked latent edit (SLCF without mask)", mask="none")
+METHODS.add("pixel", SLCF, "unmasked pixel edit (no autoencoder)", space="pixel", mask="none")
+METHODS.add("pixel_ig", SLCF, "pixel edit with pixel IG mask", space="pixel", mask="ig")
+METHODS.add("slcf_sae", SLCF, "SLCF + SAE trait-sparsity loss (lambda_t=0.1)", lambda_t=0.1)
+# SLCF as released (Imageomics simple-localized-counterfactuals): experiments/configs/cfg_2.py
+# `configs` with pipelines/latent_edit.py (the imagenet_paired.py entry point), cfg_1.py (the
+# per-pair scripts), and cfg_2's `sae_configs` with pipelines/sae_latent_edit.py (reference from
+# the reconstruction, stage 2 on mask-weighted spatial features, L1-mean SAE loss, no trait loss
+# in stage 1). Values are in the code's units (units="code" converts them).
+_CODE = dict(lr=0.1, lambda_s=0.1, stop_rule="code", confidence=0.95, patience=5, noise=2.0,
+             stage2_start="zero", lag_sign="positive", sigma=3.0, threshold=0.5, class_loss="logit",
+             roundtrip=True, residual=False, return_noiseless=True, units="code")
+METHODS.add("slcf_code", SLCF, "SLCF as released (cfg_2, imagenet_paired.py)", **_CODE)
+METHODS.add("slcf_code_v1", SLCF, "SLCF as released (cfg_1, per-pair scripts)",
+            **_CODE | dict(lr=1.0, lambda_s=0.0, confidence=0.9, noise=0.2, lag_sign="abs",
+                           sigma=1.0, threshold=0.2))
+METHODS.add("slcf_sae_code", SLCF, "SLCF + SAE as released (cfg_2 sae_configs, SAE pipeline)",
+            **_CODE | dict(noise=1.0, lambda_t=0.1, sae_reference="reconstruction",
+                           sae_features="masked_spatial", sae_loss="mean"))
+# RCSB (region-constrained, classifier-guided diffusion inpainting): the paper's presets A/B/C.
+METHODS.add("rcsb_a", RCSB, "RCSB preset A: IG cells a=0.1, s=3", a=0.1, c=4, s=3.0, tau=0.6)
+METHODS.add("rcsb_b", RCSB, "RCSB preset B: IG cells a=0.2, s=1.5", a=0.2, c=4, s=1.5, tau=0.6)
+METHODS.add("rcsb_c", RCSB, "RCSB preset C: IG cells a=0.3, s=1.5", a=0.3, c=4, s=1.5, tau=0.6)
+METHODS.add("rcsb", RCSB, "RCSB (= rcsb_a)", a=0.1, c=4, s=3.0, tau=0.6)
+# GCD (global, black-box directions in a diffusion autoencoder's semantic space); gcd_code: the
+# released configs (configs/*.yaml of sobieskibj/gcd) where they differ from the paper's text.
+METHODS.add("gcd", GCD, "GCD g-direction (the paper's settings)")
+METHODS.add("gcd_code", GCD, "GCD g-direction with the released configs",
+            encode_steps=250, decode_steps=100, search_steps=100, n_proxy=8192, k=128,
+            alpha_max=3.0, radius=1.0, perturbation="uniform_norm", proxy_weight=3.0)
+METHODS.add("gcd_h", GCD, "GCD h-direction number `index` (Hessian eigenvector)", direction="h")
+METHODS.add("gcd_random", GCD, "control: a random direction searched as GCD", direction="random")
+# CECAS (causally guided PGD after purification, spurious term, mask attack, RePaint refinement).
+METHODS.add("cecas", CECAS, "CECAS: causally guided PGD + mask + RePaint refinement")
+METHODS.add("cecas_no_ls", CECAS, "CECAS without the spurious term L_S", spurious_weight=0.0)
+METHODS.add("cecas_no_refine", CECAS, "CECAS without refinement (x' is the result)", refine=False)
+METHODS.add("pgd", CECAS, "targeted PGD alone (no L_S, no purification, no refinement)",
+            spurious_weight=0.0, purify=False, refine=False)
+
+# -- metrics (the name is the metrics.csv column; the class holds every other fact) --------------
+METRICS = Registry("metric")
+METRICS.add("FR", "cfbench.metrics.validity:FlipRate", "flip rate: the prediction after the edit "
+            "is the target")
+METRICS.add("COUT", "cfbench.metrics.cout:CounterfactualTransition", "counterfactual transition: "
+            "AUPC(target) - AUPC(source)")
+METRICS.add("S3", "cfbench.metrics.similarity:SimSiamSimilarity", "cosine similarity of SimSiam "
+            "embeddings of x and x_cf")
+METRICS.add("FID", "cfbench.metrics.fid:FID", "Frechet distance, originals vs counterfactuals")
+METRICS.add("sFID", "cfbench.metrics.fid:SplitFID", "FID across random halves (10 seeded splits)")
+METRICS.add("LPIPS", "cfbench.metrics.perceptual:LPIPS", "LPIPS (AlexNet) between x and x_cf")
+METRICS.add("PF", "cfbench.metrics.pixel_flipping:PixelFlipping", "Quantus pixel-flipping AUC of "
+            "the method's mask")
+METRICS.add("GT_IN", "cfbench.metrics.locality:GroundTruthInside", "share of edit L1 mass in the "
+            "causal region")
+METRICS.add("GT_SPUR", "cfbench.metrics.locality:GroundTruthSpurious", "share of edit L1 mass on "
+            "the background")
+METRICS.add("AUROC", "cfbench.metrics.locality:MaskAUROC", "AUROC of the method's mask against the "
+            "causal region")
+METRICS.add("nfe", "cfbench.metrics.cost:ClassifierEvaluations", "classifier forward passes per "
+            "counterfactual")
+METRICS.add("sec_per_cf", "cfbench.metrics.cost:SecondsPerCounterfactual", "seconds per "
+            "counterfactual")
+
+# -- metric protocols (``--protocol``; the default, cfbench, is core's ``Protocol()``) ------------
+PROTOCOLS = Registry("protocol")
+PROTOCOLS.add("cfbench", "cfbench.api.protocol:CFBENCH", "every metric over all samples (cfbench's "
+              "rules)")
+PROTOCOLS.add("ace", "cfbench.metrics.protocols:ACE", "ACE / FastDiME evaluation scripts")
+PROTOCOLS.add("slcf", "cfbench.metrics.protocols:SLCF", "SLCF's released evaluation code")
+# fmt: on
+
+
+# -- tasks ---------------------------------------------------------------------------------------
+class TaskRegistry(Registry):
+    """Registered tasks, plus task files: ``--task path/to/task.toml`` or the name of a file in
+    ``$CFBENCH_TASK_DIR`` (default ``./cfbench_tasks``)."""
+
+    FILE_TASK = "cfbench.tasks.task_file:FileTask"
+
+    @staticmethod
+    def task_dir() -> Path:
+        return Path(os.environ.get("CFBENCH_TASK_DIR", "cfbench_tasks"))
+
+    def _file(self, name: str) -> Path | None:
+        """The task file ``name`` stands for: a path to a .toml file, or NAME in the task folder."""
+        if name.endswith(".toml"):
+            return Path(name)
+        candidate = self.task_dir() / f"{name}.toml"
+        return candidate if candidate.is_file() else None
+
+    def get(self, name: str) -> Entry:
+        if name in self._entries:
+            return self._entries[name]
+        path = self._file(name)
+        if path is None:
+            return super().get(name)
+        if not path.is_file():
+            raise UserError(f"The task file {path} does not exist.")
+        return Entry(name, self.FILE_TASK, {"path": str(path)}, f"task file {path}")
+
+    def build(self, name: str, *args, **kwargs):
+        """As ``Registry.build``; a task file's task keeps the name the file gives it."""
+        entry = self.get(name)
+        if entry.target == self.FILE_TASK:
+            return entry.load()(*args, **{**entry.preset, **kwargs})
+        return super().build(name, *args, **kwargs)
+
+    def entries(self) -> list[Entry]:
+        folder = self.task_dir()
+        files = sorted(folder.glob("*.toml")) if folder.is_dir() else []
+        return super().entries() + [
+            Entry(f.stem, self.FILE_TASK, {"path": str(f)}, f"your task file {f}")
+            for f in files
+            if f.stem not in self._entries
+        ]
+
+
+# fmt: off
+TASKS = TaskRegistry("task")
+SYNTH, IMAGENET = "cfbench.tasks.synth_tasks:SyntheticTask", "cfbench.tasks.real:ImageNetPairTask"
+_PAIRS = {"zebra_sorrel": "zebra/sorrel", "cheetah_cougar": "cheetah/cougar",
+          "egyptian_persian": "Egyptian/Persian cat"}
+for _pair, _what in _PAIRS.items():
+    TASKS.add(f"synth_{_pair}", SYNTH, f"procedural {_what} pair with ground-truth masks (offline)",
+              pair_name=_pair)
+for _pair in _PAIRS:
+    TASKS.add(f"synth_{_pair}_shortcut", SYNTH, f"as synth_{_pair}, explaining a classifier that "
+              "relies on a background-tone shortcut", pair_name=_pair, shortcut=True)
+for _pair, _what in _PAIRS.items():
+    TASKS.add(_pair, IMAGENET, f"ImageNet val {_what} pair, torchvision ResNet-50 (needs data and "
+              "weights)", pair_name=_pair)
+for _name in ("celeba_smile", "celeba_age"):
+    TASKS.add(_name, "cfbench.tasks.real:CheckpointTask", f"CelebA {_name.split('_')[1]} (needs "
+              "data and a classifier checkpoint)", task_name=_name)
+TASKS.add("cub_pair", "cfbench.tasks.real:CubPairTask", "CUB-200-2011 class pair from "
+          "CFBENCH_CUB_CLASSES (needs data and a classifier checkpoint)")
+
+# -- model components (the name is the role tasks declare it under) ------------------------------
+COMPONENTS = Registry("component")
+COMPONENTS.add("classifier", "cfbench.components.classifier:Classifier", "the classifier under "
+               "explanation")
+COMPONENTS.add("autoencoder", "cfbench.components.autoencoder:Autoencoder", "diffusers "
+               "AutoencoderKL (SLCF's latent)")
+COMPONENTS.add("simsiam", "cfbench.components.simsiam:SimSiamEncoder", "SimSiam embedding (S3; FID "
+               "on synthetic tasks)")
+COMPONENTS.add("sae", "cfbench.components.sae:SparseAutoencoder", "Matryoshka SAE on the "
+               "classifier's penultimate features")
+COMPONENTS.add("fid_features", "cfbench.components.fid_features:FIDFeatures", "torch-fidelity "
+               "extractor for FID/sFID")
+COMPONENTS.add("diffusion_prior", "cfbench.components.diffusion_prior:Prior", "pixel-space DDPM "
+               "prior (RCSB, CECAS)")
+COMPONENTS.add("diffae", "cfbench.components.diffae:DiffAE", "diffusion autoencoder: z_sem + DDIM "
+               "x_T (GCD)")
+COMPONENTS.add("spurious_vae", "cfbench.components.spurious_vae:SpuriousFactorVAE", "VAE splitting "
+               "penultimate features into causal C and spurious S, with g on S (CECAS)")
+
+# -- synthetic worlds: the procedural data the shipped assets are trained on ---------------------
+WORLDS = Registry("synthetic world")
+WORLDS.add("animals", "cfbench.tasks.synthetic:ANIMALS", "six procedural animal classes in three "
+           "pairs")
+
+# -- tables (``cfbench table --table NAME``) -----------------------------------------------------
+TABLES = Registry("table")
+TABLES.add("1", "cfbench.tables:TABLE_1", "ImageNet layout: FID, sFID, S3, COUT, FR")
+TABLES.add("2", "cfbench.tables:TABLE_2", "CelebA layout: FID, sFID, COUT, FR")
+TABLES.add("3", "cfbench.tables:TABLE_3", "SLCF mask ablation (Edit x Mask), with GT_IN")
+TABLES.add("4", "cfbench.experiments.localize:TABLE_4", "localisation of attribution maps "
+           "(cfbench localize)")
+TABLES.add("shortcut", "cfbench.experiments.shortcut_study:TABLE_SHORTCUT", "shortcut study: FR, "
+           "GT_IN, GT_SPUR, S3 per method with a shortcut and an unbiased classifier")
+TABLES.add("gcd", "cfbench.experiments.gcd_study:TABLE_GCD", "GCD: g-direction vs the top three "
+           "h-directions")
+
+# -- experiments: studies that are not a single run, each adding its own ``cfbench`` command -----
+EXPERIMENTS = Registry("experiment")
+EXPERIMENTS.add("localize", "cfbench.experiments.localize:add_command", "SLCF Table 4: attribution "
+                "maps, PF and AUROC")
+EXPERIMENTS.add("traits", "cfbench.experiments.traits:add_command", "SLCF Figure 4: isolate the "
+                "SAE traits a CF changes")
+EXPERIMENTS.add("gcd-study", "cfbench.experiments.gcd_study:add_command", "GCD Tables 3-5: spread "
+                "over source images, g vs h-directions, BB-LIG complexity")
+EXPERIMENTS.add("shortcut-study", "cfbench.experiments.shortcut_study:add_command", "shortcut vs "
+                "unbiased classifier: which methods edit the background (CECAS vs cecas_no_ls)")
+EXPERIMENTS.add("slcf-code-ablation", "cfbench.experiments.slcf_code_ablation:add_command", "SLCF: "
+                "each difference of the released code switched on alone")
+# fmt: on
