@@ -161,6 +161,10 @@ for _name in ("celeba_smile", "celeba_age"):
               "data and a classifier checkpoint)", task_name=_name)
 TASKS.add("cub_pair", "cfbench.tasks.real:CubPairTask", "CUB-200-2011 class pair from "
           "CFBENCH_CUB_CLASSES (needs data and a classifier checkpoint)")
+TASKS.add("synth_smile", "cfbench.tasks.face_tasks:FaceTask", "procedural faces, not smiling <-> "
+          "smiling, with ground truth, identities and attributes (offline)", attribute="Smiling")
+TASKS.add("synth_age", "cfbench.tasks.face_tasks:FaceTask", "procedural faces, old <-> young, with "
+          "ground truth, identities and attributes (offline)", attribute="Young")
 
 # -- model components (the name is the role tasks declare it under) ------------------------------
 COMPONENTS = Registry("component")
@@ -180,11 +184,18 @@ COMPONENTS.add("diffae", "cfbench.components.diffae:DiffAE", "diffusion autoenco
                "x_T (GCD)")
 COMPONENTS.add("spurious_vae", "cfbench.components.spurious_vae:SpuriousFactorVAE", "VAE splitting "
                "penultimate features into causal C and spurious S, with g on S (CECAS)")
+COMPONENTS.add("attribute_oracle", "cfbench.components.attribute_oracle:AttributeOracle",
+               "a separate network reading every face attribute (MNAC, CD)")
+COMPONENTS.add("face_identity", "cfbench.components.face_identity:FaceIdentity", "face-identity "
+               "features (FVA, FS)")
 
 # -- synthetic worlds: the procedural data the shipped assets are trained on ---------------------
 WORLDS = Registry("synthetic world")
 WORLDS.add("animals", "cfbench.tasks.synthetic:ANIMALS", "six procedural animal classes in three "
            "pairs")
+WORLDS.add("smile_faces", "cfbench.tasks.faces:SMILE", "procedural faces, classes Smiling off / on")
+WORLDS.add("age_faces", "cfbench.tasks.faces:AGE", "procedural faces, classes Young off / on")
+WORLDS.add("faces", "cfbench.tasks.faces:BOTH", "procedural faces, the four Smiling x Young kinds")
 
 # -- tables (``cfbench table --table NAME``) -----------------------------------------------------
 TABLES = Registry("table")

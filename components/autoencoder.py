@@ -118,7 +118,7 @@ class Autoencoder(Component):
     kind = "autoencoder"
     what = "the autoencoder SLCF edits in (kl-f8-d16 in the paper)"
     how = "a diffusers AutoencoderKL folder, or a hub id already in the local cache"
-    assets = {"autoencoder": {}}
+    assets = {"autoencoder": {}, "face_autoencoder": {"world": "faces"}}
     asset_suffix = ""
     hub_ids = True
     channels_last = True

@@ -80,34 +80,22 @@ class SynthClassifier(nn.Module):
 
 
 def train_synthetic(
-    world,
-    n_train=18000,
-    steps=1500,
-    batch=64,
-    seed=0,
-    clutter_rate=0.5,
-    max_noise=0.06,
-    bg_correlation=0.0,
-    animal_noise=0.0,
+    world, n_train=18000, steps=1500, batch=64, seed=0, max_noise=0.06, reliance=False, **controls
 ):
-    """Half the training images carry background clutter and every batch gets Gaussian pixel
-    noise of a random strength: the classifier must find the class on the coat, and speckle
-    (the cheapest adversarial edit) is not class evidence, so counterfactual edits must be semantic.
-    ``bg_correlation`` > 0 ties the background tone to the class in that share of the images;
-    ``animal_noise`` > 0 shows the pair partner's animal in that share (label and background kept).
-    A tone tied to the class alone is not learned while the coat predicts it perfectly (rho 0.95:
-    a 1-point drop on swapped tones); with a noisier animal the tone becomes a real shortcut."""
+    """A SmallResNet over the world's classes. Every batch gets Gaussian pixel noise of a random
+    strength, so speckle (the cheapest adversarial edit) is not class evidence and counterfactual
+    edits must be semantic. ``controls`` go to the world's renderer: for the animals half the
+    images carry background clutter (``clutter_rate``: the class must be found on the coat),
+    ``bg_correlation`` > 0 ties the background tone to the class in that share of the images and
+    ``animal_noise`` > 0 shows the pair partner's animal in that share (label and background
+    kept). A tone tied to the class alone is not learned while the coat predicts it perfectly
+    (rho 0.95: a 1-point drop on swapped tones); with a noisier animal the tone becomes a real
+    shortcut, which ``reliance`` measures."""
     from cfbench.components.training import HELDOUT_SEED, TRAIN_SEED, as_float, fit
 
     torch.manual_seed(seed)
-    x, y = world.images(
-        TRAIN_SEED,
-        n_train,
-        clutter_rate=clutter_rate,
-        bg_correlation=bg_correlation,
-        animal_noise=animal_noise,
-    )
-    model = SynthClassifier()
+    x, y = world.images(TRAIN_SEED, n_train, **controls)
+    model = SynthClassifier(num_classes=len(world.classes))
     gen = torch.Generator().manual_seed(seed)
 
     def loss(_):
@@ -126,22 +114,22 @@ def train_synthetic(
         optimizer=lambda p: torch.optim.AdamW(p, lr=3e-3, weight_decay=1e-4),
     )
     model.eval()
-    stats = {}
-    for name, rate in (("heldout_accuracy", 0.0), ("heldout_accuracy_clutter", 1.0)):
-        xv, yv = world.images(HELDOUT_SEED, 3000, clutter_rate=rate)
-        stats[name] = accuracy(model, xv, yv)
-    return model, {
-        **stats,
+    stats = {
+        "heldout_accuracy": accuracy(model, *world.images(HELDOUT_SEED, 3000)),
         "heldout_n": 3000,
-        "bg_correlation": bg_correlation,
-        "animal_noise": animal_noise,
-        "background_reliance": background_reliance(model, world),
+        **controls,
     }
+    if "clutter_rate" in controls:
+        xv, yv = world.images(HELDOUT_SEED, 3000, clutter_rate=1.0)
+        stats["heldout_accuracy_clutter"] = accuracy(model, xv, yv)
+    if reliance:
+        stats["background_reliance"] = background_reliance(model, world)
+    return model, stats
 
 
 @torch.no_grad()
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
-    """Six-way accuracy on uint8 images."""
+    """Accuracy on uint8 images."""
     from cfbench.components.training import as_float
 
     pred = torch.cat([model(as_float(xb)).argmax(1) for xb in images.split(256)])
@@ -254,18 +242,27 @@ class Classifier(Component):
     # shortcut_classifier: the background tone follows the class in SHORTCUT_RHO of the training
     # images and SHORTCUT_ANIMAL_NOISE of them show the partner's animal.
     assets = {
-        "classifier": {},
+        "classifier": {"clutter_rate": 0.5, "reliance": True},
         "shortcut_classifier": {
+            "clutter_rate": 0.5,
             "bg_correlation": SHORTCUT_RHO,
             "animal_noise": SHORTCUT_ANIMAL_NOISE,
+            "reliance": True,
         },
+        "smile_classifier": {"world": "smile_faces"},
+        "age_classifier": {"world": "age_faces"},
+        "face_classifier": {"world": "faces"},  # the four smile x age classes: measures the DiffAE
     }
     channels_last = True
 
     @classmethod
     def load(cls, where, needs, shipped):
-        if shipped:
-            return load_weights(SynthClassifier(), where)
+        if shipped:  # as many classes as its head has
+            from safetensors import safe_open
+
+            with safe_open(str(where), "pt") as f:
+                classes = f.get_slice("fc.weight").get_shape()[0]
+            return load_weights(SynthClassifier(classes), where)
         if isinstance(where, str) and where.startswith(("torchvision:", "timm:")):
             return _torchvision(where)
         try:

@@ -289,18 +289,13 @@ def train_synthetic(
     CPU)."""
     import math
 
-    import numpy as np
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
     from cfbench.components.training import HELDOUT_SEED, TRAIN_SEED, as_float, fit
 
     torch.manual_seed(seed)
-    scenes = np.empty((2, n_train, world.size, world.size, 3), np.uint8)
-    for i in range(n_train):
-        label = world.label_for(i)
-        for k, lab in enumerate((label, world.partner(label))):
-            scenes[k, i] = np.round(world.render(TRAIN_SEED + 4, i, lab).image * 255)
-    x, x_partner = torch.from_numpy(scenes).permute(0, 1, 4, 2, 3).contiguous()
+    x, x_partner, _, _ = world.pairs(TRAIN_SEED + 4, n_train)
+    x, x_partner = (torch.round(v * 255).to(torch.uint8).contiguous() for v in (x, x_partner))
     model = new_diffae(widths=tuple(widths), layers_per_block=layers_per_block)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay))
     gen = torch.Generator().manual_seed(seed)
@@ -365,7 +360,8 @@ def measure(
 
     images, labels = world.images(seed, n)
     images = as_float(images)
-    other = torch.arange(n) ^ 1  # the world interleaves the classes: 2k, 2k+1 are a pair
+    # the world cycles its classes, so the scene of the partner class is in the same cycle
+    other = torch.arange(n) - labels + torch.tensor([world.partner(int(y)) for y in labels])
     stats = {"heldout_n": n, "z_sem": model.z_dim}
     for steps in step_counts:
         z_sem, x_T = model.encode(images, steps)
@@ -380,6 +376,11 @@ def measure(
             "swap_follows_z_sem": round(float((swapped == labels).float().mean()), 4),
             "swap_follows_x_T": round(float((swapped == labels[other]).float().mean()), 4),
         }
+        for bit, name in enumerate(getattr(world, "attributes", ())):  # faces: per attribute
+            kept = (swapped >> bit & 1) == (labels >> bit & 1)
+            stats[f"ddim{steps}"][f"swap_follows_z_sem_{name}"] = round(
+                float(kept.float().mean()), 4
+            )
     return stats
 
 
@@ -393,7 +394,10 @@ class DiffAE(Component):
         "cfbench's SemanticEncoder); the official DiffAE checkpoints must be converted to this "
         "layout"
     )
-    assets = {"diffae": {"needs": {"classifier": "classifier"}}}
+    assets = {
+        "diffae": {"needs": {"classifier": "classifier"}},
+        "face_diffae": {"needs": {"classifier": "face_classifier"}, "world": "faces"},
+    }
     asset_suffix = ""
 
     @classmethod

@@ -161,7 +161,7 @@ class Prior(Component):
         "a diffusers DDPM pipeline folder ('unet/' + 'scheduler/', e.g. saved with "
         "DDPMPipeline.save_pretrained) trained on images of this task's domain"
     )
-    assets = {"diffusion_prior": {}}
+    assets = {"diffusion_prior": {}, "face_diffusion_prior": {"world": "faces"}}
     asset_suffix = ""
 
     @classmethod

@@ -268,7 +268,11 @@ class SparseAutoencoder(Component):
     what = "a sparse autoencoder on the classifier's penultimate activations (slcf_sae, traits)"
     how = "the safetensors file `cfbench sae train --task TASK --n 5000 --out FILE` writes"
     needs = ("classifier",)
-    assets = {"sae": {}}
+    assets = {
+        "sae": {},
+        "smile_sae": {"needs": {"classifier": "smile_classifier"}, "world": "smile_faces"},
+        "age_sae": {"needs": {"classifier": "age_classifier"}, "world": "age_faces"},
+    }
     # `cfbench sae train`: an SAE for any task's classifier
     train_for_task = staticmethod(train_task_sae)
 

@@ -129,7 +129,7 @@ class SimSiamEncoder(Component):
     kind = "simsiam"
     what = "the SimSiam encoder S^3 uses"
     how = "the official SimSiam ResNet-50 checkpoint (checkpoint_0099.pth.tar)"
-    assets = {"simsiam": {}}
+    assets = {"simsiam": {}, "face_simsiam": {"world": "faces"}}
 
     @classmethod
     def load(cls, where, needs, shipped):

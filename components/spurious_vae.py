@@ -106,36 +106,15 @@ class SpuriousVAE(nn.Module):
         return total + invariance * F.mse_loss(spurious[0], spurious[1]) / spread
 
 
-def _representations(
-    world, classifier: nn.Module, seed: int, n: int, bg_correlation: float, tones=None
-):
-    """Penultimate R of ``n`` rendered scenes and of the same scenes as the partner class with the
-    background unchanged; labels; and the class whose tone each background has."""
-    import numpy as np
-
+def _representations(world, classifier: nn.Module, seed: int, n: int, **controls):
+    """Penultimate R of ``n`` rendered scenes and of the same scenes as the partner class (a label
+    intervention, everything else unchanged), with both labels."""
     from cfbench.components.sae import penultimate_activations
 
-    labels = [world.label_for(i) for i in range(n)]
-    tones = labels if tones is None else tones
-    out = []
-    for lab in (labels, [world.partner(y) for y in labels]):
-        images = np.stack(
-            [
-                world.render(seed, i, y, bg_correlation, tone_of=t).image
-                for i, (y, t) in enumerate(zip(lab, tones))
-            ]
-        )
-        with torch.no_grad():
-            out.append(
-                penultimate_activations(classifier, torch.from_numpy(images).permute(0, 3, 1, 2))
-            )
-    return (
-        out[0],
-        out[1],
-        torch.tensor(labels),
-        torch.tensor([world.partner(y) for y in labels]),
-        torch.tensor(tones),
-    )
+    x, x_partner, labels, partner_labels = world.pairs(seed, n, **controls)
+    with torch.no_grad():
+        r, r_partner = (penultimate_activations(classifier, v) for v in (x, x_partner))
+    return r, r_partner, labels, partner_labels
 
 
 def probes(vae: SpuriousVAE, classifier: nn.Module, world, seed: int, n: int = 3000) -> dict:
@@ -147,7 +126,8 @@ def probes(vae: SpuriousVAE, classifier: nn.Module, world, seed: int, n: int = 3
     tones = torch.randint(
         len(world.classes), (n,), generator=torch.Generator().manual_seed(seed)
     ).tolist()
-    r, _, labels, _, tone = _representations(world, classifier, seed, n, 1.0, tones)
+    r, _, labels, _ = _representations(world, classifier, seed, n, bg_correlation=1.0, tones=tones)
+    tone = torch.tensor(tones)
     with torch.no_grad():
         parts = {"C": vae.causal(r).numpy(), "S": vae.spurious(r).numpy()}
     half = n // 2
@@ -165,22 +145,24 @@ def probes(vae: SpuriousVAE, classifier: nn.Module, world, seed: int, n: int = 3
 def train_synthetic(
     world,
     classifier: nn.Module,
-    bg_correlation: float = 0.0,
     n_train: int = 12000,
     steps: int = 4000,
     batch: int = 256,
     beta: float = 0.001,
     invariance: float = 1.0,
     seed: int = 0,
+    probe_tones: bool = False,
+    **controls,
 ):
     """The VAE for a synthetic classifier, on renderings like its task's evaluation images
-    (background tone tied to the class at rate ``bg_correlation``); returns it and its held-out
-    probes."""
+    (``controls`` for the world: the animals' background tone tied to the class at rate
+    ``bg_correlation``); returns it and its held-out measurements, with the tone probes where the
+    world has tones (``probe_tones``)."""
     from cfbench.components.training import HELDOUT_SEED, TRAIN_SEED, fit
 
     torch.manual_seed(seed)
-    r, r_partner, y, y_partner, _ = _representations(
-        world, classifier, TRAIN_SEED + 5, n_train, bg_correlation
+    r, r_partner, y, y_partner = _representations(
+        world, classifier, TRAIN_SEED + 5, n_train, **controls
     )
     vae = SpuriousVAE(r.shape[1], int(y.max()) + 1)
     vae.mean.copy_(r.mean(0))
@@ -200,7 +182,7 @@ def train_synthetic(
         optimizer=lambda p: torch.optim.AdamW(p, lr=1e-3),
     )
     vae.eval()
-    hr, hp, hy, _, _ = _representations(world, classifier, HELDOUT_SEED + 2, 2000, bg_correlation)
+    hr, hp, hy, _ = _representations(world, classifier, HELDOUT_SEED + 2, 2000, **controls)
     with torch.no_grad():
         stats = {
             "g_accuracy": round(float((vae.spurious_logits(hr).argmax(1) == hy).float().mean()), 4),
@@ -215,13 +197,10 @@ def train_synthetic(
                 4,
             ),
         }
-    return vae, {
-        **stats,
-        "heldout_n": 2000,
-        "bg_correlation": bg_correlation,
-        "dims": list(vae.dims),
-        "probes": probes(vae, classifier, world, HELDOUT_SEED + 3),
-    }
+    stats.update(heldout_n=2000, dims=list(vae.dims), **controls)
+    if probe_tones:
+        stats["probes"] = probes(vae, classifier, world, HELDOUT_SEED + 3)
+    return vae, stats
 
 
 class SpuriousFactorVAE(Component):
@@ -236,11 +215,14 @@ class SpuriousFactorVAE(Component):
     # Each on its task's evaluation images: the shortcut tasks tie every background tone to the
     # class.
     assets = {
-        "spurious_vae": {},
+        "spurious_vae": {"probe_tones": True},
         "shortcut_spurious_vae": {
             "needs": {"classifier": "shortcut_classifier"},
             "bg_correlation": 1.0,
+            "probe_tones": True,
         },
+        "smile_spurious_vae": {"needs": {"classifier": "smile_classifier"}, "world": "smile_faces"},
+        "age_spurious_vae": {"needs": {"classifier": "age_classifier"}, "world": "age_faces"},
     }
 
     @classmethod

@@ -288,6 +288,24 @@ def images(
     return torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels)
 
 
+def pairs(seed: int, n: int, bg_correlation: float = 0.0, tones: list[int] | None = None):
+    """Scenes 0..n-1 and the same scenes with the pair partner's animal (the background unchanged:
+    its tone stays that of ``tones``, default each scene's label), as float N x 3 x H x W images,
+    with both labels."""
+    labels = [label_for(i) for i in range(n)]
+    tones = labels if tones is None else tones
+    out = []
+    for lab in (labels, [partner(y) for y in labels]):
+        images = np.stack(
+            [
+                render(seed, i, y, bg_correlation, tone_of=t).image
+                for i, (y, t) in enumerate(zip(lab, tones))
+            ]
+        )
+        out.append(torch.from_numpy(images).permute(0, 3, 1, 2))
+    return out[0], out[1], torch.tensor(labels), torch.tensor([partner(y) for y in labels])
+
+
 class AnimalWorld:
     """This module as a ``cfbench.api.world.SyntheticWorld`` (registered as ``animals``)."""
 
@@ -296,6 +314,7 @@ class AnimalWorld:
     partner = staticmethod(partner)
     label_for = staticmethod(label_for)
     images = staticmethod(images)
+    pairs = staticmethod(pairs)
 
 
 ANIMALS = AnimalWorld()

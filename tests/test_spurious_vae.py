@@ -15,8 +15,8 @@ def test_s_is_invariant_to_the_label_and_g_reads_the_shortcut_only_where_there_i
     for name, rho in (("synth_cheetah_cougar_shortcut", 1.0), ("synth_cheetah_cougar", 0.0)):
         task = make_task(name)
         vae = task.component("spurious_vae")
-        r, r_partner, y, _, _ = _representations(
-            ANIMALS, task.classifier, HELDOUT_SEED + 7, 120, rho
+        r, r_partner, y, _ = _representations(
+            ANIMALS, task.classifier, HELDOUT_SEED + 7, 120, bg_correlation=rho
         )
         with torch.no_grad():
             s, s_partner = vae.spurious(r), vae.spurious(r_partner)

@@ -32,3 +32,7 @@ class SyntheticWorld(Protocol):
         self, seed: int, n: int, classes: tuple[int, ...] | None = None, **controls: Any
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Scenes 0..n-1 as uint8 N x 3 x size x size (compact in memory) and their labels."""
+
+    def pairs(self, seed: int, n: int, **controls: Any) -> tuple[torch.Tensor, ...]:
+        """Scenes 0..n-1 and the same scenes as the ``partner`` class (everything else unchanged),
+        as float N x 3 x size x size images, with both labels: label interventions."""

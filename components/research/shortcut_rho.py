@@ -38,7 +38,9 @@ def main() -> None:
     for rho in args.rho:
         for noise in args.animal_noise:
             t0 = time.time()
-            _, stats = train_synthetic(ANIMALS, bg_correlation=rho, animal_noise=noise)
+            _, stats = train_synthetic(
+                ANIMALS, clutter_rate=0.5, bg_correlation=rho, animal_noise=noise
+            )
             rows.append(
                 {
                     "rho": rho,

@@ -1,0 +1,552 @@
+"""Procedural faces with CelebA-named attributes, identities and ground-truth masks (the offline
+stand-in for CelebA smile / age).
+
+An *identity* is a seed: it fixes face shape, jaw, skin tone, eye spacing, size and colour, nose,
+eyebrows, hair style and base colour, and the attributes CelebA records per person but that a
+photo does not change (Male, Blond_Hair, Pale_Skin). A *render* of an identity adds pose and scale
+jitter, lighting, a background and every other attribute, drawn with CelebA-like correlations
+(Male with Mustache and a beard, Young against Gray_Hair and Eyeglasses, Smiling with
+Mouth_Slightly_Open, lipstick and earrings mostly without Male). Every render is a deterministic
+function of (seed, index, attributes), so the same scene can be rendered with one attribute
+changed: the ``causal`` mask of an attribute is exactly the pixels that change when it alone is
+flipped; ``object`` is the face, ears, hair and what is worn on the head; ``spurious`` is the rest
+(background, neck and shoulders). Images are 64 x 64, drawn with anti-aliased shapes.
+
+``FaceWorld(attribute)`` is a ``cfbench.api.world.SyntheticWorld`` whose two classes are the
+attribute off and on (label 1 = on), so the explained classifiers are binary as the field's
+CelebA classifiers; ``scene`` also returns all attributes and the identity id (for the attribute
+oracle and the identity embedder that the face metrics use).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+SIZE = 64
+ATTRIBUTES = (
+    "Smiling",
+    "Young",
+    "Male",
+    "Eyeglasses",
+    "Mustache",
+    "No_Beard",
+    "Bangs",
+    "Wearing_Hat",
+    "Wearing_Lipstick",
+    "Mouth_Slightly_Open",
+    "Gray_Hair",
+    "Blond_Hair",
+    "Pale_Skin",
+    "Wearing_Earrings",
+)
+PERSONAL = ("Male", "Blond_Hair", "Pale_Skin")  # fixed by the identity
+HAIR = {
+    "black": (0.10, 0.08, 0.07),
+    "brown": (0.33, 0.20, 0.11),
+    "auburn": (0.50, 0.22, 0.10),
+    "blond": (0.86, 0.72, 0.42),
+}
+GREY = np.array([0.72, 0.72, 0.74])
+SKIN = np.array(
+    [
+        (0.93, 0.78, 0.66),
+        (0.86, 0.66, 0.52),
+        (0.74, 0.54, 0.40),
+        (0.55, 0.38, 0.27),
+        (0.40, 0.27, 0.19),
+    ]
+)
+PALE = np.array([0.97, 0.90, 0.86])
+
+
+@dataclass(frozen=True)
+class Identity:
+    id: int
+    male: bool
+    blond: bool
+    pale: bool
+    skin: tuple
+    hair: tuple
+    hair_style: int  # 0 short, 1 medium, 2 long, 3 side-parted
+    face_w: float
+    face_h: float
+    jaw: float  # > 1: a wider lower face
+    eye_dx: float
+    eye_y: float
+    eye_size: float
+    iris: tuple
+    nose_len: float
+    nose_w: float
+    brow_thick: float
+    brow_tilt: float
+    mouth_w: float
+
+
+@dataclass
+class FaceScene:
+    image: np.ndarray  # H x W x 3 float32 in [0, 1]
+    label: int
+    attributes: dict[str, int]
+    identity: int
+    causal: np.ndarray  # H x W bool
+    object: np.ndarray
+    spurious: np.ndarray
+
+
+def _rng(*keys: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([int(k) for k in keys]))
+
+
+def identity(seed: int, index: int) -> Identity:
+    """The person of (seed, index); different seeds give disjoint identities."""
+    r = _rng(seed, index, 7)
+    male = bool(r.random() < 0.42)
+    hair_name = r.choice(
+        list(HAIR), p=[0.3, 0.35, 0.12, 0.23] if not male else [0.4, 0.4, 0.1, 0.1]
+    )
+    skin = SKIN[r.integers(len(SKIN))] + r.normal(0, 0.025, 3)
+    return Identity(
+        id=seed * 1_000_000 + index,
+        male=male,
+        blond=hair_name == "blond",
+        pale=bool(r.random() < 0.06),
+        skin=tuple(np.clip(skin, 0, 1)),
+        hair=tuple(np.clip(np.array(HAIR[hair_name]) + r.normal(0, 0.03, 3), 0, 1)),
+        hair_style=int(
+            r.choice(4, p=[0.55, 0.25, 0.05, 0.15] if male else [0.08, 0.3, 0.47, 0.15])
+        ),
+        face_w=r.uniform(12.5, 15.0) * (1.04 if male else 1.0),
+        face_h=r.uniform(16.0, 18.5),
+        jaw=r.uniform(0.85, 1.0) + (0.1 if male else 0.0),
+        eye_dx=r.uniform(5.0, 6.5),
+        eye_y=r.uniform(-3.5, -2.0),
+        eye_size=r.uniform(1.6, 2.2),
+        iris=tuple(
+            r.choice([(0.25, 0.15, 0.08), (0.2, 0.35, 0.55), (0.3, 0.45, 0.25), (0.12, 0.1, 0.08)])
+        ),
+        nose_len=r.uniform(4.0, 6.0),
+        nose_w=r.uniform(1.6, 2.6),
+        brow_thick=r.uniform(0.7, 1.3) + (0.35 if male else 0),
+        brow_tilt=r.uniform(-0.15, 0.15),
+        mouth_w=r.uniform(4.5, 6.0),
+    )
+
+
+def sample_attributes(
+    r: np.random.Generator, person: Identity, given: dict[str, int]
+) -> dict[str, int]:
+    """A render's attributes, with CelebA-like correlations, conditioned on ``given``."""
+    a = {
+        "Male": int(person.male),
+        "Pale_Skin": int(person.pale),
+        **{k: v for k, v in given.items() if k != "Male"},
+    }
+
+    def draw(name, p):
+        if name not in a:
+            a[name] = int(r.random() < p)
+
+    draw("Young", 0.75)
+    draw("Smiling", 0.5)
+    draw("Gray_Hair", 0.02 if a["Young"] else 0.55)
+    a.setdefault("Blond_Hair", int(person.blond and not a["Gray_Hair"]))
+    draw("Mouth_Slightly_Open", 0.7 if a["Smiling"] else 0.15)
+    draw("Mustache", (0.3 if not a["Young"] else 0.15) if person.male else 0.0)
+    draw("No_Beard", (0.55 if a["Mustache"] else 0.8) if person.male else 1.0)
+    draw("Eyeglasses", 0.08 if a["Young"] else 0.3)
+    draw("Bangs", 0.1 if person.male else 0.25)
+    draw("Wearing_Hat", 0.07)
+    draw("Wearing_Lipstick", 0.03 if person.male else 0.7)
+    draw("Wearing_Earrings", 0.03 if person.male else 0.4)
+    return {k: a[k] for k in ATTRIBUTES}
+
+
+# -- drawing -----------------------------------------------------------------------------------
+def _soft(d: np.ndarray, width: float = 0.6) -> np.ndarray:
+    """Coverage of a shape from its signed distance (negative inside): anti-aliased edges."""
+    return np.clip(0.5 - d / width, 0.0, 1.0)
+
+
+def _ellipse(u, v, cu, cv, au, av):
+    """Approximate signed distance (pixels) to an ellipse."""
+    q = np.sqrt(((u - cu) / au) ** 2 + ((v - cv) / av) ** 2)
+    return (q - 1.0) * min(au, av)
+
+
+def _segment(u, v, a, b, radius):
+    """Signed distance to a thick segment from a to b."""
+    pu, pv = u - a[0], v - a[1]
+    du, dv = b[0] - a[0], b[1] - a[1]
+    t = np.clip((pu * du + pv * dv) / (du * du + dv * dv + 1e-9), 0, 1)
+    return np.hypot(pu - t * du, pv - t * dv) - radius
+
+
+def _arc(u, v, cu, cv, half_width, bend, radius):
+    """A parabola v = cv - bend * (1 - ((u - cu) / half_width)^2) over |u - cu| <= half_width, as a
+    thick curve (bend > 0 curves the middle up: a smile's corners are higher than its middle, so a
+    smile uses bend < 0)."""
+    x = np.clip((u - cu) / half_width, -1, 1)
+    curve = cv - bend * (1 - x**2)
+    inside = np.abs(u - cu) <= half_width
+    d = np.abs(v - curve) - radius
+    return np.where(inside, d, np.hypot(np.abs(u - cu) - half_width, v - curve) + 0.0 - radius)
+
+
+class _Canvas:
+    def __init__(self, img: np.ndarray):
+        self.img = img
+        self.layers: dict[str, np.ndarray] = {}
+
+    def paint(self, coverage: np.ndarray, colour, name: str | None = None) -> None:
+        c = coverage[..., None]
+        self.img = self.img * (1 - c) + np.asarray(colour, np.float64) * c
+        if name is not None:
+            self.layers[name] = np.maximum(self.layers.get(name, 0), coverage)
+
+
+def render_face(
+    person: Identity, attributes: dict[str, int], seed: int, index: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(image H x W x 3, object coverage H x W) of ``person`` with ``attributes`` in the scene of
+    (seed, index): pose, lighting and background come from the scene, not from the attributes,
+    so flipping one attribute changes only what that attribute draws."""
+    r = _rng(seed, index, 3)
+    at = attributes
+    # scene: pose, light, background, clothes
+    theta, scale = r.uniform(-0.12, 0.12), r.uniform(0.93, 1.07)
+    cx, cy = SIZE / 2 + r.uniform(-2.5, 2.5), SIZE / 2 + 1.5 + r.uniform(-2.0, 2.0)
+    light = r.uniform(-0.12, 0.12, 2)
+    top, bottom = r.uniform(0.15, 0.9, 3), r.uniform(0.15, 0.9, 3)
+    clothes = r.uniform(0.1, 0.9, 3)
+    hat_colour = r.uniform(0.05, 0.8, 3)
+    frame_colour = r.choice([(0.08, 0.08, 0.08), (0.45, 0.3, 0.15), (0.6, 0.6, 0.65)])
+    stubble = r.random((SIZE, SIZE)) < 0.55
+    noise = r.normal(0, 0.012, (SIZE, SIZE, 3))
+    wrinkle_jitter = r.uniform(-0.4, 0.4, 6)
+
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float64) + 0.5
+    dx, dy = (xx - cx) / scale, (yy - cy) / scale
+    u = dx * np.cos(theta) + dy * np.sin(theta)
+    v = -dx * np.sin(theta) + dy * np.cos(theta)
+
+    grad = np.linspace(0, 1, SIZE)[:, None, None]
+    canvas = _Canvas(top * (1 - grad) + bottom * grad + np.zeros((SIZE, SIZE, 3)))
+    p = person
+    fw, fh = p.face_w, p.face_h
+    hair = (
+        np.array(GREY)
+        if at["Gray_Hair"]
+        else np.array(HAIR["blond"])
+        if at["Blond_Hair"]
+        else np.array(p.hair)
+    )
+    if not at["Young"] and not at["Gray_Hair"]:
+        hair = 0.6 * hair + 0.4 * GREY  # age salts the hair
+    skin = PALE if at["Pale_Skin"] else np.array(p.skin)
+    neck = skin * 0.9
+    if not at["Young"]:
+        skin = skin * np.array([0.95, 0.92, 0.9]) + 0.02
+
+    # shoulders and neck (not the object)
+    canvas.paint(_soft(_ellipse(u, v, 0, fh + 15, fw * 2.2, 10)), clothes)
+    canvas.paint(_soft(np.maximum(np.abs(u) - fw * 0.45, -(v - fh * 0.5))) * (v < fh + 8), neck)
+    # long hair behind the face
+    if p.hair_style == 2:
+        canvas.paint(_soft(_ellipse(u, v, 0, 3, fw * 1.35, fh * 1.25)), hair, "object")
+    # ears and earrings
+    for side in (-1, 1):
+        canvas.paint(_soft(_ellipse(u, v, side * fw * 0.98, 0.5, 2.2, 3.6)), skin * 0.95, "object")
+        if at["Wearing_Earrings"]:
+            canvas.paint(
+                _soft(_ellipse(u, v, side * fw * 1.0, 4.6, 1.0, 1.0)), (0.95, 0.85, 0.3), "object"
+            )
+    # the face: an ellipse whose lower half widens with the jaw
+    jaw = np.where(v > 0, p.jaw, 1.0)
+    face = _soft(_ellipse(u / jaw, v, 0, 0, fw, fh))
+    shade = 1 + light[0] * u / fw + light[1] * v / fh
+    canvas.paint(face, skin[None, None, :] * shade[..., None], "object")
+    # beard and mustache (hair colour over the lower face)
+    beard_colour = 0.7 * hair + 0.3 * np.array([0.1, 0.08, 0.06])
+    if not at["No_Beard"]:
+        region = (
+            face * _soft(fh * 0.3 - v) * _soft(-_ellipse(u, v, 0, fh * 0.6, p.mouth_w + 1.4, 2.8))
+        )
+        canvas.paint(region * np.where(stubble, 0.9, 0.55), beard_colour)
+    if at["Mustache"]:
+        canvas.paint(_soft(_arc(u, v, 0, fh * 0.47, p.mouth_w * 0.95, 0.6, 1.1)), beard_colour)
+    # wrinkles of age: forehead lines and crow's feet
+    if not at["Young"]:
+        line = skin * 0.72
+        for k, y0 in enumerate((-fh * 0.62, -fh * 0.52, -fh * 0.42)):
+            canvas.paint(0.8 * _soft(_arc(u, v, wrinkle_jitter[k], y0, fw * 0.45, 0.6, 0.35)), line)
+        for side in (-1, 1):
+            for k, dv in enumerate((-1.0, 0.3, 1.6)):
+                a = (side * (p.eye_dx + p.eye_size + 1.2), p.eye_y + dv * 0.8)
+                b = (
+                    side * (p.eye_dx + p.eye_size + 3.6),
+                    p.eye_y + dv * 1.6 + wrinkle_jitter[3 + k] * 0.5,
+                )
+                canvas.paint(0.8 * _soft(_segment(u, v, a, b, 0.32)), line)
+        for side in (-1, 1):  # nasolabial folds
+            canvas.paint(
+                0.7
+                * _soft(
+                    _segment(
+                        u,
+                        v,
+                        (side * (p.nose_w + 1.0), p.nose_len * 0.9 - 1),
+                        (side * (p.mouth_w + 1.0), fh * 0.55),
+                        0.35,
+                    )
+                ),
+                line,
+            )
+    # eyes, irises, eyebrows
+    for side in (-1, 1):
+        ex = side * p.eye_dx
+        canvas.paint(
+            _soft(_ellipse(u, v, ex, p.eye_y, p.eye_size * 1.35, p.eye_size * 0.75)),
+            (0.96, 0.96, 0.94),
+        )
+        canvas.paint(_soft(_ellipse(u, v, ex, p.eye_y, p.eye_size * 0.6, p.eye_size * 0.6)), p.iris)
+        canvas.paint(_soft(_ellipse(u, v, ex, p.eye_y, 0.45, 0.45)), (0.03, 0.03, 0.03))
+        by = p.eye_y - 3.2
+        a, b = (
+            (ex - side * 2.6, by + p.brow_tilt * 2),
+            (ex + side * 2.8, by - p.brow_tilt * 2 - 0.3),
+        )
+        canvas.paint(
+            _soft(_segment(u, v, a, b, 0.45 * p.brow_thick)),
+            0.75 * hair + 0.25 * np.array(p.hair) * 0.5,
+        )
+    # nose
+    canvas.paint(
+        0.8 * _soft(_segment(u, v, (0.5, p.eye_y + 1.5), (p.nose_w * 0.5, p.nose_len), 0.4)),
+        skin * 0.75,
+    )
+    canvas.paint(0.6 * _soft(_ellipse(u, v, 0, p.nose_len + 0.5, p.nose_w, 0.8)), skin * 0.7)
+    # mouth: neutral (flat, a little down), smile (corners up, wider, cheek folds), open (a dark
+    # gap, with teeth when smiling); lips red with lipstick
+    my = fh * 0.58
+    lips = (
+        np.array((0.72, 0.12, 0.18))
+        if at["Wearing_Lipstick"]
+        else skin * np.array([0.82, 0.6, 0.6])
+    )
+    half = p.mouth_w * (1.25 if at["Smiling"] else 1.0)
+    bend = -1.9 if at["Smiling"] else 0.35
+    if at["Mouth_Slightly_Open"]:
+        gap = _soft(
+            np.maximum(
+                _arc(
+                    u, v, 0, my + 0.2, half * 0.9, bend * 0.8, 1.1 + (0.5 if at["Smiling"] else 0)
+                ),
+                np.abs(u) - half * 0.92,
+            )
+        )
+        canvas.paint(gap, (0.18, 0.05, 0.06))
+        if at["Smiling"]:
+            canvas.paint(
+                gap * _soft(v - (my + 0.2 + bend * 0.8 * (1 - (u / half) ** 2) * -1) + 0.1),
+                (0.93, 0.92, 0.88),
+            )
+        canvas.paint(_soft(_arc(u, v, 0, my - 1.0, half, bend, 0.55)), lips)
+        canvas.paint(_soft(_arc(u, v, 0, my + 1.6, half * 0.9, bend * 0.7, 0.6)), lips)
+    else:
+        canvas.paint(_soft(_arc(u, v, 0, my, half, bend, 0.8)), lips)
+    if at["Smiling"]:
+        for side in (-1, 1):
+            canvas.paint(
+                0.75 * _soft(_arc(u, v, side * (half + 1.6), my - 0.6, 1.3, -0.8, 0.35)),
+                skin * 0.72,
+            )
+            canvas.paint(
+                0.35 * _soft(_ellipse(u, v, side * (half + 1.5), my - 3.2, 2.6, 1.6)),
+                skin * np.array([1.02, 0.86, 0.84]),
+            )
+    # hair on top, bangs, glasses, hat
+    scalp = _ellipse(u, v, 0, -fh * 0.25, fw * 1.08, fh * 0.95)
+    hairline = {0: -fh * 0.55, 1: -fh * 0.5, 2: -fh * 0.5, 3: -fh * 0.52}[p.hair_style]
+    top_hair = _soft(np.maximum(scalp, v - hairline))
+    if p.hair_style == 3:
+        top_hair = np.maximum(top_hair, _soft(np.maximum(scalp, v - hairline - 3 - 0.35 * u)))
+    if p.hair_style in (1, 2):  # hair down the sides
+        sides = _soft(
+            np.maximum(
+                _ellipse(u, v, 0, -1, fw * 1.18, fh * (1.05 if p.hair_style == 2 else 0.8)),
+                -(np.abs(u) - fw * 0.82),
+            )
+        )
+        top_hair = np.maximum(top_hair, sides)
+    canvas.paint(top_hair, hair, "object")
+    if at["Bangs"]:
+        bangs = _soft(
+            np.maximum(_ellipse(u, v, 0, -fh * 0.45, fw * 0.95, fh * 0.45), v - (p.eye_y - 4.2))
+        )
+        canvas.paint(bangs, hair * 0.95, "object")
+    if at["Eyeglasses"]:
+        for side in (-1, 1):
+            ring = (
+                np.abs(_ellipse(u, v, side * p.eye_dx, p.eye_y, p.eye_size * 1.9, p.eye_size * 1.5))
+                - 0.45
+            )
+            canvas.paint(_soft(ring), frame_colour, "object")
+            canvas.paint(
+                _soft(
+                    _segment(
+                        u,
+                        v,
+                        (side * (p.eye_dx + p.eye_size * 1.9), p.eye_y),
+                        (side * fw * 0.98, p.eye_y - 0.5),
+                        0.4,
+                    )
+                ),
+                frame_colour,
+                "object",
+            )
+        canvas.paint(
+            _soft(
+                _segment(
+                    u,
+                    v,
+                    (-p.eye_dx + p.eye_size * 1.9, p.eye_y),
+                    (p.eye_dx - p.eye_size * 1.9, p.eye_y),
+                    0.4,
+                )
+            ),
+            frame_colour,
+            "object",
+        )
+    if at["Wearing_Hat"]:
+        crown = _soft(
+            np.maximum(_ellipse(u, v, 0, -fh * 0.75, fw * 1.05, fh * 0.6), v - (-fh * 0.55))
+        )
+        brim = _soft(_ellipse(u, v, 0, -fh * 0.55, fw * 1.45, 1.6))
+        canvas.paint(np.maximum(crown, brim), hat_colour, "object")
+    img = np.clip(canvas.img + noise, 0, 1).astype(np.float32)
+    return img, canvas.layers.get("object", np.zeros((SIZE, SIZE)))
+
+
+def scene(
+    seed: int,
+    index: int,
+    given: dict[str, int] | None = None,
+    person: Identity | None = None,
+    changed: tuple[str, ...] = (),
+    masks: bool = True,
+) -> FaceScene:
+    """Render (seed, index): its identity (or ``person``) with attributes drawn given ``given``.
+    ``changed`` names the attributes whose ground truth the masks describe: ``causal`` is where
+    the image changes when those attributes alone are flipped (``masks=False`` skips that second
+    render, for training data)."""
+    person = person or identity(seed, index)
+    attributes = sample_attributes(_rng(seed, index, 5), person, given or {})
+    image, coverage = render_face(person, attributes, seed, index)
+    obj = coverage > 0.5
+    causal = np.zeros_like(obj)
+    if changed and masks:
+        flipped = dict(attributes, **{a: 1 - attributes[a] for a in changed})
+        other, other_cover = render_face(person, flipped, seed, index)
+        causal = np.abs(other - image).sum(-1) > 3 / 255
+        obj |= other_cover > 0.5
+    label = sum(attributes[a] << bit for bit, a in enumerate(changed))
+    return FaceScene(image, label, attributes, person.id, causal, obj | causal, ~(obj | causal))
+
+
+class FaceWorld:
+    """Faces whose classes are the combinations of ``attributes`` (bit k of a label is attribute
+    k; one attribute: 0 = off, 1 = on): a ``cfbench.api.world.SyntheticWorld``. A counterfactual
+    flips every one of them (``partner``). Beyond that interface it renders identities
+    (``identity_views``) and reports every attribute (``annotations``) for the face metrics'
+    evaluation models."""
+
+    size = SIZE
+    attribute_names = ATTRIBUTES
+
+    def __init__(self, *attributes: str):
+        if unknown := [a for a in attributes if a not in ATTRIBUTES]:
+            raise ValueError(f"unknown face attributes {unknown}")
+        self.attributes = attributes
+        self.classes = tuple(
+            "+".join(
+                a.lower() if label >> k & 1 else f"not_{a.lower()}"
+                for k, a in enumerate(attributes)
+            )
+            for label in range(2 ** len(attributes))
+        )
+
+    def _given(self, label: int) -> dict[str, int]:
+        return {a: int(label >> k & 1) for k, a in enumerate(self.attributes)}
+
+    def render(self, seed: int, index: int, label: int, masks: bool = True) -> FaceScene:
+        return scene(seed, index, self._given(label), changed=self.attributes, masks=masks)
+
+    def partner(self, label: int) -> int:
+        return label ^ (2 ** len(self.attributes) - 1)
+
+    def label_for(self, index: int, classes: tuple[int, ...] | None = None) -> int:
+        classes = tuple(range(len(self.classes))) if classes is None else classes
+        return classes[index % len(classes)]
+
+    def images(self, seed: int, n: int, classes: tuple[int, ...] | None = None):
+        """Scenes 0..n-1 as uint8 N x 3 x H x W images and their labels."""
+        scenes = (self.render(seed, i, self.label_for(i, classes), masks=False) for i in range(n))
+        images, labels, _ = _stack(
+            tqdm(scenes, total=n, desc=f"render faces seed={seed}", leave=False)
+        )
+        return images, labels
+
+    def pairs(self, seed: int, n: int):
+        """Scenes 0..n-1 and the same scenes with every class attribute flipped, as float
+        N x 3 x H x W images, with both labels."""
+        out, labels = [], []
+        for flip in (False, True):
+            scenes = [
+                self.render(
+                    seed, i, self.label_for(i) ^ (self.partner(0) if flip else 0), masks=False
+                )
+                for i in tqdm(range(n), desc=f"render face pairs seed={seed}", leave=False)
+            ]
+            out.append(torch.from_numpy(np.stack([s.image for s in scenes])).permute(0, 3, 1, 2))
+            labels.append(torch.tensor([s.label for s in scenes]))
+        return out[0], out[1], labels[0], labels[1]
+
+    def annotations(self, seed: int, n: int):
+        """Scenes 0..n-1 as uint8 images and every attribute (N x A, 0/1, ``ATTRIBUTES`` order)."""
+        scenes = (self.render(seed, i, self.label_for(i), masks=False) for i in range(n))
+        images, _, attributes = _stack(
+            tqdm(scenes, total=n, desc=f"render faces seed={seed}", leave=False)
+        )
+        return images, attributes
+
+    def identity_views(self, seed: int, people: int, views: int):
+        """``views`` renders of each of ``people`` identities (scenes, poses and the attributes a
+        render draws all differ), as uint8 images and identity numbers 0..people-1."""
+        scenes, who = [], []
+        for k in tqdm(range(people), desc=f"render identities seed={seed}", leave=False):
+            person = identity(seed, k)
+            for v in range(views):
+                index = 1_000_000 + k * views + v
+                scenes.append(
+                    scene(seed, index, self._given(self.label_for(v)), person=person, masks=False)
+                )
+                who.append(k)
+        return _stack(scenes)[0], torch.tensor(who)
+
+
+def _stack(scenes) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """uint8 N x 3 x H x W images, labels and attributes (N x A) of rendered scenes."""
+    scenes = list(scenes)
+    images = np.stack([np.round(s.image * 255).astype(np.uint8) for s in scenes])
+    attributes = torch.tensor([[s.attributes[a] for a in ATTRIBUTES] for s in scenes])
+    labels = torch.tensor([s.label for s in scenes])
+    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels, attributes
+
+
+SMILE = FaceWorld("Smiling")
+AGE = FaceWorld("Young")
+BOTH = FaceWorld("Smiling", "Young")
