@@ -73,8 +73,21 @@ class DiffusionPrior(nn.Module):
         """x_t in model space ([-1, 1] scale) for images x in [0, 1]."""
         return self.scheduler.add_noise(x * 2 - 1, noise, t)
 
+    @property
+    def learned_variance(self) -> bool:
+        """Whether the UNet also predicts its variance (6 output channels, guided-diffusion's
+        ``learn_sigma``)."""
+        return self.unet.config.out_channels == 6
+
+    def predict(
+        self, x_t: torch.Tensor, t: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(predicted noise, the learned variance's interpolation value in [-1, 1] or None)."""
+        out = self.unet(x_t, t).sample
+        return (out[:, :3], out[:, 3:]) if self.learned_variance else (out, None)
+
     def epsilon(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return self.unet(x_t, t).sample
+        return self.predict(x_t, t)[0]
 
     def denoise(self, x_t: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(predicted noise, Tweedie estimate of x0 as an image in [0, 1]) at timestep ``t``."""

@@ -1,48 +1,56 @@
 """GCD: Global Counterfactual Directions (Sobieski & Biecek, ECCV 2024), black-box and global.
 
 One direction in the semantic space of a diffusion autoencoder (``components/diffae.py``) is
-fitted from a single image of the source class and then applied to every sample of that class:
+fitted from a single image and applied to the whole dataset (the abstract: "g-directions allow
+for flipping the decision of a given classifier on an entire dataset of images ... with the use
+of only single image"): fitted from a sample of the pair's first class and negated for the other
+(``share_direction``, as the released ``direction_transfer.py`` negates it for images predicted
+as the other class); ``share_direction=false`` fits one per class.
 
 1. Proxy data (Alg. 1): N perturbations delta of the source image's z_sem, rendered with its own
-   x_T; targets are the classifier's score f of the source class and a distance s to the image.
-   f is p(source) among the pair's two classes by default (``score``): the paper's classifiers are
-   binary, where that is p(source); with more classes, p(source) among all of them drifts to a
-   third class (``score="prob"`` keeps that literal reading).
+   x_T; targets are the classifier's score f and a distance s to the image. f (``score``) is a
+   score whose sign gives the class: ``margin`` = logit_source - logit_target (the paper), or
+   ``logit`` = the logit of the positive class (the pair's second; the attribute of a binary
+   task), negated when the source is the negative class (the released
+   ``counterfactual_loss_from_general_components.py``); ``pair_prob`` (p(source) among the
+   pair's two classes) and ``prob`` (among all classes) are options that saturate.
    ``perturbation="ball"`` draws delta uniformly in the n-ball of radius r (the paper),
    ``"uniform_norm"`` a uniform direction with a norm uniform in [0, r] (the released code).
 2. Proxy (Alg. 2): an MLP z -> (f, s) (hidden widths 256-128-64, sigmoid between hidden layers,
    AdamW, batch 128, one batch in eight held out, early stopping when the validation loss rises
    above the mean of its last five values); its loss weighs s by ``proxy_weight`` (paper 1,
    released configs 3).
-3. Directions (Alg. 3): g is the gradient of p_f + lam * p_s at z_sem, unit norm, and the edit moves
-   along -g; h-directions are eigenvectors of the Hessian of p_f alone (as in the released code),
-   ordered by |eigenvalue|, each negated when its eigenvalue is positive; the search tries both
-   signs of an h-direction.
-4. Line search per image: k alphas evenly spaced in [0, alpha_max]; among the renders the
-   classifier assigns to the target, the one with the lowest L_CF = f + lam * s; when none flips,
-   the render with the lowest f (the closest to flipping; reported as not flipped). The chosen
-   alpha is rendered again at ``decode_steps``.
+3. Directions (Alg. 3): g is the gradient of f + lam * s of the proxy at z_sem, unit norm, and
+   the edit moves along -g; h-directions are eigenvectors of the Hessian of f alone, ordered by
+   |eigenvalue|, with the released code's sign (the code steps along -e with e = -v for a positive
+   eigenvalue, else v) and one-sided like the code's step sizes (``h_signs="both"`` tries both).
+4. Line search per image over k alphas evenly spaced in [0, alpha_max] (``search_rule``):
+   ``paper`` takes the alpha with the lowest L_CF = f + lam * s over all of them (Eq. 5, Alg. 3);
+   ``code`` the lowest line-search loss of the released strategy, f alone (``weight_lpips: 0``);
+   ``flipped`` (cfbench's earlier rule) the lowest L_CF among renders classified as the target,
+   else the lowest f. The chosen alpha is rendered again at ``decode_steps``.
 5. Mask: BB-LIG (Alg. 4, Eq. 6) along the line-search renders from alpha = 0 to the baseline,
-   the first render with p(source) < ``lig_threshold`` (else the last); per pixel, the finite
-   difference of f over the change of that pixel between consecutive 8-bit renders (zero where
-   the pixel did not change by at least 1/255), averaged and times (x_0 - x_baseline);
-   channel-summed
-   absolute value, divided by its maximum.
+   the first render with p(source) < ``lig_threshold`` (an all-zero map when there is none, as
+   the released ``sig.py``); per pixel, the finite difference of p(source) over the change of
+   that pixel between consecutive 8-bit renders (zero where it did not change), averaged and
+   times (x_0 - x_baseline); channel-summed absolute value, divided by its maximum.
 
-Units: r and alpha are in units of the median distance between z_sem codes of the task's first 64
-samples, so one preset transfers between encoders. The classifier is only ever called forward
-(``BlackBox``); ``nfe`` counts a sample's own calls, the fit's calls are recorded in run.json and
-amortised over the samples of the direction's class when the run is summarised.
+Units (``units``): ``raw`` (the paper and code: ``max_norm: 1``, step sizes up to 3) takes r and
+alpha in z_sem's own units; ``scaled`` multiplies them by the median distance between the z_sem
+codes of the task's first 64 samples, so one setting transfers between encoders (the synthetic
+tasks' CPU setting). The classifier is only ever called forward (``BlackBox``); ``nfe`` counts a
+sample's own calls, the fit's calls are recorded in run.json and amortised over the samples of
+the direction's class when the run is summarised.
 
 s is LPIPS (AlexNet) when torchvision's AlexNet weights are present; otherwise the root-mean-square
 pixel distance stands in (named in run.json): neither the SimSiam of S3/FID (that would optimise
 the evaluation's feature extractor) nor the classifier (GCD is black-box).
 
 Settings: the defaults are the paper's (encode 100 / decode 250 DDIM steps, N = 8192, k = 128,
-alpha_max 3); ``gcd_code`` (its line in ``cfbench/catalog.py``) has the released
-configs (encode 250 / decode 100, norm uniform in [0, r], proxy_weight 3). Where the diffusion
-autoencoder is a shipped synthetic stand-in, ``task_defaults`` applies ``CPU_PRESET`` (chosen by
-measurement) before any preset or ``--set``; run.json records the values used.
+alpha_max 3); ``gcd_code`` (its line in ``cfbench/catalog.py``) has the released configs (encode
+250 / decode 100, norm uniform in [0, r], proxy_weight 3, the signed logit, the code's line-search
+loss). Where the diffusion autoencoder is a shipped synthetic stand-in, ``task_defaults`` applies
+``CPU_PRESET`` (chosen by measurement) before any preset or ``--set``; run.json records the values.
 """
 
 from __future__ import annotations
@@ -75,7 +83,9 @@ def sharing_proxy_fits():
         _SHARED_PROXIES = None
 
 
-CPU_PRESET = dict(encode_steps=10, decode_steps=10, search_steps=10, n_proxy=1024, k=16)
+CPU_PRESET = dict(
+    encode_steps=10, decode_steps=10, search_steps=10, n_proxy=1024, k=16, units="scaled"
+)
 
 
 @dataclass(frozen=True)
@@ -92,13 +102,27 @@ class GCDParams(HParams):
     )
     lam: float = hparam(1.0, "nonnegative", "lambda of L_CF = f + lambda * s (App. F.2)")
     score: str = hparam(
-        "pair_prob",
-        ("pair_prob", "prob", "margin"),
-        "f: p(source) among the pair's two classes, p(source) among all classes, or "
-        "logit_source - logit_target",
+        "margin",
+        ("margin", "logit", "pair_prob", "prob"),
+        "f: logit_source - logit_target (paper), the signed logit of the positive class (code), "
+        "p(source) among the pair's two classes, or among all classes",
     )
     share_direction: bool = hparam(
-        False, None, "fit one direction and negate it for the other class"
+        True, None, "fit one direction from the pair's first class and negate it for the other"
+    )
+    search_rule: str = hparam(
+        "paper",
+        ("paper", "code", "flipped"),
+        "line search: argmin of f + lam * s (paper), of f alone (code), or the lowest L_CF among "
+        "flipped renders (cfbench's earlier rule)",
+    )
+    units: str = hparam(
+        "raw",
+        ("raw", "scaled"),
+        "r and alpha in z_sem units (paper, code) or in median code distances",
+    )
+    h_signs: str = hparam(
+        "one", ("one", "both"), "h-directions: the code's side only, or both signs"
     )
     lig_threshold: float = hparam(
         0.01, "open_fraction", "BB-LIG baseline: first render with p(source) below"
@@ -225,12 +249,16 @@ class GCD(CounterfactualMethod):
         rows = torch.arange(len(logits), device=logits.device)
         if self.hparams.score == "margin":
             return logits[rows, source] - logits[rows, target]
+        if self.hparams.score == "logit":  # the positive class's logit, signed by the source
+            positive = self.task.pair[1]
+            return torch.where(source == positive, logits[:, positive], -logits[:, positive])
         return self.p_source(logits, source, target)
 
     def p_source(
         self, logits: torch.Tensor, source: torch.Tensor, target: torch.Tensor
     ) -> torch.Tensor:
-        """p(source) among all classes (``score="prob"``) or among the pair's two (otherwise)."""
+        """p(source) among all classes (``score="prob"``) or among the pair's two (otherwise):
+        BB-LIG's integrand and baseline threshold."""
         rows = torch.arange(len(logits), device=logits.device)
         if self.hparams.score == "prob":
             return logits.softmax(1)[rows, source]
@@ -282,7 +310,7 @@ class GCD(CounterfactualMethod):
                 f"GCD: h-direction index {h.index} is out of range (z_sem has {self.dae.z_dim} "
                 f"dimensions, so the indices are 0-{self.dae.z_dim - 1})."
             )
-        scale = self._code_scale()
+        scale = self._code_scale() if h.units == "scaled" else 1.0
         classes = list(self.task.pair[:1] if h.share_direction else self.task.pair)
         record = {"z_scale": scale, "directions": {}, "amortised": {}}
         for c in classes:
@@ -305,11 +333,13 @@ class GCD(CounterfactualMethod):
             other = self.task.pair[1]
             self.directions[other] = -self.directions[classes[0]]
             record["directions"][str(other)] = {"shared_from": str(classes[0])}
-        for c in self.task.pair:  # each direction's cost, spread over the samples it edits
-            own = record["directions"][str(c)]
+        fitted = [record["directions"][str(c)] for c in classes]
+        for c in self.task.pair:  # each fit's cost, spread over the samples it edits
+            own = record["directions"][str(c)] if c in classes else fitted[0]
+            share = 1 / len(self.task.pair) if h.share_direction else 1.0
             record["amortised"][str(c)] = {
-                "nfe": own.get("classifier_calls", 0),
-                "seconds": own.get("seconds", 0.0),
+                "nfe": own.get("classifier_calls", 0) * share,
+                "seconds": own.get("seconds", 0.0) * share,
             }
         if store is not None:
             self._store(store, record)
@@ -377,7 +407,8 @@ class GCD(CounterfactualMethod):
             values, vectors = torch.linalg.eigh(hessian)
             order = values.abs().argsort(descending=True)
             values, vectors = values[order], vectors[:, order]
-            d = vectors[:, h.index] * (-1 if values[h.index] > 0 else 1)
+            # the code moves z - step * e, e = -v for a positive eigenvalue, else v: we add -e
+            d = vectors[:, h.index] * (1 if values[h.index] > 0 else -1)
             facts = dict(
                 facts, kind="h", index=h.index, eigenvalues=[round(float(v), 6) for v in values[:8]]
             )
@@ -462,9 +493,9 @@ class GCD(CounterfactualMethod):
         scale = self.fit_record["z_scale"]
         z, x_T = self.dae.encode(x, h.encode_steps)
         direction = torch.stack([self.directions[int(c)] for c in source.tolist()]) * scale
-        signs = (1.0, -1.0) if h.direction == "h" else (1.0,)
+        signs = (1.0, -1.0) if h.direction == "h" and h.h_signs == "both" else (1.0,)
         alphas = torch.linspace(0, h.alpha_max, h.k).tolist()
-        key = torch.full((len(x),), math.inf, device=x.device)  # lower is better; flips rank first
+        key = torch.full((len(x),), math.inf, device=x.device)  # lower is better
         chosen = torch.zeros(len(x), device=x.device)
         flipped_at = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         masks = torch.zeros(len(x), 1, *x.shape[-2:], device=x.device)
@@ -478,9 +509,7 @@ class GCD(CounterfactualMethod):
                 img = self.dae.decode(z + sign * a * direction, x_T, h.search_steps)
                 logits = self.classifier(img)
                 flipped = logits.argmax(1) == target
-                f = self.score(logits, source, target)
-                # among flips the lowest L_CF (offset below every non-flip), else the lowest f
-                candidate = torch.where(flipped, f + h.lam * self.distance(x, img) - 1e6, f)
+                candidate = self.search_key(logits, source, target, x, img, flipped)
                 better = candidate < key
                 key = torch.where(better, candidate, key)
                 chosen = torch.where(better, torch.full_like(chosen, sign * a), chosen)
@@ -502,6 +531,17 @@ class GCD(CounterfactualMethod):
             "direction": direction,
             "calls": len(alphas) * len(signs),
         }
+
+    def search_key(self, logits, source, target, x, img, flipped) -> torch.Tensor:
+        """What the line search minimises over alpha (``search_rule``)."""
+        h = self.hparams
+        f = self.score(logits, source, target)
+        if h.search_rule == "code":
+            return f
+        loss = f + h.lam * self.distance(x, img)
+        if h.search_rule == "paper":
+            return loss
+        return torch.where(flipped, loss - 1e6, f)  # flips rank first, then the closest to one
 
     def explain(self, batch) -> torch.Tensor:
         """BB-LIG maps (B,1,H,W) of the batch along its class directions (the method must be
@@ -540,8 +580,9 @@ def bb_lig(renders: torch.Tensor, p_source: torch.Tensor, threshold: float) -> t
     q = (renders * 255).round()  # the 8-bit images the classifier would see
     k = len(renders)
     below = p_source < threshold
+    found = below.any(0)  # no baseline on the path: an all-zero map (sig.py)
     end = torch.where(
-        below.any(0), below.float().argmax(0), torch.full_like(below[0], k - 1, dtype=torch.long)
+        found, below.float().argmax(0), torch.full_like(below[0], k - 1, dtype=torch.long)
     )
     end = end.clamp_min(1)
     steps = torch.arange(k - 1, device=renders.device).view(-1, 1)
@@ -552,4 +593,5 @@ def bb_lig(renders: torch.Tensor, p_source: torch.Tensor, threshold: float) -> t
     mean_grad = (grad * on_path).sum(0) / end.view(-1, 1, 1, 1)
     rows = torch.arange(renders.shape[1], device=renders.device)
     attribution = ((q[0] - q[end, rows]) / 255 * mean_grad).sum(1, keepdim=True).abs()
+    attribution = attribution * found.view(-1, 1, 1, 1)
     return attribution / attribution.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1, 1)

@@ -37,6 +37,7 @@ class FaceTask(Task):
         short = SHORT[attribute]
         self.world = faces.FaceWorld(attribute)
         self.name = f"synth_{short}"
+        self.benchmark = f"celeba/{short}"  # the CelebA task it stands in for
         self.class_names = self.world.classes
         self.description = (
             f"procedural 64x64 faces, {attribute} off <-> on, ground-truth causal/"

@@ -126,6 +126,7 @@ class ImageNetPairTask(_FolderTask):
     def __init__(self, pair_name: str, device: torch.device = torch.device("cpu")):
         super().__init__(device)
         self.name = pair_name
+        self.benchmark = f"imagenet/{pair_name}"
         self.spec = IMAGENET_PAIRS[pair_name]
         self.pair = (self.spec[0][0], self.spec[1][0])
         self.description = f"ImageNet val {self.spec[0][2]} <-> {self.spec[1][2]}, ResNet-50"
@@ -191,6 +192,7 @@ class CheckpointTask(_ScriptedClassifierTask):
     def __init__(self, task_name: str, device: torch.device = torch.device("cpu")):
         super().__init__(device)
         self.name = task_name
+        self.benchmark = "celeba/" + task_name.split("_")[1]
         self.pair = (0, 1)
         self.class_names = ("negative", "positive")
         self.description = (

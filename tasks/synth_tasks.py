@@ -49,6 +49,7 @@ class SyntheticTask(Task):
         super().__init__(device)
         self.name = f"synth_{pair_name}" + ("_shortcut" if shortcut else "")
         self.pair = synthetic.PAIRS[pair_name]
+        self.benchmark = f"imagenet/{pair_name}"  # the ImageNet pair it stands in for
         self.shortcut = shortcut
         self.bg_correlation = 1.0 if shortcut else bg_correlation
         a, b = (synthetic.CLASSES[c] for c in self.pair)

@@ -11,6 +11,7 @@ import torch
 from conftest import in_float64, make_batch, make_task
 from PIL import Image
 
+from cfbench.catalog import METHODS
 from cfbench.cli import main
 from cfbench.components.classifier import background_reliance
 from cfbench.methods.cecas import CECAS
@@ -124,3 +125,82 @@ def test_the_shortcut_classifier_reads_the_background_and_the_unbiased_one_does_
     measured = background_reliance(shortcut.classifier, ANIMALS, n=240)
     unbiased = background_reliance(make_task("synth_zebra_sorrel").classifier, ANIMALS, n=240)
     assert measured["swap_drop"] >= 0.15 and abs(unbiased["swap_drop"]) <= 0.05
+
+
+def test_the_respaced_grid_is_guided_diffusions():
+    """guided_diffusion/respace.py, ``space_timesteps(1000, "25")``: frac_stride = 999 / 24 and
+    ``round(cur_idx)`` of 0, 41.625, 83.25, ... (ACE imagenet-attack.sh ``--timestep_respacing 25
+    --sampling_time_fraction 0.2``: the last five steps are 166, 125, 83, 42, 0)."""
+    from cfbench.methods.cecas import space_timesteps
+
+    assert space_timesteps(1000, 25)[:5] == [0, 42, 83, 125, 166]
+    assert space_timesteps(1000, 25)[-1] == 999 and len(space_timesteps(500, 50)) == 50
+    method = METHODS.build("cecas", make_task(), torch.device("cpu"))
+    assert method.timesteps == [166, 125, 83, 42, 0]
+
+
+def test_a_respaced_step_is_the_posterior_step_of_the_respaced_process():
+    """guided-diffusion ``p_sample`` (clip_denoised, fixed posterior variance where the model has no
+    learned one) on the respaced betas equals diffusers' DDPMScheduler given the same timesteps, an
+    independent implementation of the same step."""
+    from diffusers import DDPMScheduler
+
+    from cfbench.methods.cecas import RespacedSampler
+
+    prior = make_task().component("diffusion_prior")
+    sampler = RespacedSampler(prior, 25)
+    reference = DDPMScheduler.from_config(
+        prior.scheduler.config, clip_sample=True, variance_type="fixed_small"
+    )
+    reference.set_timesteps(timesteps=sampler.kept[::-1])
+    x_t = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    for t in (166, 42):
+        noise = torch.randn(x_t.shape, generator=torch.Generator().manual_seed(t))
+        ours = sampler.step(x_t, t, noise, stochastic=True)
+        with torch.no_grad():
+            eps = prior.epsilon(x_t, torch.full((2,), t))
+        theirs = reference.step(eps, t, x_t, generator=torch.Generator().manual_seed(t)).prev_sample
+        torch.testing.assert_close(ours.float(), theirs, rtol=1e-4, atol=1e-4)
+
+
+def test_the_mask_attack_is_eq_7_without_the_spurious_term():
+    """CECAS Eq. 7: x'' = argmin L(F(x''); y') + lambda ||x'' - x||_1, no L_S (the earlier reading
+    kept it: ``mask_attack_ls``)."""
+    task = make_task("synth_cheetah_cougar_shortcut")
+    batch = make_batch(task, ["00000"])
+    calls = {}
+    for keep in (False, True):
+        method = METHODS.build(
+            "cecas", task, torch.device("cpu"), iterations=2, purify=False, mask_attack_ls=keep
+        )
+        counted = method.vae.spurious_logits
+        calls[keep] = 0
+
+        def counting(r, keep=keep, counted=counted):
+            calls[keep] += 1
+            return counted(r)
+
+        method.vae.spurious_logits = counting
+        method.attack(batch.images, batch.target, batch, l1=0.01)
+        method.vae.spurious_logits = counted
+    assert calls == {False: 1, True: 3}  # the reference only, or the reference and 2 steps
+
+
+def test_each_task_takes_its_row_of_table_5():
+    """Table 5: L_S weight cougar-cheetah 0.02, sorrel-zebra 0.03, Persian-Egyptian 0.04; CelebA
+    50 PGD iterations, gamma 0.1, L_S 0.2 (smile) and 0.5 (age); ACE celeba-attack.sh
+    ``--timestep_respacing 50 --sampling_time_fraction 0.1``."""
+    weights = {
+        t: METHODS.params("cecas", make_task(t)).spurious_weight
+        for t in ("synth_cheetah_cougar", "synth_zebra_sorrel", "synth_egyptian_persian")
+    }
+    assert weights == {
+        "synth_cheetah_cougar": 0.02,
+        "synth_zebra_sorrel": 0.03,
+        "synth_egyptian_persian": 0.04,
+    }
+    from cfbench.catalog import TASKS
+
+    smile, age = (METHODS.params("cecas", TASKS.build(t)) for t in ("synth_smile", "synth_age"))
+    assert (smile.iterations, smile.gamma, smile.spurious_weight) == (50, 0.1, 0.2)
+    assert (smile.respacing, smile.time_fraction, age.spurious_weight) == (50, 0.1, 0.5)

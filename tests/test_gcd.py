@@ -71,12 +71,12 @@ def test_classifier_is_only_called_forward(tmp_path, monkeypatch):
     assert (
         wrapped.calls
         == sum(d.get("classifier_calls", 0) for d in record["directions"].values())
-        == 96
+        == 48  # one shared direction: one proxy fit of N = 48 renders
     )
     batch = make_batch(task, ["00000", "00001"])
     wrapped.calls = 0
     out = method.generate(batch)
-    assert wrapped.calls == int(out.info["nfe"].sum()) == 2 * 3 * 2  # k alphas, both signs of h
+    assert wrapped.calls == int(out.info["nfe"].sum()) == 2 * 3  # k alphas on the code's side of h
     # and the check itself works: a white-box gradient through the wrapper fails
     x = batch.images.clone().requires_grad_(True)
     with pytest.raises(AssertionError, match="differentiated"):
@@ -101,12 +101,13 @@ def test_resume_reuses_stored_directions(tmp_path, monkeypatch, capfd):
         None not in recorded.values() and recorded["n_proxy"] == 48 and recorded["alpha_max"] == 3.0
     )
     fit = info["method_provenance"]["gcd"]["fit"]
-    assert set(fit["directions"]) == {"2", "3"} and fit["directions"]["2"]["source_id"] == "00000"
+    assert fit["directions"]["2"]["source_id"] == "00000"
+    assert fit["directions"]["3"] == {"shared_from": "2"}  # one direction for the pair
     first = pd.read_parquet(run.samples)
     stored = (run.root / "fitted" / "gcd" / "directions.safetensors").read_bytes()
-    # the fit's calls are spread over the samples of each class: 48 calls / 2 samples
-    assert (first["fit_nfe"] == 24).all()
-    assert float(pd.read_csv(run.metrics)["nfe"][0]) == pytest.approx(3 + 24)
+    # the one fit's calls are spread over the samples it edits: 48 calls / 4 samples
+    assert (first["fit_nfe"] == 12).all()
+    assert float(pd.read_csv(run.metrics)["nfe"][0]) == pytest.approx(3 + 12)
     # lose the second batch, as if killed before it (a finished run is left alone); the resumed run
     # must not fit again
     for part in (run.root / "parts" / "gcd").iterdir():
@@ -154,7 +155,9 @@ def test_pair_score_ignores_a_third_class_that_prob_would_drift_to():
     # class 2 is neither source nor target
     logits = torch.tensor([[2.0, 1.0, 10.0], [1.0, 2.0, 10.0]])
     source, target = torch.tensor([0, 0]), torch.tensor([1, 1])
-    pair = METHODS.build("gcd", task, torch.device("cpu")).score(logits, source, target)
+    pair = METHODS.build("gcd", task, torch.device("cpu"), score="pair_prob").score(
+        logits, source, target
+    )
     torch.testing.assert_close(pair, torch.sigmoid(torch.tensor([1.0, -1.0])))
     literal = METHODS.build("gcd", task, torch.device("cpu"), score="prob").score(
         logits, source, target
@@ -286,3 +289,110 @@ def test_out_of_range_h_index_stops_before_any_proxy_data(tmp_path, monkeypatch,
     assert (
         "index 4096 is out of range" in err and "indices are 0-" in err and "Traceback" not in err
     )
+
+
+def test_f_is_the_papers_margin_or_the_codes_signed_logit():
+    """Paper: f is a score whose sign gives the class (logit margin). Released code,
+    gcd/src/losses/counterfactual_loss_from_general_components.py (``forward``): ``pos_label_logit =
+    predictions[:, pos_label_idx]``, negated when ``clf_pred_label == 0``, and ``loss = weight_cls *
+    pos_label_logit + weight_lpips * lpips``."""
+    task = make_task()  # pair (2, 3): the positive class of the code's reading is 3
+    logits = torch.tensor([[0.0, 0.0, 5.0, 1.0], [0.0, 0.0, 1.0, 4.0]])
+    source, target = torch.tensor([2, 3]), torch.tensor([3, 2])
+    paper = METHODS.build("gcd", task, torch.device("cpu")).score(logits, source, target)
+    torch.testing.assert_close(paper, torch.tensor([4.0, 3.0]))
+    code = METHODS.build("gcd_code", task, torch.device("cpu")).score(logits, source, target)
+    torch.testing.assert_close(code, torch.tensor([-1.0, 4.0]))
+    assert (
+        METHODS.params("gcd", task).score == "margin"
+        and METHODS.params("gcd_code", task).score == "logit"
+    )
+
+
+class _Path:
+    """A fake diffusion autoencoder whose renders carry alpha in their pixels, and a classifier
+    reading it: the line search's choice can be worked out by hand."""
+
+    z_dim = 2
+
+    def encode(self, x, steps):
+        return torch.zeros(len(x), 2), torch.zeros(len(x), 3, 4, 4)
+
+    def decode(self, z, x_T, steps):
+        return z[:, :1].view(-1, 1, 1, 1).expand(-1, 3, 4, 4) / 10
+
+
+@pytest.mark.parametrize("rule, expected", [("paper", 1.0), ("code", 3.0), ("flipped", 2.0)])
+def test_the_line_search_takes_its_sources_choice(rule, expected):
+    """Paper, Eq. 5 / Alg. 3: argmin over alpha of L_CF = f + lambda s over all alphas. Released
+    strategy (gcd/src/strategies/single_image_gmc_mlp_proxy_training.py, ``post_proxy_loop``):
+    ``batch_losses = self.ce_loss(...)`` with ``weight_lpips: 0`` in ``ce_loss_kwargs``, then
+    ``torch.argmin(batch_losses)``: f alone. cfbench's earlier rule: the lowest L_CF among flips."""
+    task = make_task()
+    method = METHODS.build("gcd", task, torch.device("cpu"), search_rule=rule, k=4, alpha_max=3.0)
+    method.dae = _Path()
+    # f = margin = 1 - alpha (flips from alpha 2 on); s = alpha^2 / 2 (distance grows)
+    method.classifier = lambda img: torch.stack(
+        [torch.full((len(img),), -10.0)] * 2
+        + [1 - img.mean((1, 2, 3)) * 10, torch.zeros(len(img))],
+        1,
+    )
+    method.distance = lambda a, b: (b.mean((1, 2, 3)) * 10) ** 2 / 2
+    method.fit_record = {"z_scale": 1.0}
+    method.directions = {2: torch.tensor([1.0, 0.0])}
+    found = method.search(torch.zeros(1, 3, 4, 4), torch.tensor([2]), torch.tensor([3]))
+    # alphas 0, 1, 2, 3: L_CF = 1, 0.5, 1, 2.5; f = 1, 0, -1, -2; flips at 2 and 3
+    assert float(found["alpha"][0]) == expected
+
+
+def test_one_direction_serves_the_pair_and_r_is_in_raw_units(tmp_path):
+    """The abstract: "g-directions allow for flipping the decision of a given classifier on an
+    entire dataset of images"; gcd/src/direction_transfer.py negates the direction for an image
+    predicted as the other class. Raw units: configs ``max_norm: 1``, transfer steps in [-3, 3]."""
+    task = make_task()
+    method = METHODS.build(
+        "gcd",
+        task,
+        torch.device("cpu"),
+        n_proxy=48,
+        k=3,
+        encode_steps=2,
+        decode_steps=2,
+        search_steps=2,
+        proxy_epochs=5,
+        units="raw",
+    )
+    record = method.fit(task.sample_ids(4), 0, None)
+    assert record["z_scale"] == 1.0 and record["directions"]["3"] == {"shared_from": "2"}
+    torch.testing.assert_close(method.directions[3], -method.directions[2])
+    scaled = METHODS.params("gcd", task)
+    assert scaled.units == "scaled"  # the synthetic CPU setting
+    assert METHODS.params("gcd", task, {"share_direction": "false"}).share_direction is False
+
+
+def test_h_directions_take_the_codes_side():
+    """gcd/src/strategies/single_image_gmc_mlp_proxy_training.py, ``get_grads_dict``: ``if
+    eigenval.real > 0.: eigenvector = - eigenvector``, then ``src_latent_sem - step_sizes * grads``
+    with step sizes in [0.0001, 3]: one side, along +v for a positive eigenvalue."""
+    task = make_task()
+    method = METHODS.build("gcd_h", task, torch.device("cpu"), index=0)
+    proxy = torch.nn.Module()
+    hessian = torch.diag(torch.tensor([2.0, -1.0]))
+    method._proxy = lambda *a: (
+        lambda v: torch.stack([0.5 * (v @ hessian * v).sum(1), 0 * v[:, 0]], 1),
+        {"z_dim": 2},
+    )
+    d, facts, _ = method._fit_direction("s", torch.zeros(1, 3, 64, 64), 2, 1.0, 0)
+    assert facts["eigenvalues"][0] == 2.0
+    torch.testing.assert_close(d.abs(), torch.tensor([1.0, 0.0]))
+    assert float(d[0]) * torch.linalg.eigh(hessian)[1][:, 1][0] > 0  # +v, v as eigh returns it
+    del proxy
+
+
+def test_bb_lig_is_zero_when_the_path_has_no_baseline():
+    """bblig/src/experiment/sig.py, ``get_sig_paths``: a path whose baseline was not found renders
+    black images, so its attribution is zero (``get_sig``: ``sig = torch.zeros_like(orig)``)."""
+    renders = torch.rand(4, 2, 3, 5, 5)
+    p = torch.tensor([[0.9, 0.9], [0.5, 0.6], [0.005, 0.4], [0.002, 0.3]])
+    m = bb_lig(renders, p, threshold=0.01)
+    assert m[0].max() == 1 and m[1].max() == 0

@@ -35,6 +35,9 @@ class Task(abc.ABC):
     pair: tuple[int, int]  # the two classes; each is flipped to the other
     image_size: int
     has_ground_truth: bool = False  # carries causal/object/spurious masks
+    # the published benchmark this task is or stands in for ("imagenet/cheetah_cougar",
+    # "celeba/smile"): methods look up their paper's per-benchmark settings by it
+    benchmark: str = ""
     ground_truth_regions: tuple[str, ...] = ()  # which of them its samples carry
 
     def __init__(self, device: torch.device = torch.device("cpu")):
