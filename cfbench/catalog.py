@@ -64,6 +64,9 @@ METHODS.add("cecas_no_ls", CECAS, "CECAS without the spurious term L_S", spuriou
 METHODS.add("cecas_no_refine", CECAS, "CECAS without refinement (x' is the result)", refine=False)
 METHODS.add("pgd", CECAS, "targeted PGD alone (no L_S, no purification, no refinement)",
             spurious_weight=0.0, purify=False, refine=False)
+# Controls: what a metric must tell apart from a faithful edit.
+METHODS.add("other_sample", "cfbench.methods.controls:OtherSample", "control: the next sample of "
+            "the target class (on faces another person)")
 
 # -- metrics (the name is the metrics.csv column; the class holds every other fact) --------------
 METRICS = Registry("metric")
@@ -84,6 +87,14 @@ METRICS.add("GT_SPUR", "cfbench.metrics.locality:GroundTruthSpurious", "share of
             "the background")
 METRICS.add("AUROC", "cfbench.metrics.locality:MaskAUROC", "AUROC of the method's mask against the "
             "causal region")
+METRICS.add("FVA", "cfbench.metrics.faces:FaceVerification", "face verification accuracy: "
+            "identity features of x and x_cf at cosine > 0.5")
+METRICS.add("FS", "cfbench.metrics.faces:FaceSimilarity", "face similarity: cosine of identity "
+            "features of x and x_cf")
+METRICS.add("MNAC", "cfbench.metrics.faces:AttributesChanged", "attributes whose oracle prediction "
+            "the edit changed")
+METRICS.add("CD", "cfbench.metrics.faces:CorrelationDifference", "correlation difference of the "
+            "attribute changes from the data's")
 METRICS.add("nfe", "cfbench.metrics.cost:ClassifierEvaluations", "classifier forward passes per "
             "counterfactual")
 METRICS.add("sec_per_cf", "cfbench.metrics.cost:SecondsPerCounterfactual", "seconds per "
@@ -201,7 +212,9 @@ WORLDS.add("faces", "cfbench.tasks.faces:BOTH", "procedural faces, the four Smil
 # -- tables (``cfbench table --table NAME``) -----------------------------------------------------
 TABLES = Registry("table")
 TABLES.add("1", "cfbench.tables:TABLE_1", "ImageNet layout: FID, sFID, S3, COUT, FR")
-TABLES.add("2", "cfbench.tables:TABLE_2", "CelebA layout: FID, sFID, COUT, FR")
+TABLES.add("2", "cfbench.tables:TABLE_2", "CelebA layout (SLCF Table 2): FID, sFID, COUT, FR")
+TABLES.add("gcd-1", "cfbench.tables:TABLE_GCD_1", "CelebA layout of GCD Table 1: FID, sFID, FVA, "
+           "FS, MNAC, CD, COUT, FR")
 TABLES.add("3", "cfbench.tables:TABLE_3", "SLCF mask ablation (Edit x Mask), with GT_IN")
 TABLES.add("4", "cfbench.experiments.localize:TABLE_4", "localisation of attribution maps "
            "(cfbench localize)")

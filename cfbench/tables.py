@@ -70,6 +70,9 @@ def labelled_rows(mapping: dict[str, tuple[str, ...]], labels: tuple[str, ...], 
 
 TABLE_1 = Layout("Table 1 (ImageNet layout)", ("FID", "sFID", "S3", "COUT", "FR"))
 TABLE_2 = Layout("Table 2 (CelebA layout)", ("FID", "sFID", "COUT", "FR"))
+TABLE_GCD_1 = Layout(
+    "GCD Table 1 (CelebA layout)", ("FID", "sFID", "FVA", "FS", "MNAC", "CD", "COUT", "FR")
+)
 TABLE_3 = Layout(
     "Table 3 (mask ablation)",
     ("FID", "sFID", "S3", "COUT", "FR", "GT_IN"),

@@ -1,6 +1,8 @@
 """The metric protocols of other code bases (registered in ``cfbench/catalog.py``).
 
-ace      ACE / FastDiME (``eval_utils/cout_metrics.py``, ``compute_fid``): FR, S3 and COUT over
+ace      ACE / FastDiME (``eval_utils/cout_metrics.py``, ``compute_fid``; FVA, FS, MNAC and CD over
+         the successful counterfactuals, as ``compute_FVA.py``, ``compute_MNAC.py`` and
+         ``compute_CD.py`` walk ``CC|IC/CCF``): FR, S3 and COUT over
          originals the classifier gets right (for a class pair, the target is then the other
          class, as ACE's 1 - prediction); COUT orders by (v - min) / (max - min) of the
          channel-summed
@@ -20,7 +22,15 @@ from cfbench.api.protocol import Protocol
 
 ACE = Protocol(
     "ace",
-    subsets={"FR": "correct", "S3": "correct", "COUT": "correct"},
+    subsets={
+        "FR": "correct",
+        "S3": "correct",
+        "COUT": "correct",
+        "FVA": "flipped",
+        "FS": "flipped",
+        "MNAC": "flipped",
+        "CD": "flipped",
+    },
     cout_rule="ace",
     sfid_repeats=1,
     sfid_seed=0,

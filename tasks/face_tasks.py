@@ -23,6 +23,10 @@ from cfbench.errors import UserError
 from cfbench.tasks import faces
 
 EVAL_SEED = 404
+ANNOTATION_SEED, ANNOTATED = (
+    101,
+    20000,
+)  # the training scenes whose attributes give CD's correlations
 SHORT = {"Smiling": "smile", "Young": "age"}
 
 
@@ -36,6 +40,7 @@ class FaceTask(Task):
         super().__init__(device)
         short = SHORT[attribute]
         self.world = faces.FaceWorld(attribute)
+        self.attribute = attribute
         self.name = f"synth_{short}"
         self.benchmark = f"celeba/{short}"  # the CelebA task it stands in for
         self.class_names = self.world.classes
@@ -79,6 +84,20 @@ class FaceTask(Task):
             for k in self.ground_truth_regions
         }
         return TaskSamples(images, torch.tensor([s.label for s in scenes]), list(ids), masks)
+
+    @cached_property
+    def _correlations(self):
+        table = faces.BOTH.attribute_table(ANNOTATION_SEED, ANNOTATED).astype(float)
+        query = faces.ATTRIBUTES.index(self.attribute)
+        corr = np.array(
+            [np.corrcoef(table[:, query], table[:, i])[0, 1] for i in range(table.shape[1])]
+        )
+        return faces.ATTRIBUTES, torch.from_numpy(np.nan_to_num(corr)), query
+
+    def attribute_correlations(self):
+        """From the generator's attributes of ``ANNOTATED`` training scenes (the annotations a
+        CelebA task reads from list_attr_celeba.csv)."""
+        return self._correlations
 
     @cached_property
     def manifest(self) -> dict:

@@ -515,6 +515,15 @@ class FaceWorld:
             labels.append(torch.tensor([s.label for s in scenes]))
         return out[0], out[1], labels[0], labels[1]
 
+    def attribute_table(self, seed: int, n: int) -> np.ndarray:
+        """The attributes of scenes 0..n-1 (N x A, 0/1, ``ATTRIBUTES`` order), without rendering."""
+        table = np.empty((n, len(ATTRIBUTES)), np.int8)
+        for i in range(n):
+            given = self._given(self.label_for(i))
+            drawn = sample_attributes(_rng(seed, i, 5), identity(seed, i), given)
+            table[i] = [drawn[a] for a in ATTRIBUTES]
+        return table
+
     def annotations(self, seed: int, n: int):
         """Scenes 0..n-1 as uint8 images and every attribute (N x A, 0/1, ``ATTRIBUTES`` order)."""
         scenes = (self.render(seed, i, self.label_for(i), masks=False) for i in range(n))

@@ -57,3 +57,16 @@ def test_face_tasks_are_registered_with_ground_truth():
     assert set(samples.gt_masks) == {"causal", "object", "spurious"}
     assert samples.images.shape == (4, 3, 64, 64)
     assert task.target_of(samples.labels).tolist() == [1, 0, 1, 0]
+
+
+def test_the_other_sample_control_returns_another_person_of_the_target_class():
+    import torch
+    from conftest import make_batch
+
+    from cfbench.catalog import METHODS
+
+    task = TASKS.build("synth_smile")
+    method = METHODS.build("other_sample", task, torch.device("cpu"))
+    out = method.generate(make_batch(task, ["00000", "00003"]))
+    # labels alternate 0, 1, 0, 1: the next sample of the target class is the next one
+    torch.testing.assert_close(out.images, task.load(["00001", "00004"]).images)

@@ -188,3 +188,13 @@ def test_the_shortcut_table_does_not_rank_gt_spur(tmp_path):
     )
     assert "| GT_SPUR (%) " in md and "GT_SPUR (%) ↓" not in md and "FR (%) ↑" in md
     assert "**20.0**" not in md and "**100.0**" in md  # FR still ranked
+
+
+def test_the_gcd_celeba_layout_shows_the_face_metrics(tmp_path):
+    rows = {
+        "a": {"FR": 1.0, "FVA": 0.9, "FS": 0.8, "MNAC": 1.5, "CD": 2.0},
+        "b": {"FR": 0.5, "FVA": 0.2, "FS": 0.3, "MNAC": 4.0, "CD": 3.0},
+    }
+    md = table([fake_run(tmp_path / "r", "synth_smile", rows)], "gcd-1", "markdown", with_ci=False)
+    assert "FVA (%) ↑" in md and "FS ↑" in md and "MNAC ↓" in md and "CD ↓" in md
+    assert "**90.0**" in md and "**1.50**" in md  # FVA as a percentage, MNAC lower is better

@@ -22,7 +22,8 @@ import pandas as pd
 @dataclass(frozen=True)
 class Protocol:
     name: str = "cfbench"
-    subsets: dict[str, str] = field(default_factory=dict)  # metric -> "all" | "correct"
+    # metric -> "all" | "correct" (originals classified right) | "flipped" (successful CFs)
+    subsets: dict[str, str] = field(default_factory=dict)
     cout_rule: str = "cfbench"  # "cfbench" | "ace"
     cout_average: str = "samples"  # "samples" | "directions" (mean of the per-direction means)
     sfid_repeats: int = 10
@@ -32,8 +33,11 @@ class Protocol:
 
     def select(self, metric: str, rows: pd.DataFrame) -> pd.DataFrame:
         """The rows ``metric`` is computed over under this protocol."""
-        if self.subsets.get(metric, "all") == "correct":
+        subset = self.subsets.get(metric, "all")
+        if subset == "correct":
             return rows[rows["pred_before"] == rows["source"]]
+        if subset == "flipped":
+            return rows[rows["flipped"].astype(bool)]
         return rows
 
     def describe(self) -> dict:

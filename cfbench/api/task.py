@@ -98,6 +98,12 @@ class Task(abc.ABC):
         """The classifier under explanation."""
         return self.component("classifier")
 
+    def attribute_correlations(self) -> tuple[tuple[str, ...], torch.Tensor, int] | None:
+        """For tasks whose images carry annotated attributes (faces): the attribute names, the
+        Pearson correlation of each with the task's attribute over the dataset's annotations
+        (ACE's ``get_correlations``), and the task's attribute's index; None elsewhere."""
+        return None
+
     def settings(self) -> dict:
         """Facts about the data that change the numbers (for run.json), e.g. a background
         correlation."""
