@@ -12,6 +12,7 @@ import datetime
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from urllib.parse import quote
@@ -188,13 +189,20 @@ class RunDir:
             ) from None
         try:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = path.read_text().strip() or "another process"
-                raise UserError(
-                    f"Run directory '{self.root}' is being written by {holder}. Wait for it to "
-                    "finish (or pass --wait to queue behind it), or use another --out."
-                ) from None
+                if not wait:
+                    raise UserError(
+                        f"Run directory '{self.root}' is being written by {holder}. Wait for it to "
+                        "finish (or pass --wait to queue behind it), or use another --out."
+                    ) from None
+                print(
+                    f"Waiting for {holder} to finish writing {self.root} ...",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                fcntl.flock(fd, fcntl.LOCK_EX)
             os.ftruncate(fd, 0)
             os.write(
                 fd,

@@ -307,8 +307,6 @@ class Runner:
                 "n": len(self.sample_ids),
                 "seed": self.spec.seed,
                 "device": str(self.device),
-                "batch_size": self.spec.batch_size,
-                "batch_sizes": {m: self.batch_size(m) for m in self.methods},
                 "metrics": self.metric_names,
                 "versions": package_versions(),
                 "git_commit": git_commit(),
@@ -319,6 +317,9 @@ class Runner:
             }
         )
         info.setdefault("started", dt.datetime.now().isoformat(timespec="seconds"))
+        # the batch sizes the run was started with (a sample's result does not depend on them)
+        info.setdefault("batch_size", self.spec.batch_size)
+        info.setdefault("batch_sizes", {m: self.batch_size(m) for m in self.methods})
         write_json(self.run.run_json, info)
         return info
 
@@ -334,6 +335,8 @@ class Runner:
             return self.run
         try:
             with self._guard(), self._disk_full():
+                if self._taken_meanwhile():
+                    return self.run
                 metrics = self._metrics()
                 if self.coordinator:
                     self.prepare(metrics)
@@ -348,6 +351,20 @@ class Runner:
         finally:
             self.group.close()
         return self.run
+
+    def _taken_meanwhile(self) -> bool:
+        """Under the lock, look again: a writer this process queued behind may have started this
+        directory with other settings (refused) or finished this very run (nothing to do)."""
+        if not self.coordinator or not self.run.run_json.exists():
+            return False
+        self._check_same_config(self.run.root)
+        if self._finished_here():
+            print(
+                f"{self.run.root} was finished meanwhile by another process: nothing to do.",
+                file=sys.stderr,
+            )
+            return True
+        return False
 
     def _finished_here(self) -> bool:
         """A finished run with these settings is left as it is: its record stays the one that made

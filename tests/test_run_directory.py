@@ -208,3 +208,54 @@ def test_a_baseline_with_non_numeric_tolerances_exits_2(tmp_path):
         '{"methods": {"slcf": {"FR": 1.0}}, "tolerances": {"FR": {"abs": "x", "rel": 0}}}'
     )
     assert main(["regress", str(tmp_path / "r"), "--baseline", str(tmp_path / "b.json")]) == 2
+
+
+@pytest.mark.slow
+def test_a_queued_run_with_other_settings_cannot_take_the_directory_over(tmp_path):
+    """Two processes start on one empty --out with --wait and different settings while the
+    directory is locked; when it is released the first to get it runs, the second is refused
+    (exit 2) instead of adding samples made with other settings; run.json says what made them."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    base = [
+        sys.executable,
+        "-m",
+        "cfbench",
+        "run",
+        "--task",
+        "synth_cheetah_cougar",
+        "--methods",
+        "slcf",
+        "--n",
+        "2",
+        "--batch-size",
+        "1",
+        "--metrics",
+        "FR",
+        "--out",
+        str(out),
+        "--wait",
+        "--set",
+        "slcf.stage1_steps=2",
+        "--set",
+        "slcf.stage2_steps=3",
+    ]
+    with RunDir(out).lock():
+        procs = [
+            subprocess.Popen(base + ["--set", f"slcf.lr={lr}"], stderr=subprocess.PIPE, text=True)
+            for lr in (0.01, 0.05)
+        ]
+        waiting = [
+            next(line for line in iter(p.stderr.readline, "") if "Waiting" in line) for p in procs
+        ]  # both queue behind the lock
+    results = [(p.wait(), p.stderr.read()) for p in procs]
+    assert all("Waiting for" in line for line in waiting)
+    assert sorted(rc for rc, _ in results) == [0, 2]
+    refused = next(err for rc, err in results if rc == 2)
+    assert "different settings" in refused and "Traceback" not in refused
+    winner = (0.01, 0.05)[[rc for rc, _ in results].index(0)]
+    info = json.loads((out / "run.json").read_text())
+    assert info["config"]["methods"]["slcf"]["lr"] == winner and info["finished"]
+    assert len(pd.read_parquet(out / "samples.parquet")) == 2
