@@ -36,7 +36,8 @@ METHODS.add("slcf_sae", SLCF, "SLCF + SAE trait-sparsity loss (lambda_t=0.1)", l
 # in stage 1). Values are in the code's units (units="code" converts them).
 _CODE = dict(lr=0.1, lambda_s=0.1, stop_rule="code", confidence=0.95, patience=5, noise=2.0,
              stage2_start="zero", lag_sign="positive", sigma=3.0, threshold=0.5, class_loss="logit",
-             roundtrip=True, residual=False, return_noiseless=True, units="code")
+             roundtrip=True, residual=False, return_noiseless=True, units="code",
+             lag_stop_step=False)
 METHODS.add("slcf_code", SLCF, "SLCF as released (cfg_2, imagenet_paired.py)", **_CODE)
 METHODS.add("slcf_code_v1", SLCF, "SLCF as released (cfg_1, per-pair scripts)",
             **_CODE | dict(lr=1.0, lambda_s=0.0, confidence=0.9, noise=0.2, lag_sign="abs",

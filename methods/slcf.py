@@ -164,6 +164,12 @@ class SLCFParams(HParams):
         ("abs", "positive"),
         "LAG mask from |summed gradients|, or from their positive part only",
     )
+    lag_stop_step: bool = hparam(
+        True,
+        None,
+        "LAG includes the gradient of the step at which stage 1 stops; the released code breaks "
+        "before that backward pass",
+    )
     roundtrip: bool = hparam(
         False, None, "stage 1 classifies D(E(x_cf)) (one more autoencoder round trip)"
     )
@@ -382,7 +388,8 @@ class SLCF(CounterfactualMethod):
         self, target: torch.Tensor, seen: torch.Tensor, mask: torch.Tensor | None
     ) -> Goal:
         """The released SAE pipeline's stage-2 goal: the mask, averaged to the classifier's spatial
-        grid (bicubic) and min-max normalised, weights the spatial features before pooling, both
+        grid (bicubic with antialiasing, as the code's torchvision ``F.resize``) and min-max
+        normalised, weights the spatial features before pooling, both
         for the class loss and for the SAE codes, whose reference is read the same way from
         ``seen``."""
         with torch.no_grad():
@@ -390,7 +397,9 @@ class SLCF(CounterfactualMethod):
             weights = (
                 torch.ones(len(seen), 1, *grid, device=seen.device)
                 if mask is None
-                else F.interpolate(mask, size=tuple(grid), mode="bicubic", align_corners=False)
+                else F.interpolate(
+                    mask, size=tuple(grid), mode="bicubic", align_corners=False, antialias=True
+                )
             )
             low = weights.flatten(1).amin(1).view(-1, 1, 1, 1)
             span = weights.flatten(1).amax(1).view(-1, 1, 1, 1) - low
@@ -523,12 +532,13 @@ class SLCF(CounterfactualMethod):
             loss = goal_loss + self.lambda_s * d.abs().flatten(1).mean(1)
             (grad,) = torch.autograd.grad(loss.sum(), d)
             steps[rows] += 1
-            grad_sum[rows] += grad
             with torch.no_grad():
                 streak[rows] = torch.where(
                     reached, streak[rows] + 1, torch.zeros_like(streak[rows])
                 )
                 stop = streak[rows] >= patience
+                counted = torch.ones_like(stop) if self.hparams.lag_stop_step else ~stop
+                grad_sum[rows[counted]] += grad[counted]
                 images[rows] = x_cf.detach()
                 done[rows] = stop
                 move = rows[~stop]

@@ -82,3 +82,34 @@ def test_slcf_sae_code_weights_spatial_features_by_the_mask_as_the_released_pipe
     del method.class_goal
     out = method.generate(batch)  # the whole pipeline runs: stage 2 on masked features
     assert out.images.shape == x.shape and out.masks.shape == (2, 1, 64, 64)
+
+
+@pytest.mark.parametrize("entry, counted", [("slcf", 2), ("slcf_code", 1)])
+def test_lag_counts_the_stopping_steps_gradient_only_in_the_papers_reading(task, entry, counted):
+    """Released code (slc/pipelines/latent_edit.py, stage 1): the prediction is checked and the
+    loop breaks before ``loss.backward()``, so the gradient of the step at which stage 1 stops is
+    not in LAG; the paper's sum over the steps taken includes it."""
+    from cfbench.methods.slcf import PixelEditSpace
+
+    method = METHODS.build(entry, task, torch.device("cpu"), lambda_s=0.0)
+    calls = []
+
+    def goal(x_cf, rows):  # loss = sum of pixels (gradient 1 everywhere); reached at step 2
+        calls.append(1)
+        return x_cf.flatten(1).sum(1), torch.full((len(rows),), len(calls) >= 2)
+
+    x = torch.full((1, 3, 4, 4), 0.5)
+    ones = torch.ones(1, 1, 4, 4)
+    out = method.optimise(
+        PixelEditSpace(x),
+        goal,
+        ones,
+        torch.zeros_like(x),
+        5,
+        patience=1,
+        noise=0.0,
+        generators=None,
+        stage=1,
+    )
+    assert int(out.steps[0]) == 2
+    torch.testing.assert_close(out.grad_sum, torch.full_like(x, float(counted)))
