@@ -2,9 +2,14 @@
 
 The one place a batch is scored, used while a run generates and by ``cfbench rescore`` (which
 reads the same images back from the run directory), so both compute the same columns the same way.
+Every per-sample metric sees one sample at a time: network kernels round differently at different
+batch sizes (1e-7 in float32), and a sample's numbers must not depend on which others share its
+batch, so that a rescore, a resumed run and a torchrun rank all reproduce them exactly.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 
@@ -29,9 +34,34 @@ def score_batch(
         "pred_after": after.argmax(1).tolist(),
         "flipped": (after.argmax(1) == batch.target).tolist(),
     }
-    ctx = SampleContext(task, batch, samples, counterfactuals, before, after)
-    scores = {}
-    for metric in metrics.values():
-        for column, values in metric.per_sample(ctx).items():
-            scores[column] = values.detach().cpu().tolist()
+    scores: dict[str, list] = {}
+    for i in range(len(batch)):
+        one = SampleContext(
+            task,
+            _row(batch, i),
+            _row(samples, i),
+            _row(counterfactuals, i),
+            before[i : i + 1],
+            after[i : i + 1],
+        )
+        for metric in metrics.values():
+            for column, values in metric.per_sample(one).items():
+                scores.setdefault(column, []).append(values.detach().cpu()[0].tolist())
     return predictions, scores
+
+
+def _row(data, i: int):
+    """Sample ``i`` of a Batch, TaskSamples or Counterfactuals, as a batch of one."""
+
+    def pick(value):
+        if isinstance(value, torch.Tensor) and value.dim() > 0:
+            return value[i : i + 1]
+        if isinstance(value, list):
+            return value[i : i + 1]
+        if isinstance(value, dict):
+            return {k: pick(v) for k, v in value.items()}
+        return value
+
+    return dataclasses.replace(
+        data, **{f.name: pick(getattr(data, f.name)) for f in dataclasses.fields(data)}
+    )

@@ -19,13 +19,17 @@ from cfbench.errors import UserError
 
 
 class OracleNet(nn.Module):
-    """VGG-style multi-label network: [0, 1] images -> attribute logits."""
+    """VGG-style multi-label network (a strided stem, then pairs of 3x3 convolutions and pooling):
+    [0, 1] images -> attribute logits."""
 
     def __init__(self, attributes: tuple[str, ...], widths=(32, 64, 128)):
         super().__init__()
         self.attributes = tuple(attributes)
         self.normalize = Normalize()
-        layers, cin = [], 3
+        layers, cin = (
+            [nn.Conv2d(3, widths[0], 3, 2, 1), nn.BatchNorm2d(widths[0]), nn.ReLU()],
+            widths[0],
+        )
         for w in widths:
             layers += [
                 nn.Conv2d(cin, w, 3, padding=1),
@@ -51,7 +55,7 @@ class OracleNet(nn.Module):
 def train_synthetic(
     world,
     n_train: int = 24000,
-    steps: int = 2500,
+    steps: int = 2000,
     batch: int = 64,
     seed: int = 1,
     lr: float = 2e-3,

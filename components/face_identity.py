@@ -25,7 +25,7 @@ class IdentityNet(nn.Module):
 
     def __init__(self, dim: int = 128):
         super().__init__()
-        self.backbone = SmallResNet(widths=(32, 64, 128))
+        self.backbone = SmallResNet(widths=(16, 32, 64))
         self.project = nn.Linear(self.backbone.out_dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -63,7 +63,7 @@ def train_synthetic(
     world,
     people: int = 1500,
     views: int = 12,
-    steps: int = 3000,
+    steps: int = 2000,
     batch: int = 128,
     seed: int = 2,
     lr: float = 2e-3,
