@@ -76,6 +76,10 @@ def _cmd_run(args) -> int:
             protocol=args.protocol,
         )
     spec = dataclasses.replace(spec, wait=args.wait)
+    if args.shards != 1 and args.launcher == "none":
+        raise UserError(
+            f"--shards {args.shards} needs --launcher slurm or local (torchrun sets its own ranks)."
+        )
     if args.launcher != "none":
         from cfbench.launch import submit
 
@@ -121,6 +125,10 @@ def _cmd_run(args) -> int:
 def parse_batch_sizes(text: str) -> tuple[int, dict[str, int]]:
     """``--batch-size 16``, ``slcf=32,rcsb_a=4`` or ``8,rcsb_a=2`` -> (default, per method)."""
     default, per_method = 16, {}
+    if not text.strip():
+        raise UserError(
+            "--batch-size is empty: give N or METHOD=N[,METHOD=N...], e.g. 16 or slcf=32."
+        )
     for item in (t.strip() for t in text.split(",") if t.strip()):
         name, eq, value = item.rpartition("=")
         try:

@@ -16,6 +16,8 @@ def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
         device = torch.device(name)
     except RuntimeError as err:
         raise UserError(f"Unknown device '{name}': use auto, cpu, cuda or cuda:N.") from err
+    if device.type == "cpu" and device.index not in (None, 0):
+        raise UserError(f"Device '{name}': the CPU takes no index; use --device cpu (or auto).")
     if device.type not in ("cpu", "cuda"):
         raise UserError(
             f"Device '{name}' is not supported: cfbench runs on cpu or cuda (use --device auto)."

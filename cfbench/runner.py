@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import errno
+import glob
 import itertools
 import json
 import platform
@@ -34,11 +35,21 @@ from cfbench.catalog import METHODS, METRICS, PROTOCOLS, TASKS
 from cfbench.device import resolve_device
 from cfbench.distributed import Group, Shard
 from cfbench.errors import UserError
-from cfbench.results import RunDir, quantize, save_pngs, sweep_temporaries, write_frame, write_json
+from cfbench.results import (
+    RunDir,
+    file_stem,
+    quantize,
+    save_pngs,
+    sweep_temporaries,
+    write_frame,
+    write_json,
+)
 from cfbench.scoring import score_batch
 from cfbench.user_regions import check_user_regions, load_user_regions
 
 DEFAULT_ROOT = Path("results/runs")
+MAX_SAMPLES = 1_000_000  # a run's sample list is held in memory
+MAX_SEED = 2**32 - 1  # seeds are combined with sample ids and classes into 64-bit generator seeds
 _PACKAGES = (
     "torch",
     "torchvision",
@@ -154,8 +165,12 @@ def supports(task, method_name: str) -> bool:
 class Runner:
     def __init__(self, spec: RunSpec):
         self.spec = spec
-        if spec.n is not None and spec.n < 1:
-            raise UserError(f"--n must be a positive number of samples (got {spec.n}).")
+        if spec.n is not None and not 1 <= spec.n <= MAX_SAMPLES:
+            raise UserError(
+                f"--n must be a number of samples from 1 to {MAX_SAMPLES:,} (got {spec.n})."
+            )
+        if not 0 <= spec.seed <= MAX_SEED:
+            raise UserError(f"--seed must lie in 0..{MAX_SEED} (got {spec.seed}).")
         if spec.batch_size < 1 or any(b < 1 for b in spec.batch_sizes.values()):
             raise UserError(
                 f"--batch-size must be at least 1 (got {spec.batch_size}, {spec.batch_sizes})."
@@ -245,7 +260,8 @@ class Runner:
                     "them: refusing to add to it. Use another --out (or delete the directory)."
                 )
             return out
-        for previous in sorted(DEFAULT_ROOT.glob(f"{self.task.name}-*"), reverse=True):
+        stem = file_stem(self.task.name)  # a task file's name may hold '/' or '..'
+        for previous in sorted(DEFAULT_ROOT.glob(f"{glob.escape(stem)}-*"), reverse=True):
             try:
                 info = json.loads((previous / "run.json").read_text())
             except (OSError, ValueError):
@@ -256,9 +272,7 @@ class Runner:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         DEFAULT_ROOT.mkdir(parents=True, exist_ok=True)
         for suffix in itertools.count():  # created exclusively: two runs started together get two
-            candidate = DEFAULT_ROOT / (
-                f"{self.task.name}-{stamp}" + (f"-{suffix}" if suffix else "")
-            )
+            candidate = DEFAULT_ROOT / (f"{stem}-{stamp}" + (f"-{suffix}" if suffix else ""))
             try:
                 candidate.mkdir()
                 return candidate

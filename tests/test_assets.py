@@ -50,3 +50,16 @@ def test_diffae_of_other_widths_sizes_z_sem_to_its_time_embedding_and_reloads(tm
         assert torch.equal(
             again.epsilon(x * 2 - 1, torch.tensor([10, 500]), again.semantic(x)), eps.detach()
         )
+
+
+def test_the_face_classifiers_read_their_attribute_on_the_evaluation_split():
+    """The explained face classifiers (manifest: held-out accuracy 0.996 smile, 0.981 age on 3000
+    training-seed renders) also read the evaluation split's faces, which no asset was trained on."""
+    from cfbench.catalog import TASKS
+
+    for name in ("synth_smile", "synth_age"):
+        task = TASKS.build(name)
+        s = task.load(task.sample_ids(256))
+        with torch.no_grad():
+            acc = (task.classifier(s.images).argmax(1) == s.labels).float().mean()
+        assert acc >= 0.96, (name, float(acc))

@@ -104,3 +104,40 @@ def test_the_cli_imports_an_experiment_only_when_its_command_runs():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.splitlines() == ["[]", "True"]
+
+
+RUN = ["run", "--task", "synth_cheetah_cougar", "--methods", "slcf"]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--seed", "100000000000000000"], "--seed must lie in"),
+        (["--seed", "-1"], "--seed must lie in"),
+        (["--n", "1000000000"], "from 1 to 1,000,000"),
+        (["--shards", "4"], "needs --launcher"),
+        (["--batch-size", ""], "--batch-size is empty"),
+        (["--device", "cpu:1"], "the CPU takes no index"),
+        (["--set", "gcd.k=2.5", "--methods", "gcd"], "not an integer"),
+        (["--set", "cecas.iterations=abc", "--methods", "cecas"], "not an integer"),
+        (["--set", "cecas.iterations=1.5", "--methods", "cecas"], "not an integer"),
+        (["--set", "slcf.residual=maybe"], "true or false"),
+    ],
+)
+def test_inputs_once_accepted_silently_or_with_a_traceback_are_refused(
+    extra, message, capsys, tmp_path
+):
+    assert main(RUN + extra + ["--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert message in err.replace("\n", " ") and "Traceback" not in err
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_a_task_files_name_cannot_lead_a_default_run_directory_elsewhere(tmp_path, monkeypatch):
+    from cfbench.runner import Runner, RunSpec
+
+    monkeypatch.chdir(tmp_path)
+    runner = Runner(RunSpec(task="synth_cheetah_cougar", methods=["slcf"], n=1))
+    runner.task.name = "../../escape"
+    chosen = runner._choose_out()
+    assert chosen.resolve().parent == (tmp_path / "results" / "runs").resolve()
