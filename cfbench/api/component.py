@@ -89,9 +89,9 @@ class Component:
             path = cls.asset_path(location[6:])
             if not path.exists():
                 raise UserError(
-                    f"The synthetic asset '{path.name}' is missing from {path.parent}. It ships "
-                    "with the repository; rebuild it with `cfbench assets build --only "
-                    f"{location[6:]}`."
+                    f"The synthetic asset '{path.name}' is missing from {path.parent}: build it "
+                    f"with `cfbench assets build --only {location[6:]}` (the manifest there lists "
+                    "the assets the repository ships)."
                 )
             return path
         if location.startswith("env:"):
