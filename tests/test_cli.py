@@ -39,7 +39,7 @@ from cfbench.cli import main
             ["run", "--task", "synth_cheetah_cougar", "--methods", "slcf", "--set", "other.lr=1"],
             "not in --methods",
         ),
-        (["run", "--task", "synth_cheetah_cougar", "--methods", "slcf", "--n", "0"], "positive"),
+        (["run", "--task", "synth_cheetah_cougar", "--methods", "slcf", "--n", "0"], "from 1 to"),
         (
             ["run", "--task", "synth_cheetah_cougar", "--methods", "slcf", "--device", "cuda:7"],
             "CUDA is not available",
