@@ -24,32 +24,10 @@ import torch
 from torch.nn import functional as F
 
 from cfbench.api.metric import Metric, SampleContext
-from cfbench.errors import UserError
 from cfbench.stats import RESAMPLES, SEED
 
 SAME_PERSON = 0.5  # compute_FVA.py: ``dist > 0.5``
 PRESENT = 0.5  # compute_MNAC.py / compute_CD.py: ``d > 0.5``
-
-
-class _FaceMetric(Metric):
-    role: str
-
-    def unavailable(self):
-        if (
-            self.role == "attribute_oracle"
-            and self.task.attribute_correlations() is None
-            and self.name == "CD"
-        ):
-            return f"task '{self.task.name}' has no attribute annotations to correlate with"
-        try:
-            self.task.component(self.role)
-        except UserError as err:
-            return str(err)
-        return None
-
-    def provenance(self):
-        found = self.task.provenance([self.role])[self.role]
-        return {"model": found["description"], "stand_in": found["stand_in"]}
 
 
 def identity_similarity(embed, x: torch.Tensor, x_cf: torch.Tensor) -> torch.Tensor:
@@ -58,33 +36,33 @@ def identity_similarity(embed, x: torch.Tensor, x_cf: torch.Tensor) -> torch.Ten
         return F.cosine_similarity(embed(x), embed(x_cf), dim=1)
 
 
-class FaceVerification(_FaceMetric):
+class FaceVerification(Metric):
     """FVA: the counterfactual is still the same person (cosine similarity above 0.5)."""
 
     name = "FVA"
-    role = "face_identity"
+    model = "face_identity"
     higher_is_better = True
     percent, decimals, tolerance = True, 1, (0.05, 0.0)
 
     def per_sample(self, ctx: SampleContext):
         sim = identity_similarity(
-            self.task.component(self.role), ctx.batch.images, ctx.counterfactuals.images
+            self.task.component(self.model), ctx.batch.images, ctx.counterfactuals.images
         )
         return {"FVA": (sim > SAME_PERSON).float()}
 
 
-class FaceSimilarity(_FaceMetric):
+class FaceSimilarity(Metric):
     """FS: mean cosine similarity of identity features of original and counterfactual."""
 
     name = "FS"
-    role = "face_identity"
+    model = "face_identity"
     higher_is_better = True
     tolerance = (0.03, 0.0)
 
     def per_sample(self, ctx: SampleContext):
         return {
             "FS": identity_similarity(
-                self.task.component(self.role), ctx.batch.images, ctx.counterfactuals.images
+                self.task.component(self.model), ctx.batch.images, ctx.counterfactuals.images
             )
         }
 
@@ -98,17 +76,17 @@ def oracle_predictions(oracle, x: torch.Tensor, x_cf: torch.Tensor) -> dict[str,
         }
 
 
-class AttributesChanged(_FaceMetric):
+class AttributesChanged(Metric):
     """MNAC: the number of attributes whose oracle prediction the edit changed."""
 
     name = "MNAC"
-    role = "attribute_oracle"
+    model = "attribute_oracle"
     higher_is_better = False
     decimals, tolerance = 2, (0.3, 0.0)
 
     def per_sample(self, ctx: SampleContext):
         pred = oracle_predictions(
-            self.task.component(self.role), ctx.batch.images, ctx.counterfactuals.images
+            self.task.component(self.model), ctx.batch.images, ctx.counterfactuals.images
         )
         return {"MNAC": (pred["oracle_before"] != pred["oracle_after"]).sum(1).float(), **pred}
 
@@ -126,19 +104,24 @@ def correlation_difference(
     return float(np.abs(ours - dataset).sum())
 
 
-class CorrelationDifference(_FaceMetric):
+class CorrelationDifference(Metric):
     """CD: how far the attribute changes' correlations with the query's change are from the
     dataset's correlations. Set-level; its interval is a bootstrap over pairs."""
 
     name = "CD"
-    role = "attribute_oracle"
+    model = "attribute_oracle"
     higher_is_better = False
     level = "set"
     decimals, tolerance = 2, (0.5, 0.0)
 
+    def unavailable(self):
+        if self.task.attribute_correlations() is None:
+            return f"task '{self.task.name}' has no attribute annotations to correlate with"
+        return super().unavailable()
+
     def per_sample(self, ctx: SampleContext):
         return oracle_predictions(
-            self.task.component(self.role), ctx.batch.images, ctx.counterfactuals.images
+            self.task.component(self.model), ctx.batch.images, ctx.counterfactuals.images
         )
 
     def summarize(self, run, method: str, rows: pd.DataFrame):

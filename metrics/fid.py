@@ -22,7 +22,6 @@ import numpy as np
 import torch
 
 from cfbench.api.metric import Metric
-from cfbench.errors import UserError
 from cfbench.results import load_pngs
 
 KEY_METRIC_FID = "frechet_inception_distance"  # torch-fidelity's result key
@@ -98,17 +97,7 @@ class _FeatureDistance(Metric):
     level = "set"
     interval = None
     min_samples = 2
-
-    def unavailable(self):
-        try:
-            self.task.component("fid_features")
-        except UserError as err:
-            return str(err)
-        return None
-
-    def provenance(self):
-        found = self.task.provenance(["fid_features"])["fid_features"]
-        return {"model": found["description"], "stand_in": found["stand_in"]}
+    model = "fid_features"
 
     def features(self, run, method, rows) -> tuple[np.ndarray, np.ndarray]:
         ids = tuple(rows["sample_id"])

@@ -10,7 +10,6 @@ import torch
 from torch.nn import functional as F
 
 from cfbench.api.metric import Metric, SampleContext
-from cfbench.errors import UserError
 
 
 def s3(embed: torch.nn.Module, x: torch.Tensor, x_cf: torch.Tensor) -> torch.Tensor:
@@ -25,19 +24,9 @@ class SimSiamSimilarity(Metric):
     name = "S3"
     higher_is_better = True
     tolerance = (0.02, 0.0)
-
-    def unavailable(self):
-        try:
-            self.task.component("simsiam")
-        except UserError as err:
-            return str(err)
-        return None
+    model = "simsiam"
 
     def per_sample(self, ctx: SampleContext):
         return {
             "S3": s3(self.task.component("simsiam"), ctx.batch.images, ctx.counterfactuals.images)
         }
-
-    def provenance(self):
-        found = self.task.provenance(["simsiam"])["simsiam"]
-        return {"model": found["description"], "stand_in": found["stand_in"]}

@@ -23,6 +23,7 @@ import torch
 
 from cfbench.api.protocol import CFBENCH, Protocol
 from cfbench.api.types import Batch, Counterfactuals
+from cfbench.errors import UserError
 from cfbench.stats import bootstrap_half_width
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class Metric:
         "bootstrap"  # what <name>_ci holds (a key of INTERVALS), or None
     )
     column: ClassVar[str | None] = None  # per-sample column summarised by the default
+    model: ClassVar[str | None] = None  # the task component (role) the metric computes with
 
     def __init__(self, task: Task, device: torch.device, protocol: Protocol = CFBENCH):
         self.task = task
@@ -70,7 +72,14 @@ class Metric:
         self.notes: list[str] = []  # warnings about a summary (printed and kept in run.json)
 
     def unavailable(self) -> str | None:
-        """Why this metric cannot be computed on this task (None when it can)."""
+        """Why this metric cannot be computed on this task (None when it can): by default, that
+        the task cannot provide its ``model``."""
+        if self.model is None:
+            return None
+        try:
+            self.task.component(self.model)
+        except UserError as err:
+            return str(err)
         return None
 
     def per_sample(self, ctx: SampleContext) -> dict[str, torch.Tensor]:
@@ -97,4 +106,7 @@ class Metric:
 
     def provenance(self) -> dict:
         """Which model or stand-in this metric used (recorded in run.json and table captions)."""
-        return {}
+        if self.model is None:
+            return {}
+        found = self.task.provenance([self.model])[self.model]
+        return {"model": found["description"], "stand_in": found["stand_in"]}
