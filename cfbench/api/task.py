@@ -84,7 +84,7 @@ class Task(abc.ABC):
 
         if role not in self.components:
             what = COMPONENTS.get(role).load().what if role in COMPONENTS else role
-            raise UserError(f"Task '{self.name}' has no {what}.")
+            raise UserError(f"Task '{self.name}' does not provide {what}.")
         return COMPONENTS.get(role).load()
 
     def has_component(self, role: str) -> bool:
