@@ -54,9 +54,11 @@ METHODS.add("rcsb", RCSB, "RCSB (= rcsb_a)", a=0.1, c=4, s=3.0, tau=0.6)
 # released configs (configs/*.yaml of sobieskibj/gcd) where they differ from the paper's text.
 METHODS.add("gcd", GCD, "GCD g-direction (the paper's settings)")
 METHODS.add("gcd_code", GCD, "GCD g-direction with the released configs",
-            encode_steps=250, decode_steps=100, search_steps=100, n_proxy=8192, k=128,
-            alpha_max=3.0, radius=1.0, perturbation="uniform_norm", proxy_weight=3.0,
-            score="logit", search_rule="code")
+            encode_steps=250, decode_steps=100, search_steps=100, n_proxy=1024, blocks=52,
+            proxy_epochs=1024, early_stop_from=2, distance_head="sigmoid", lpips_net="vgg",
+            g_weights="code", k=128, alpha_max=3.0, radius=1.0, perturbation="uniform_norm",
+            proxy_weight=3.0, score="logit", search_rule="code", lig_path=128,
+            lig_gradient="exact")
 METHODS.add("gcd_h", GCD, "GCD h-direction number `index` (Hessian eigenvector)", direction="h")
 METHODS.add("gcd_random", GCD, "control: a random direction searched as GCD", direction="random")
 # CECAS (causally guided PGD after purification, spurious term, mask attack, RePaint refinement).

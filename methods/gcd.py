@@ -18,22 +18,30 @@ as the other class); ``share_direction=false`` fits one per class.
    ``"uniform_norm"`` a uniform direction with a norm uniform in [0, r] (the released code).
 2. Proxy (Alg. 2): an MLP z -> (f, s) (hidden widths 256-128-64, sigmoid between hidden layers,
    AdamW, batch 128, one batch in eight held out, early stopping when the validation loss rises
-   above the mean of its last five values); its loss weighs s by ``proxy_weight`` (paper 1,
-   released configs 3).
+   above the mean of its last five values, from epoch ``early_stop_from``); its loss weighs s by
+   ``proxy_weight`` (paper 1, released configs 3). The released proxy squashes s with a sigmoid
+   (``distance_head``) and is refitted ``blocks`` times (its ``n_iters``), each time on fresh
+   samples.
 3. Directions (Alg. 3): g is the gradient of f + lam * s of the proxy at z_sem, unit norm, and
-   the edit moves along -g; h-directions are eigenvectors of the Hessian of f alone, ordered by
-   |eigenvalue|, with the released code's sign (the code steps along -e with e = -v for a positive
-   eigenvalue, else v) and one-sided like the code's step sizes (``h_signs="both"`` tries both).
+   the edit moves along -g (``g_weights="code"``: one candidate per released (w_cls, w_lpips) pair
+   instead); h-directions are eigenvectors of the Hessian of f alone, ordered by |eigenvalue|,
+   with the released code's sign (the code steps along -e with e = -v for a positive eigenvalue,
+   else v) and one-sided like the code's step sizes (``h_signs="both"`` tries both). With more
+   than one candidate (blocks, weight pairs) the one whose line search from the source image
+   reaches the lowest search loss is kept (the code saves them all for its user to choose).
 4. Line search per image over k alphas evenly spaced in [0, alpha_max] (``search_rule``):
    ``paper`` takes the alpha with the lowest L_CF = f + lam * s over all of them (Eq. 5, Alg. 3);
    ``code`` the lowest line-search loss of the released strategy, f alone (``weight_lpips: 0``);
    ``flipped`` (cfbench's earlier rule) the lowest L_CF among renders classified as the target,
    else the lowest f. The chosen alpha is rendered again at ``decode_steps``.
-5. Mask: BB-LIG (Alg. 4, Eq. 6) along the line-search renders from alpha = 0 to the baseline,
-   the first render with p(source) < ``lig_threshold`` (an all-zero map when there is none, as
-   the released ``sig.py``); per pixel, the finite difference of p(source) over the change of
-   that pixel between consecutive 8-bit renders (zero where it did not change), averaged and
-   times (x_0 - x_baseline); channel-summed absolute value, divided by its maximum.
+5. Mask: BB-LIG (Alg. 4, Eq. 6; released ``bblig/src/experiment/sig.py``): the baseline is the
+   first line-search alpha with p(source) < ``lig_threshold`` (an all-zero map when there is
+   none); a fresh path of ``lig_path`` 8-bit renders from alpha 0 to it; the gradient of f per
+   pixel, as finite differences between consecutive renders (zero where a pixel did not change;
+   the paper, black-box) or exactly (``lig_gradient="exact"``, the code's default); averaged,
+   times (x_0 - x_baseline), summed over channels; its absolute value divided by the level of
+   its top 2 % of mass and clamped at 1 (the code's normalisation). ``mask_nfe`` counts the
+   path's classifier calls apart from ``nfe``.
 
 Units (``units``): ``raw`` (the paper and code: ``max_norm: 1``, step sizes up to 3) takes r and
 alpha in z_sem's own units; ``scaled`` multiplies them by the median distance between the z_sem
@@ -48,9 +56,17 @@ the evaluation's feature extractor) nor the classifier (GCD is black-box).
 
 Settings: the defaults are the paper's (encode 100 / decode 250 DDIM steps, N = 8192, k = 128,
 alpha_max 3); ``gcd_code`` (its line in ``cfbench/catalog.py``) has the released configs (encode
-250 / decode 100, norm uniform in [0, r], proxy_weight 3, the signed logit, the code's line-search
-loss). Where the diffusion autoencoder is a shipped synthetic stand-in, ``task_defaults`` applies
+250 / decode 100, 52 blocks of 1024 samples, norm uniform in [0, r], proxy_weight 3, VGG LPIPS,
+the sigmoid s head, early stopping from epoch 2, up to 1024 epochs, the two weight pairs, the
+signed logit, the code's line-search loss, exact BB-LIG gradients). Where it still differs from
+the code: its proxy predicts every class logit and f is read from them (here the proxy predicts
+f itself), its line search spends 128 renders over all candidates and six Hessian eigenvectors
+(here k per candidate), and its choice among iterations is manual.
+
+Where the diffusion autoencoder is a shipped synthetic stand-in, ``task_defaults`` applies
 ``CPU_PRESET`` (chosen by measurement) before any preset or ``--set``; run.json records the values.
+``gcd_code`` sets its own sizes, which take hours per direction on a CPU: lower them with ``--set``
+(``results/paper/gcd_study/README.md`` gives the CPU sizes).
 """
 
 from __future__ import annotations
@@ -84,8 +100,17 @@ def sharing_proxy_fits():
 
 
 CPU_PRESET = dict(
-    encode_steps=10, decode_steps=10, search_steps=10, n_proxy=1024, k=16, units="scaled"
+    encode_steps=10,
+    decode_steps=10,
+    search_steps=10,
+    n_proxy=1024,
+    k=16,
+    lig_path=16,
+    units="scaled",
 )
+BACKBONE_NAMES = {"alex": "AlexNet", "vgg": "VGG-16"}
+# the released strategy's (w_cls, w_lpips) pairs (configs: line_search_weight_{cls,lpips}_list)
+CODE_G_WEIGHTS = ((1.0, 0.0), (0.05, 1.0))
 
 
 @dataclass(frozen=True)
@@ -144,10 +169,41 @@ class GCDParams(HParams):
     proxy_weight: float = hparam(
         1.0, "nonnegative", "lambda_p: weight of s in the proxy loss (paper 1, code 3)"
     )
+    blocks: int = hparam(
+        1,
+        "count",
+        "proxy fits, each on n_proxy fresh samples (code: n_iters 52 of 1024); the candidate "
+        "whose line search from the source image reaches the lowest search loss is kept",
+    )
+    g_weights: str = hparam(
+        "paper",
+        ("paper", "code"),
+        "g: the gradient of f + lam * s (paper), or one candidate per released (w_cls, w_lpips) "
+        "pair, (1, 0) and (0.05, 1)",
+    )
+    lpips_net: str = hparam("alex", ("alex", "vgg"), "s: the LPIPS backbone (code: vgg)")
+    distance_head: str = hparam(
+        "linear", ("linear", "sigmoid"), "the proxy's s output: linear, or a sigmoid (code)"
+    )
+    early_stop_from: int = hparam(
+        6,
+        "count",
+        "first epoch at which the proxy's early stopping can fire: 6, once five validation "
+        "losses exist, or 2 (code: the mean of however many of the last five there are)",
+    )
+    lig_path: int = hparam(128, "count", "BB-LIG: renders on the path from alpha 0 to the baseline")
+    lig_gradient: str = hparam(
+        "finite",
+        ("finite", "exact"),
+        "BB-LIG: finite differences between 8-bit renders (paper, black-box) or the classifier's "
+        "gradient (code's approx_grad: false)",
+    )
 
     def check(self):
         if self.k < 2:
             raise ValueError(f"k must be at least 2 (got {self.k})")
+        if self.lig_path < 2:
+            raise ValueError(f"lig_path must be at least 2 (got {self.lig_path})")
 
 
 class BlackBox:
@@ -162,18 +218,23 @@ class BlackBox:
 
 
 class Proxy(nn.Module):
-    """The paper's MLP z_sem -> (f, s): three sigmoid hidden layers."""
+    """The paper's MLP z_sem -> (f, s): three sigmoid hidden layers; ``sigmoid_distance`` squashes
+    s into [0, 1] as the released proxy does (LPIPS lies there)."""
 
-    def __init__(self, z_dim: int, widths=(256, 128, 64)):
+    def __init__(self, z_dim: int, widths=(256, 128, 64), sigmoid_distance: bool = False):
         super().__init__()
         layers, cin = [], z_dim
         for w in widths:
             layers += [nn.Linear(cin, w), nn.Sigmoid()]
             cin = w
         self.net = nn.Sequential(*layers, nn.Linear(cin, 2))
+        self.sigmoid_distance = sigmoid_distance
 
     def forward(self, z):
-        return self.net(z)
+        out = self.net(z)
+        if self.sigmoid_distance:
+            return torch.cat([out[:, :1], torch.sigmoid(out[:, 1:])], 1)
+        return out
 
 
 def fit_proxy(
@@ -183,9 +244,12 @@ def fit_proxy(
     lr: float,
     max_epochs: int,
     gen: torch.Generator,
+    stop_from: int = 6,
+    sigmoid_distance: bool = False,
 ) -> tuple[Proxy, float, int]:
-    """Train on all but one batch in eight; stop when the validation loss exceeds the mean of its
-    last five values. Returns the proxy, its final validation loss and the epochs run."""
+    """Train on all but one batch in eight; from epoch ``stop_from`` on, stop when the validation
+    loss exceeds the mean of its last (up to) five values. Returns the proxy, its final validation
+    loss and the epochs run."""
     batch = 128
     order = torch.randperm(len(z), generator=gen)
     held = order[: max(1, len(z) // 8)]
@@ -193,7 +257,7 @@ def fit_proxy(
     # initial weights from ``gen`` too, so the run's seed fixes the fit
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(torch.randint(2**62, (1,), generator=gen)))
-        proxy = Proxy(z.shape[1])
+        proxy = Proxy(z.shape[1], sigmoid_distance=sigmoid_distance)
     opt = torch.optim.AdamW(proxy.parameters(), lr=lr)
 
     def loss(idx):
@@ -209,7 +273,8 @@ def fit_proxy(
             opt.step()
         with torch.no_grad():
             val = float(loss(held))
-        if len(history) >= 5 and val > sum(history[-5:]) / 5:
+        recent = history[-5:]
+        if len(history) >= stop_from - 1 and recent and val > sum(recent) / len(recent):
             break
         history.append(val)
     return proxy.eval(), val, epochs
@@ -269,15 +334,17 @@ class GCD(CounterfactualMethod):
         if self._distance is None:
             from cfbench.perceptual import lpips_network
 
-            net = lpips_network("alex", self.device)
+            backbone = self.hparams.lpips_net
+            net = lpips_network(backbone, self.device)
             if net is not None:
                 self._distance = (
-                    "LPIPS (AlexNet)",
+                    f"LPIPS ({BACKBONE_NAMES[backbone]})",
                     lambda a, b: net(a, b, normalize=True).flatten(),
                 )
             else:
                 self._distance = (
-                    "RMS pixel distance (stand-in for LPIPS: no AlexNet weights)",
+                    "RMS pixel distance (stand-in for LPIPS: no "
+                    f"{BACKBONE_NAMES[backbone]} weights)",
                     lambda a, b: ((a - b) ** 2).flatten(1).mean(1).sqrt(),
                 )
         with torch.no_grad():
@@ -391,30 +458,64 @@ class GCD(CounterfactualMethod):
             with torch.no_grad():
                 d = torch.randn(self.dae.semantic(x).shape[1], generator=gen)
             return (d / d.norm()).to(self.device), {"kind": "random"}, 0
-        proxy, facts = self._proxy(sid, x, source, scale, seed)
-        dim = facts["z_dim"]
+        candidates = []  # (unit direction, facts)
+        for block in range(h.blocks):
+            proxy, facts = self._proxy(sid, x, source, scale, seed, block)
+            for d, own in self._candidates(proxy, facts["z_dim"]):
+                candidates.append((d / d.norm(), {**facts, **own, "block": block}))
+        calls = h.n_proxy * h.blocks
+        if len(candidates) == 1:
+            d, facts = candidates[0]
+        else:
+            losses = self._candidate_losses(x, source, [d for d, _ in candidates], scale)
+            calls += h.k * len(candidates)
+            best = min(range(len(candidates)), key=losses.__getitem__)
+            d, facts = candidates[best]
+            facts = dict(facts, candidate_losses=[round(v, 6) for v in losses])
+        return d.to(self.device), facts, calls
+
+    def _candidates(self, proxy, dim: int) -> list[tuple[torch.Tensor, dict]]:
+        """The directions one proxy offers: the g-direction(s) or the h-direction ``index``."""
+        h = self.hparams
         origin = torch.zeros(1, dim, requires_grad=True)
         if h.direction == "g":
-            with torch.enable_grad():
-                out = proxy(origin)
-                (grad,) = torch.autograd.grad(out[0, 0] + h.lam * out[0, 1], origin)
-            d = -grad[0]
-            facts = dict(facts, kind="g", gradient_norm=round(float(grad.norm()), 6))
-        else:
-            hessian = torch.autograd.functional.hessian(
-                lambda v: proxy(v.unsqueeze(0))[0, 0], origin[0].detach()
-            )
-            values, vectors = torch.linalg.eigh(hessian)
-            order = values.abs().argsort(descending=True)
-            values, vectors = values[order], vectors[:, order]
-            # the code moves z - step * e, e = -v for a positive eigenvalue, else v: we add -e
-            d = vectors[:, h.index] * (1 if values[h.index] > 0 else -1)
-            facts = dict(
-                facts, kind="h", index=h.index, eigenvalues=[round(float(v), 6) for v in values[:8]]
-            )
-        return (d / d.norm()).to(self.device), facts, h.n_proxy
+            weights = ((1.0, h.lam),) if h.g_weights == "paper" else CODE_G_WEIGHTS
+            found = []
+            for w_f, w_s in weights:
+                with torch.enable_grad():
+                    out = proxy(origin)
+                    (grad,) = torch.autograd.grad(w_f * out[0, 0] + w_s * out[0, 1], origin)
+                facts = {"kind": "g", "weights": [w_f, w_s]}
+                found.append((-grad[0], dict(facts, gradient_norm=round(float(grad.norm()), 6))))
+            return found
+        hessian = torch.autograd.functional.hessian(
+            lambda v: proxy(v.unsqueeze(0))[0, 0], origin[0].detach()
+        )
+        values, vectors = torch.linalg.eigh(hessian)
+        order = values.abs().argsort(descending=True)
+        values, vectors = values[order], vectors[:, order]
+        # the code moves z - step * e, e = -v for a positive eigenvalue, else v: we add -e
+        d = vectors[:, h.index] * (1 if values[h.index] > 0 else -1)
+        eigenvalues = [round(float(v), 6) for v in values[:8]]
+        return [(d, {"kind": "h", "index": h.index, "eigenvalues": eigenvalues})]
 
-    def _proxy(self, sid: str, x, source: int, scale: float, seed: int) -> tuple[Proxy, dict]:
+    def _candidate_losses(self, x, source: int, directions, scale: float) -> list[float]:
+        """The lowest search loss each candidate reaches along its line search from the source
+        image. The released strategy renders these searches (``post_proxy_loop``) and leaves the
+        choice of an iteration's direction to its user; cfbench takes the lowest."""
+        src = torch.tensor([source], device=self.device)
+        tgt = self.task.target_of(src.cpu()).to(self.device)
+        z, x_T = self.dae.encode(x, self.hparams.encode_steps)
+        losses = []
+        for i, d in enumerate(directions):
+            self.progress(f"choosing among {len(directions)} candidates: {i + 1}")
+            steps = self._line(x, z, x_T, d.to(self.device).view(1, -1) * scale, src, tgt, 1.0)
+            losses.append(min(float(step["key"][0]) for step in steps))
+        return losses
+
+    def _proxy(
+        self, sid: str, x, source: int, scale: float, seed: int, block: int = 0
+    ) -> tuple[Proxy, dict]:
         """The proxy fitted around the source image (Alg. 1-2), or the one already fitted with the
         same inputs inside ``sharing_proxy_fits``; the recorded cost stays the fit's own."""
         h = self.hparams
@@ -425,11 +526,15 @@ class GCD(CounterfactualMethod):
             sid,
             source,
             seed,
+            block,
             scale,
-            self.hparams.score,
             *(
                 getattr(h, k)
                 for k in (
+                    "score",
+                    "lpips_net",
+                    "distance_head",
+                    "early_stop_from",
                     "encode_steps",
                     "search_steps",
                     "n_proxy",
@@ -446,7 +551,7 @@ class GCD(CounterfactualMethod):
             return proxy, dict(facts, proxy_reused=True)
         t0 = time.perf_counter()
         target = int(self.task.target_of(torch.tensor([source]))[0])
-        gen = torch.Generator().manual_seed(seed * 1000 + source)
+        gen = torch.Generator().manual_seed(seed * 1000 + source + 10**6 * block)
         z0, x_T = self.dae.encode(x, h.encode_steps)
         dim = z0.shape[1]
         u = torch.randn(h.n_proxy, dim, generator=gen)
@@ -456,7 +561,10 @@ class GCD(CounterfactualMethod):
         delta = (u * radial * h.radius).to(self.device)  # in units of ``scale``
         f, s = [], []
         for i, chunk in enumerate(delta.split(64)):
-            self.progress(f"proxy data {i * 64 + len(chunk)}/{h.n_proxy}")
+            self.progress(
+                f"proxy data {i * 64 + len(chunk)}/{h.n_proxy}"
+                + (f", block {block + 1}/{h.blocks}" if h.blocks > 1 else "")
+            )
             imgs = self.dae.decode(
                 z0 + chunk * scale, x_T.expand(len(chunk), -1, -1, -1), h.search_steps
             )
@@ -469,7 +577,14 @@ class GCD(CounterfactualMethod):
         weights = torch.tensor([1.0, h.proxy_weight])
         with torch.enable_grad():
             proxy, val_loss, epochs = fit_proxy(
-                delta.cpu(), targets, weights, h.proxy_lr, h.proxy_epochs, gen
+                delta.cpu(),
+                targets,
+                weights,
+                h.proxy_lr,
+                h.proxy_epochs,
+                gen,
+                stop_from=h.early_stop_from,
+                sigmoid_distance=h.distance_head == "sigmoid",
             )
         facts = {
             "z_dim": dim,
@@ -486,51 +601,93 @@ class GCD(CounterfactualMethod):
         return proxy, facts
 
     # -- per sample -----------------------------------------------------------------------------
+    def _line(self, x, z, x_T, direction, source, target, sign: float):
+        """The line search's renders along ``sign * direction``: per alpha, its value, the render,
+        p(source), whether it flipped and the search key."""
+        h = self.hparams
+        alphas = torch.linspace(0, h.alpha_max, h.k).tolist()
+        for a in alphas:
+            img = self.dae.decode(z + sign * a * direction, x_T, h.search_steps)
+            logits = self.classifier(img)
+            flipped = logits.argmax(1) == target
+            yield {
+                "alpha": sign * a,
+                "p_source": self.p_source(logits, source, target),
+                "flipped": flipped,
+                "key": self.search_key(logits, source, target, x, img, flipped),
+            }
+
     def search(self, x: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> dict:
         """The line search along each sample's class direction: the chosen signed alpha, whether it
-        flipped at the search's step count, the BB-LIG map, the codes and the classifier calls."""
+        flipped at the search's step count, the BB-LIG baseline (the first alpha on the chosen
+        side with p(source) < ``lig_threshold``; NaN when there is none), the codes and the
+        classifier calls."""
         h = self.hparams
         scale = self.fit_record["z_scale"]
         z, x_T = self.dae.encode(x, h.encode_steps)
         direction = torch.stack([self.directions[int(c)] for c in source.tolist()]) * scale
         signs = (1.0, -1.0) if h.direction == "h" and h.h_signs == "both" else (1.0,)
-        alphas = torch.linspace(0, h.alpha_max, h.k).tolist()
         key = torch.full((len(x),), math.inf, device=x.device)  # lower is better
         chosen = torch.zeros(len(x), device=x.device)
         flipped_at = torch.zeros(len(x), dtype=torch.bool, device=x.device)
-        masks = torch.zeros(len(x), 1, *x.shape[-2:], device=x.device)
+        baselines = {}
         for sign in signs:
-            renders, p_source = [], []
-            for i, a in enumerate(alphas):
+            baseline = torch.full((len(x),), math.nan, device=x.device)
+            for i, step in enumerate(self._line(x, z, x_T, direction, source, target, sign)):
                 self.progress(
-                    f"line search {i + 1}/{len(alphas)}"
-                    + (f", sign {sign:+.0f}" if len(signs) > 1 else "")
+                    f"line search {i + 1}/{h.k}" + (f", sign {sign:+.0f}" if len(signs) > 1 else "")
                 )
-                img = self.dae.decode(z + sign * a * direction, x_T, h.search_steps)
-                logits = self.classifier(img)
-                flipped = logits.argmax(1) == target
-                candidate = self.search_key(logits, source, target, x, img, flipped)
-                better = candidate < key
-                key = torch.where(better, candidate, key)
-                chosen = torch.where(better, torch.full_like(chosen, sign * a), chosen)
-                flipped_at = torch.where(better, flipped, flipped_at)
-                renders.append(img)
-                p_source.append(self.p_source(logits, source, target))
-            on_this_side = (chosen * sign > 0) if len(signs) > 1 else torch.ones_like(flipped_at)
-            masks = torch.where(
-                on_this_side.view(-1, 1, 1, 1),
-                bb_lig(torch.stack(renders), torch.stack(p_source), h.lig_threshold),
-                masks,
-            )
+                better = step["key"] < key
+                key = torch.where(better, step["key"], key)
+                chosen = torch.where(better, torch.full_like(chosen, step["alpha"]), chosen)
+                flipped_at = torch.where(better, step["flipped"], flipped_at)
+                first = (step["p_source"] < h.lig_threshold) & baseline.isnan()
+                baseline = torch.where(first, torch.full_like(baseline, step["alpha"]), baseline)
+            baselines[sign] = baseline
+        baseline = torch.where(chosen < 0, baselines.get(-1.0, baselines[1.0]), baselines[1.0])
         return {
             "alpha": chosen,
             "flipped": flipped_at,
-            "masks": masks,
+            "baseline": baseline,
             "z": z,
             "x_T": x_T,
             "direction": direction,
-            "calls": len(alphas) * len(signs),
+            "calls": h.k * len(signs),
         }
+
+    def bb_lig(self, x, found: dict, source, target) -> torch.Tensor:
+        """BB-LIG maps (B,1,H,W) as Alg. 4 and the released ``bblig/src/experiment/sig.py``: a
+        fresh path of ``lig_path`` 8-bit renders from alpha 0 to the baseline; the integrand is f
+        (the code integrates its logit), differentiated between consecutive renders or exactly;
+        an all-zero map where the search found no baseline."""
+        h = self.hparams
+        has_baseline = ~found["baseline"].isnan()
+        end = found["baseline"].nan_to_num(0.0).view(-1, 1)
+        total = torch.zeros_like(x)
+        first = previous = None
+        for i, t in enumerate(torch.linspace(0, 1, h.lig_path).tolist()):
+            self.progress(f"BB-LIG path {i + 1}/{h.lig_path}")
+            img = self.dae.decode(
+                found["z"] + t * end * found["direction"], found["x_T"], h.search_steps
+            )
+            img = (img * 255).round() / 255  # the 8-bit images the classifier would see
+            if h.lig_gradient == "exact":  # the code's default: not black-box
+                with torch.enable_grad():
+                    img.requires_grad_(True)
+                    f = self.score(self.task.classifier(img), source, target)
+                    (grad,) = torch.autograd.grad(f.sum(), img)
+                total += grad
+                img = img.detach()
+            else:
+                f = self.score(self.classifier(img), source, target)
+                if previous is not None:
+                    dx, df = img - previous[0], (f - previous[1]).view(-1, 1, 1, 1)
+                    total += torch.where(dx != 0, df / dx.where(dx != 0, 1.0), 0.0)
+                previous = (img, f)
+            first = img if first is None else first
+        steps = h.lig_path if h.lig_gradient == "exact" else h.lig_path - 1
+        attribution = ((first - img) * total / steps).sum(1, keepdim=True).abs()
+        return clip_top(attribution * has_baseline.view(-1, 1, 1, 1))
 
     def search_key(self, logits, source, target, x, img, flipped) -> torch.Tensor:
         """What the line search minimises over alpha (``search_rule``)."""
@@ -546,9 +703,12 @@ class GCD(CounterfactualMethod):
     def explain(self, batch) -> torch.Tensor:
         """BB-LIG maps (B,1,H,W) of the batch along its class directions (the method must be
         fitted)."""
-        return self.search(
-            batch.images.to(self.device), batch.source.to(self.device), batch.target.to(self.device)
-        )["masks"]
+        x, source, target = (
+            batch.images.to(self.device),
+            batch.source.to(self.device),
+            batch.target.to(self.device),
+        )
+        return self.bb_lig(x, self.search(x, source, target), source, target)
 
     def generate(self, batch):
         from cfbench.api.types import Counterfactuals
@@ -560,6 +720,7 @@ class GCD(CounterfactualMethod):
             batch.target.to(self.device),
         )
         found = self.search(x, source, target)
+        masks = self.bb_lig(x, found, source, target)
         self.progress("final render")
         final = self.dae.decode(
             found["z"] + found["alpha"].view(-1, 1) * found["direction"],
@@ -569,29 +730,22 @@ class GCD(CounterfactualMethod):
         n = torch.full((len(x),), found["calls"], device=self.device)
         return Counterfactuals(
             final,
-            found["masks"],
-            {"steps": n, "nfe": n, "alpha_fraction": found["alpha"].abs() / h.alpha_max},
+            masks,
+            {
+                "steps": n,
+                "nfe": n,
+                "mask_nfe": torch.full_like(n, h.lig_path),
+                "alpha_fraction": found["alpha"].abs() / h.alpha_max,
+            },
         )
 
 
-def bb_lig(renders: torch.Tensor, p_source: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Black-box latent integrated gradients (Eq. 6) over renders K x B x 3 x H x W along a path
-    starting at alpha = 0, with p(source) K x B; returns B x 1 x H x W in [0, 1]."""
-    q = (renders * 255).round()  # the 8-bit images the classifier would see
-    k = len(renders)
-    below = p_source < threshold
-    found = below.any(0)  # no baseline on the path: an all-zero map (sig.py)
-    end = torch.where(
-        found, below.float().argmax(0), torch.full_like(below[0], k - 1, dtype=torch.long)
-    )
-    end = end.clamp_min(1)
-    steps = torch.arange(k - 1, device=renders.device).view(-1, 1)
-    on_path = (steps < end.view(1, -1)).float().view(k - 1, -1, 1, 1, 1)
-    dx = (q[1:] - q[:-1]) / 255
-    df = (p_source[1:] - p_source[:-1]).view(k - 1, -1, 1, 1, 1)
-    grad = torch.where(dx != 0, df / dx.where(dx != 0, torch.ones_like(dx)), torch.zeros_like(dx))
-    mean_grad = (grad * on_path).sum(0) / end.view(-1, 1, 1, 1)
-    rows = torch.arange(renders.shape[1], device=renders.device)
-    attribution = ((q[0] - q[end, rows]) / 255 * mean_grad).sum(1, keepdim=True).abs()
-    attribution = attribution * found.view(-1, 1, 1, 1)
-    return attribution / attribution.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1, 1)
+def clip_top(attribution: torch.Tensor, percent: float = 2.0) -> torch.Tensor:
+    """Maps (B,1,H,W) >= 0 divided by the value above which their top ``percent`` % of total mass
+    lies and clamped at 1: the normalisation of the released BB-LIG (``normalize_attr``,
+    ``outlier_perc=2``; captum's own helper is private and works on one HWC numpy image)."""
+    ordered = attribution.flatten(1).sort(1).values
+    mass = ordered.cumsum(1)
+    at = (mass > mass[:, -1:] * (100 - percent) / 100).int().argmax(1, keepdim=True)
+    threshold = ordered.gather(1, at).clamp_min(1e-12).view(-1, 1, 1, 1)
+    return (attribution / threshold).clamp(max=1.0)

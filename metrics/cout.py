@@ -120,17 +120,24 @@ def transition(
 class CounterfactualTransition(Metric):
     """COUT per sample under the protocol's ordering and integration rule; the probability curves
     are stored too, for the mean-curve figure. The SLCF protocol averages the two directions'
-    means."""
+    means (for a classifier of more than two classes) and resizes the images first."""
 
     name = "COUT"
     higher_is_better = True
     tolerance = (0.05, 0.0)
 
     def per_sample(self, ctx: SampleContext):
+        x, x_cf = ctx.batch.images, ctx.counterfactuals.images
+        if self.protocol.cout_size is not None:
+            from torchvision.transforms.functional import resize
+
+            x, x_cf = (
+                resize(im, [self.protocol.cout_size] * 2, antialias=True) for im in (x, x_cf)
+            )
         t = transition(
             self.task.classifier,
-            ctx.batch.images,
-            ctx.counterfactuals.images,
+            x,
+            x_cf,
             ctx.batch.source,
             ctx.batch.target,
             rule=self.protocol.cout_rule,
@@ -138,7 +145,8 @@ class CounterfactualTransition(Metric):
         return {"COUT": t.cout, "COUT_curve_source": t.source, "COUT_curve_target": t.target}
 
     def summarize(self, run, method, rows):
-        if self.protocol.cout_average == "samples" or rows.empty:
+        binary = len(self.task.class_names) <= 2
+        if self.protocol.cout_average == "samples" or binary or rows.empty:
             return super().summarize(run, method, rows)
         means = rows.groupby("source")["COUT"].mean()
         value, ci = super().summarize(run, method, rows)
@@ -147,7 +155,7 @@ class CounterfactualTransition(Metric):
     def figure(self, samples, methods):
         if "COUT_curve_target" not in samples:
             return None
-        num_pixels = self.task.image_size**2
+        num_pixels = (self.protocol.cout_size or self.task.image_size) ** 2
         return "cout_curves.png", curve_figure(
             samples, methods, num_pixels, self.protocol.cout_rule
         )

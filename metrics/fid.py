@@ -68,18 +68,35 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(fid_statistics_to_metric(*stats, verbose=False)[KEY_METRIC_FID])
 
 
+def split_orders(n: int, repeats: int, seed: int, shuffle: str = "numpy") -> list[np.ndarray]:
+    """The ``repeats`` random orders of ``n`` samples the halves are cut from: numpy's seeded
+    permutations, or Python's ``random.shuffle`` of a fresh ``list(range(n))`` per repeat from one
+    seeded ``random.Random`` (the SLCF evaluation's generator)."""
+    if shuffle == "python":
+        import random
+
+        rng = random.Random(seed)
+        orders = []
+        for _ in range(repeats):
+            order = list(range(n))
+            rng.shuffle(order)
+            orders.append(np.array(order))
+        return orders
+    rng = np.random.default_rng(seed)
+    return [rng.permutation(n) for _ in range(repeats)]
+
+
 def split_fid(
     originals: np.ndarray,
     counterfactuals: np.ndarray,
     repeats: int = SFID_REPEATS,
     seed: int = SFID_SEED,
+    shuffle: str = "numpy",
 ) -> np.ndarray:
     """(repeats,) sFID values: each the mean of the two cross-half FIDs of one random split."""
-    rng = np.random.default_rng(seed)
     n = len(originals)
     values = []
-    for _ in range(repeats):
-        perm = rng.permutation(n)
+    for perm in split_orders(n, repeats, seed, shuffle):
         one, two = perm[: n // 2], perm[n // 2 :]
         values.append(
             (
@@ -118,14 +135,20 @@ class _FeatureDistance(Metric):
 
 
 class FID(_FeatureDistance):
-    """FID: all originals against all counterfactuals of a method."""
+    """FID: all originals against all counterfactuals of a method (against the successful ones
+    only under a protocol whose ``fid_counterfactuals`` is "flipped", as ACE's compute_FID.sh)."""
 
     name = "FID"
 
     def summarize(self, run, method, rows):
         if len(rows) < self.min_samples:
             return None, None
-        return frechet_distance(*self.features(run, method, rows)), None
+        originals, counterfactuals = self.features(run, method, rows)
+        if self.protocol.fid_counterfactuals == "flipped":
+            counterfactuals = counterfactuals[self.protocol.successful(rows)]
+            if len(counterfactuals) < self.min_samples:
+                return None, None
+        return frechet_distance(originals, counterfactuals), None
 
 
 class SplitFID(_FeatureDistance):
@@ -142,15 +165,15 @@ class SplitFID(_FeatureDistance):
         p = self.protocol
         # ACE: only successful counterfactuals in the CF halves
         if p.sfid_counterfactuals == "flipped":
-            return self._flipped_only(originals, counterfactuals, rows["flipped"].to_numpy(bool))
-        values = split_fid(originals, counterfactuals, p.sfid_repeats, p.sfid_seed)
+            return self._flipped_only(originals, counterfactuals, p.successful(rows))
+        values = split_fid(originals, counterfactuals, p.sfid_repeats, p.sfid_seed, p.sfid_shuffle)
         lo, hi = np.percentile(values, [2.5, 97.5])
         return float(values.mean()), float((hi - lo) / 2) if len(values) > 1 else None
 
     def _flipped_only(self, originals, counterfactuals, flipped):
         """One seeded half-split; the counterfactual halves keep their successful members."""
-        rng = np.random.default_rng(self.protocol.sfid_seed)
-        perm = rng.permutation(len(originals))
+        p = self.protocol
+        (perm,) = split_orders(len(originals), 1, p.sfid_seed, p.sfid_shuffle)
         one, two = perm[: len(perm) // 2], perm[len(perm) // 2 :]
         cf_one, cf_two = one[flipped[one]], two[flipped[two]]
         if min(len(cf_one), len(cf_two)) < 2:

@@ -1,8 +1,13 @@
 """The metric protocols of other code bases (registered in ``cfbench/catalog.py``).
 
-ace      ACE / FastDiME (``eval_utils/cout_metrics.py``, ``compute_fid``; FVA, FS, MNAC and CD over
-         the successful counterfactuals, as ``compute_FVA.py``, ``compute_MNAC.py`` and
-         ``compute_CD.py`` walk ``CC|IC/CCF``): FR, S3 and COUT over
+ace      ACE / FastDiME (``eval_utils/cout_metrics.py``, ``compute_FID.sh``; FVA, FS, MNAC and CD
+         over the successful counterfactuals, as ``compute_FVA.py``, ``compute_MNAC.py`` and
+         ``compute_CD.py`` walk ``CC|IC/CCF``): FR over all originals as ``main.py`` counts it
+         (success: the other class for an original classified right, its own label for one
+         classified wrong; cfbench asked every method for the other class of the label, so on a
+         misclassified original the method was asked for a different edit than ACE's); FID of
+         all originals against the successful counterfactuals (``compute_FID.sh`` copies
+         ``CC/CCF/CF`` and ``IC/CCF/CF``); S3 and COUT over
          originals the classifier gets right (for a class pair, the target is then the other
          class, as ACE's 1 - prediction); COUT orders by (v - min) / (max - min) of the
          channel-summed
@@ -11,8 +16,10 @@ ace      ACE / FastDiME (``eval_utils/cout_metrics.py``, ``compute_fid``; FVA, F
          halves holding only successful counterfactuals, the mean of the two cross-FIDs (ACE
          splits unseeded; here seed 0, so a rerun gives the same number).
 slcf     SLCF's evaluation (``slc/evaluation``): FR against the other class of the label over all
-         images; COUT averages the two directions' means over correctly classified originals; S3
-         over all pairs; sFID: 10 half-splits seeded 2025, all pairs, 20 FIDs averaged; PF:
+         images; COUT over correctly classified originals resized to 224 px (its
+         ``img_transform(224)``), the two directions' means averaged unless the classifier is
+         binary (``if not is_binary_dataset``); S3 over all pairs; sFID: 10 half-splits drawn by
+         Python's ``random.shuffle`` seeded 2025, all pairs, 20 FIDs averaged; PF:
          Quantus' raw AUC (unit spacing) with ``features_in_step`` = H (224 at 224 px: 672 steps).
 """
 
@@ -23,7 +30,6 @@ from cfbench.api.protocol import Protocol
 ACE = Protocol(
     "ace",
     subsets={
-        "FR": "correct",
         "S3": "correct",
         "COUT": "correct",
         "FVA": "flipped",
@@ -31,11 +37,19 @@ ACE = Protocol(
         "MNAC": "flipped",
         "CD": "flipped",
     },
+    success="ace",
+    fid_counterfactuals="flipped",
     cout_rule="ace",
     sfid_repeats=1,
     sfid_seed=0,
     sfid_counterfactuals="flipped",
 )
 SLCF = Protocol(
-    "slcf", subsets={"COUT": "correct"}, cout_average="directions", sfid_seed=2025, pf_rule="slcf"
+    "slcf",
+    subsets={"COUT": "correct"},
+    cout_average="directions",
+    cout_size=224,
+    sfid_seed=2025,
+    sfid_shuffle="python",
+    pf_rule="slcf",
 )

@@ -12,7 +12,7 @@ from conftest import in_float64, make_batch, make_task
 from torch import nn
 
 from cfbench.catalog import METHODS
-from cfbench.methods.gcd import GCD, bb_lig, fit_proxy
+from cfbench.methods.gcd import GCD, clip_top, fit_proxy
 from cfbench.runner import Runner, RunSpec
 
 TINY = [
@@ -76,7 +76,9 @@ def test_classifier_is_only_called_forward(tmp_path, monkeypatch):
     batch = make_batch(task, ["00000", "00001"])
     wrapped.calls = 0
     out = method.generate(batch)
-    assert wrapped.calls == int(out.info["nfe"].sum()) == 2 * 3  # k alphas on the code's side of h
+    # k alphas on the code's side of h, then the BB-LIG path
+    assert int(out.info["nfe"].sum()) == 2 * 3
+    assert wrapped.calls == int(out.info["nfe"].sum() + out.info["mask_nfe"].sum())
     # and the check itself works: a white-box gradient through the wrapper fails
     x = batch.images.clone().requires_grad_(True)
     with pytest.raises(AssertionError, match="differentiated"):
@@ -163,18 +165,6 @@ def test_pair_score_ignores_a_third_class_that_prob_would_drift_to():
         logits, source, target
     )
     assert (literal < 1e-3).all()  # p(source) all but zero although the target is not reached
-
-
-def test_bb_lig_attributes_the_pixel_whose_change_moves_the_score():
-    # three renders of a 2-pixel image: pixel (0,0) darkens step by step and the score falls;
-    # pixel (0,1) never changes, so it gets nothing
-    renders = torch.zeros(3, 1, 3, 1, 2)
-    renders[:, 0, :, 0, 0] = torch.tensor([1.0, 0.6, 0.2]).view(3, 1)
-    renders[:, 0, :, 0, 1] = 0.5
-    p = torch.tensor([[0.9], [0.5], [0.005]])
-    m = bb_lig(renders, p, threshold=0.01)
-    assert m.shape == (1, 1, 1, 2)
-    assert m[0, 0, 0, 0] == 1 and m[0, 0, 0, 1] == 0
 
 
 @pytest.mark.slow
@@ -389,10 +379,140 @@ def test_h_directions_take_the_codes_side():
     del proxy
 
 
+class _Pixel:
+    """A fake diffusion autoencoder whose render darkens pixel (0, 0) as z[0] grows (the other
+    pixels stay grey), and a classifier whose source margin is that pixel's value times 10 minus 5:
+    the BB-LIG map and the classifier calls can be worked out by hand."""
+
+    z_dim = 2
+
+    def encode(self, x, steps):
+        return torch.zeros(len(x), 2), torch.zeros(len(x), 3, 4, 4)
+
+    def decode(self, z, x_T, steps):
+        img = torch.full((len(z), 3, 4, 4), 0.5)
+        img[:, :, 0, 0] = (1 - z[:, :1] / 4).clamp(0, 1)
+        return img
+
+
+def _pixel_method(**overrides):
+    task = make_task()
+    method = METHODS.build(
+        "gcd", task, torch.device("cpu"), **{"k": 5, "alpha_max": 4.0, **overrides}
+    )
+    method.dae = _Pixel()
+    calls = []
+
+    def classifier(img):
+        calls.append(len(img))
+        margin = img[:, 0, 0, 0] * 10 - 5
+        zero = torch.zeros(len(img))
+        return torch.stack([zero, zero, margin, zero], 1)
+
+    method.classifier = classifier
+    method.fit_record = {"z_scale": 1.0}
+    method.directions = {2: torch.tensor([1.0, 0.0])}
+    return method, calls
+
+
+def test_bb_lig_walks_a_fresh_path_to_the_baseline_and_puts_the_change_on_its_pixel():
+    """Alg. 4 and bblig/src/experiment/sig.py: ``get_baseline_idx`` (the first search step with
+    p < ``thr_prob``), then ``get_batch_step_sizes`` (``torch.linspace(0., max_step_size,
+    path_length)``) renders a new path, quantised (``convert_image_dtype`` to uint8); ``get_sig``
+    sums the gradients over the path and multiplies by ``orig - baseline``."""
+    method, calls = _pixel_method(lig_path=7)
+    x, source, target = torch.full((1, 3, 4, 4), 0.5), torch.tensor([2]), torch.tensor([3])
+    found = method.search(x, source, target)
+    # alphas 0..4: pixel 1, .75, .5, .25, 0 -> margin 5, 2.5, 0, -2.5, -5; p(source) < .01 first
+    # at margin -5 (sigmoid(-5) = .0067): the baseline is alpha 4
+    assert float(found["baseline"][0]) == 4.0 and sum(calls) == 5
+    calls.clear()
+    mask = method.bb_lig(x, found, source, target)
+    assert sum(calls) == 7  # a fresh path, not the search's five renders
+    assert mask[0, 0, 0, 0] == 1 and mask[0, 0].flatten()[1:].abs().sum() == 0
+
+
+def test_bb_lig_gradients_by_finite_differences_or_exactly_agree_on_a_linear_classifier():
+    """Paper: finite differences (black-box); sig.py's default ``approx_grad: false`` takes
+    ``torch.autograd.grad`` of the classifier's output on the path."""
+    maps = {}
+    for rule in ("finite", "exact"):
+        method, _ = _pixel_method(lig_path=5, lig_gradient=rule)
+        if rule == "exact":
+            method.task._loaded["classifier"] = method.classifier
+        x, source, target = torch.full((1, 3, 4, 4), 0.5), torch.tensor([2]), torch.tensor([3])
+        maps[rule] = method.bb_lig(x, method.search(x, source, target), source, target)
+    torch.testing.assert_close(maps["finite"], maps["exact"])
+
+
 def test_bb_lig_is_zero_when_the_path_has_no_baseline():
     """bblig/src/experiment/sig.py, ``get_sig_paths``: a path whose baseline was not found renders
     black images, so its attribution is zero (``get_sig``: ``sig = torch.zeros_like(orig)``)."""
-    renders = torch.rand(4, 2, 3, 5, 5)
-    p = torch.tensor([[0.9, 0.9], [0.5, 0.6], [0.005, 0.4], [0.002, 0.3]])
-    m = bb_lig(renders, p, threshold=0.01)
-    assert m[0].max() == 1 and m[1].max() == 0
+    method, _ = _pixel_method(lig_path=3, alpha_max=1.0)  # the margin never falls below -5
+    x, source, target = torch.full((1, 3, 4, 4), 0.5), torch.tensor([2]), torch.tensor([3])
+    found = method.search(x, source, target)
+    assert found["baseline"].isnan().all()
+    assert method.bb_lig(x, found, source, target).abs().sum() == 0
+
+
+def test_bb_lig_normalisation_clips_the_top_two_percent_of_mass():
+    """bblig/src/experiment/utils.py, ``normalize_attr`` with ``outlier_perc=2``: divide by the
+    value at which the sorted cumulative sum passes 98 % of the total, then clip at 1."""
+    values = torch.tensor([1.0] * 98 + [50.0, 100.0]).view(1, 1, 10, 10)
+    out = clip_top(values)
+    # cumulative sums 1..98, 148, 248: the first above 0.98 * 248 = 243.04 is the 100 -> no clip
+    torch.testing.assert_close(out.flatten()[-1], torch.tensor(1.0))
+    torch.testing.assert_close(out.flatten()[0], torch.tensor(0.01))
+    spiky = torch.tensor([1.0] * 99 + [1.5]).view(1, 1, 10, 10)  # top value holds < 2 % of mass
+    assert clip_top(spiky).flatten()[-1] == 1 and clip_top(spiky).flatten()[0] == 1
+    assert clip_top(torch.zeros(1, 1, 2, 2)).abs().sum() == 0
+
+
+def test_code_proxy_squashes_s_and_may_stop_from_the_second_epoch():
+    """gcd/src/proxies/general_multicomponent_mlp.py: ``lpips = F.sigmoid(x[:, -1])``; ``run_epoch``
+    stops when ``mean_val_loss > running_mean`` as soon as the history holds one value."""
+    z = torch.randn(256, 4, generator=torch.Generator().manual_seed(0))
+    targets = torch.stack([z[:, 0], 5 + z[:, 1]], 1)  # s far outside [0, 1]
+    proxy, _, _ = fit_proxy(
+        z, targets, torch.ones(2), 1e-3, 2, torch.Generator().manual_seed(1), sigmoid_distance=True
+    )
+    out = proxy(z)
+    assert (out[:, 1] > 0).all() and (out[:, 1] < 1).all()
+    # a learning rate so large the validation loss must rise at once
+    late = fit_proxy(z, targets, torch.ones(2), 10.0, 50, torch.Generator().manual_seed(1))
+    early = fit_proxy(
+        z, targets, torch.ones(2), 10.0, 50, torch.Generator().manual_seed(1), stop_from=2
+    )
+    assert early[2] < late[2] and late[2] >= 6
+
+
+def test_code_g_candidates_and_blocks_pick_the_lowest_search_loss(tmp_path):
+    """gcd/src/strategies/single_image_gmc_mlp_proxy_training.py: ``get_grads_dict`` takes one
+    gradient per (weight_cls, weight_lpips) pair; each of ``n_iters`` iterations draws fresh samples
+    (``clear_proxy_training_data``) and refits a fresh proxy (``reinit``)."""
+    task = make_task()
+    params = dict(n_proxy=16, k=3, encode_steps=1, decode_steps=1, search_steps=1, proxy_epochs=3)
+    method = METHODS.build("gcd", task, torch.device("cpu"), g_weights="code", blocks=2, **params)
+    record = method.fit(task.sample_ids(4), 0, None)
+    facts = record["directions"]["2"]
+    assert len(facts["candidate_losses"]) == 4  # two blocks x two weight pairs
+    best = min(range(4), key=facts["candidate_losses"].__getitem__)
+    assert facts["block"] == best // 2 and facts["weights"] == [[1.0, 0.0], [0.05, 1.0]][best % 2]
+    assert facts["classifier_calls"] == 2 * 16 + 4 * 3
+    one = METHODS.build("gcd", task, torch.device("cpu"), **params).fit(task.sample_ids(4), 0, None)
+    assert "candidate_losses" not in one["directions"]["2"]
+    assert one["directions"]["2"]["classifier_calls"] == 16
+
+
+def test_gcd_code_carries_the_released_configuration():
+    """gcd/configs/single_image_gmc_mlp_proxy_training/celeba-hq/dense_net/smile/config.yaml:
+    ``n_iters: 52``, ``n_steps_dae: 8`` x ``batch_size: 128``, ``n_steps_proxy: 1024``,
+    ``line_search_weight_cls_list: [1.0, 0.05]`` / ``..._lpips_list: [0, 1.0]``, ``lpips_net: vgg``,
+    ``T_encode: 250``, ``T_render: 100``; bblig/configs/sig.yaml: ``path_length: 128``,
+    ``approx_grad: false``."""
+    p = METHODS.params("gcd_code", make_task())
+    assert (p.blocks, p.n_proxy, p.proxy_epochs, p.early_stop_from) == (52, 1024, 1024, 2)
+    assert (p.g_weights, p.lpips_net, p.distance_head) == ("code", "vgg", "sigmoid")
+    assert (p.encode_steps, p.decode_steps, p.lig_path, p.lig_gradient) == (250, 100, 128, "exact")
+    paper = METHODS.params("gcd", make_task(), {"lig_path": "128"})
+    assert (paper.blocks, paper.g_weights, paper.lig_gradient) == (1, "paper", "finite")

@@ -125,25 +125,107 @@ def test_ace_cout_integrates_past_one_when_the_last_step_is_partial():
     assert last_position(7, 15, "cfbench") == 1.0
 
 
+class _Task:
+    def __init__(self, classes: int):
+        self.class_names = tuple(f"c{i}" for i in range(classes))
+
+
 def test_protocols_select_their_samples():
     rows = pd.DataFrame(
         {
             "source": [0, 0, 1, 1],
             "pred_before": [0, 1, 1, 1],
+            "pred_after": [1, 0, 0, 0],
             "COUT": [0.2, 0.4, 0.6, 1.0],
             "flipped": [True, False, True, True],
             "sample_id": list("abcd"),
         }
     )
     assert len(PROTOCOLS["cfbench"].select("FR", rows)) == 4
-    assert list(PROTOCOLS["ace"].select("FR", rows)["sample_id"]) == ["a", "c", "d"]
+    assert len(PROTOCOLS["ace"].select("FR", rows)) == 4  # main.py: stats over all n
+    assert list(PROTOCOLS["ace"].select("COUT", rows)["sample_id"]) == ["a", "c", "d"]
     assert len(PROTOCOLS["slcf"].select("FR", rows)) == 4
     from cfbench.metrics.cout import CounterfactualTransition
 
     metric = CounterfactualTransition.__new__(CounterfactualTransition)
-    metric.protocol = PROTOCOLS["slcf"]
+    metric.protocol, metric.task = PROTOCOLS["slcf"], _Task(6)
     value, _ = metric.summarize(None, "m", PROTOCOLS["slcf"].select("COUT", rows))
     assert value == pytest.approx((0.2 + (0.6 + 1.0) / 2) / 2)  # mean of the two directions' means
+    metric.task = _Task(2)  # the code's ``if not is_binary_dataset``: a binary one averages samples
+    value, _ = metric.summarize(None, "m", PROTOCOLS["slcf"].select("COUT", rows))
+    assert value == pytest.approx((0.2 + 0.6 + 1.0) / 3)
+
+
+def test_ace_success_is_main_py_target_rule():
+    """ACE main.py: ``target = 1 - c_pred; target[lab != c_pred] = lab[lab != c_pred]`` and the
+    CF accuracy ``accuracy(data_log, target)`` is divided by all ``n``: a misclassified original
+    succeeds when its counterfactual is classified as its own label."""
+    from cfbench.metrics.validity import FlipRate
+
+    rows = pd.DataFrame(
+        {
+            "source": [0, 0, 1, 1],
+            "pred_before": [0, 1, 1, 0],  # b and d are misclassified
+            "pred_after": [1, 0, 1, 1],  # b -> its label 0 (success), d -> 1 (its label: success)
+            "flipped": [True, False, False, False],
+        }
+    )
+    metric = FlipRate.__new__(FlipRate)
+    metric.protocol = PROTOCOLS["ace"]
+    assert metric.values(PROTOCOLS["ace"].select("FR", rows)).tolist() == [1.0, 1.0, 0.0, 1.0]
+    metric.protocol = PROTOCOLS["cfbench"]
+    assert metric.values(rows).tolist() == [1.0, 0.0, 0.0, 0.0]
+
+
+def test_ace_fid_compares_all_originals_with_the_successful_counterfactuals(monkeypatch):
+    """ACE compute_FID.sh: ``real`` gets ``Original/Correct/*`` and ``Original/Incorrect/*``,
+    ``cf`` only ``CC/CCF/CF`` and ``IC/CCF/CF`` (the counterfactuals that flipped)."""
+    from cfbench.metrics.fid import FID
+
+    rng = np.random.default_rng(4)
+    originals = rng.normal(size=(40, 3))
+    counterfactuals = originals + rng.normal(0.4, 0.5, size=(40, 3))
+    flipped = rng.random(40) < 0.6
+    rows = pd.DataFrame(
+        {"source": 0, "pred_before": 0, "pred_after": np.where(flipped, 1, 0), "flipped": flipped}
+    )
+    monkeypatch.setattr(FID, "features", lambda self, run, method, r: (originals, counterfactuals))
+    metric = FID.__new__(FID)
+    metric.notes = []
+    metric.protocol = PROTOCOLS["ace"]
+    got, _ = metric.summarize(None, "m", rows)
+    assert got == pytest.approx(_scipy_frechet(originals, counterfactuals[flipped]), abs=1e-4)
+    metric.protocol = PROTOCOLS["cfbench"]
+    got, _ = metric.summarize(None, "m", rows)
+    assert got == pytest.approx(_scipy_frechet(originals, counterfactuals), abs=1e-4)
+
+
+def test_slcf_cout_is_computed_at_224_pixels():
+    """SLCF's evaluation loads both images through ``img_transform(224)`` before COUT."""
+    from cfbench.metrics.cout import CounterfactualTransition
+
+    class Pooled(torch.nn.Module):
+        def forward(self, x):
+            return x.mean((2, 3)) @ torch.tensor([[1.0, -1.0, 0], [0, 1.0, -1.0], [-1.0, 0, 1.0]])
+
+    x, x_cf, source, target = fixture()
+
+    class Ctx:
+        batch = type("B", (), {"images": x, "source": source, "target": target})
+        counterfactuals = type("C", (), {"images": x_cf})
+
+    metric = CounterfactualTransition.__new__(CounterfactualTransition)
+    metric.protocol, metric.task = PROTOCOLS["slcf"], type("T", (), {"classifier": Pooled()})
+    curve = metric.per_sample(Ctx)["COUT_curve_target"]
+    assert curve.shape[1] == len(
+        transition(
+            Pooled(),
+            torch.zeros(1, 3, 224, 224),
+            torch.ones(1, 3, 224, 224),
+            source[:1],
+            target[:1],
+        ).target[0]
+    )
 
 
 @pytest.mark.slow
@@ -203,14 +285,23 @@ def _scipy_frechet(a, b):
 @pytest.mark.parametrize("name", ["ace", "slcf", "cfbench"])
 def test_sfid_follows_each_protocols_split_rule(name, monkeypatch):
     """sFID from fixed features: ace one seed-0 half-split with only flipped CFs in the CF halves,
-    slcf 10 half-splits seeded 2025 averaged, cfbench 10 seeded 0 — each written out here."""
+    slcf 10 half-splits by Python's random.shuffle seeded 2025 averaged, cfbench 10 numpy
+    permutations seeded 0 — each written out here."""
     from cfbench.metrics.fid import SplitFID
 
     rng = np.random.default_rng(3)
     originals = rng.normal(size=(60, 4))
     counterfactuals = originals + rng.normal(0.5, 0.3, size=(60, 4))
     flipped = rng.random(60) < 0.7
-    rows = pd.DataFrame({"sample_id": [f"{i:02d}" for i in range(60)], "flipped": flipped})
+    rows = pd.DataFrame(
+        {
+            "sample_id": [f"{i:02d}" for i in range(60)],
+            "flipped": flipped,
+            "source": 0,
+            "pred_before": 0,
+            "pred_after": np.where(flipped, 1, 0),
+        }
+    )
     metric = SplitFID.__new__(SplitFID)
     metric.protocol, metric.notes = PROTOCOLS[name], []
     monkeypatch.setattr(
@@ -225,10 +316,18 @@ def test_sfid_follows_each_protocols_split_rule(name, monkeypatch):
             + _scipy_frechet(originals[two], counterfactuals[one[flipped[one]]])
         ) / 2
     else:
-        split_rng = np.random.default_rng(2025 if name == "slcf" else 0)
+        import random
+
+        split_rng = np.random.default_rng(0)
+        python_rng = random.Random(2025)
         values = []
         for _ in range(10):
-            perm = split_rng.permutation(60)
+            if name == "slcf":
+                perm = list(range(60))
+                python_rng.shuffle(perm)
+                perm = np.array(perm)
+            else:
+                perm = split_rng.permutation(60)
             one, two = perm[:30], perm[30:]
             values.append(
                 (

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 
@@ -24,11 +25,19 @@ class Protocol:
     name: str = "cfbench"
     # metric -> "all" | "correct" (originals classified right) | "flipped" (successful CFs)
     subsets: dict[str, str] = field(default_factory=dict)
+    # what counts as a success: "target" (classified as the requested target) | "ace" (as
+    # ACE's main.py: the target for an original classified right, its own label otherwise)
+    success: str = "target"
     cout_rule: str = "cfbench"  # "cfbench" | "ace"
-    cout_average: str = "samples"  # "samples" | "directions" (mean of the per-direction means)
+    # "samples" | "directions" (the mean of the per-direction means, where the classifier has
+    # more than two classes; a binary classifier's samples are averaged)
+    cout_average: str = "samples"
+    cout_size: int | None = None  # COUT on images resized to this side (None: as generated)
     sfid_repeats: int = 10
     sfid_seed: int = 0
+    sfid_shuffle: str = "numpy"  # "numpy" (default_rng permutation) | "python" (random.shuffle)
     sfid_counterfactuals: str = "all"  # "all" | "flipped"
+    fid_counterfactuals: str = "all"  # "all" | "flipped" (FID: all originals against these)
     pf_rule: str = "cfbench"  # "cfbench" | "slcf"
 
     def select(self, metric: str, rows: pd.DataFrame) -> pd.DataFrame:
@@ -37,18 +46,30 @@ class Protocol:
         if subset == "correct":
             return rows[rows["pred_before"] == rows["source"]]
         if subset == "flipped":
-            return rows[rows["flipped"].astype(bool)]
+            return rows[self.successful(rows)]
         return rows
+
+    def successful(self, rows: pd.DataFrame) -> np.ndarray:
+        """Per row, whether its counterfactual succeeded under this protocol."""
+        flipped = rows["flipped"].to_numpy(bool)
+        if self.success == "ace":
+            right = (rows["pred_before"] == rows["source"]).to_numpy(bool)
+            return np.where(right, flipped, (rows["pred_after"] == rows["source"]).to_numpy(bool))
+        return flipped
 
     def describe(self) -> dict:
         return {
             "name": self.name,
             "subsets": self.subsets,
+            "success": self.success,
+            "fid_counterfactuals": self.fid_counterfactuals,
             "cout_rule": self.cout_rule,
             "cout_average": self.cout_average,
+            "cout_size": self.cout_size,
             "sfid": {
                 "repeats": self.sfid_repeats,
                 "seed": self.sfid_seed,
+                "shuffle": self.sfid_shuffle,
                 "counterfactuals": self.sfid_counterfactuals,
             },
             "pf_rule": self.pf_rule,
