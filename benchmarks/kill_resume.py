@@ -1,4 +1,5 @@
-"""SIGKILL a run at random points (generation, part writing, finalisation) until it finishes, then
+"""SIGKILL a run at random points (generation, part writing, finalisation, inside GCD's direction
+fit, inside CECAS) until it finishes, truncate one committed part file as a torn write would, and
 compare everything with an uninterrupted run: samples.parquet, metrics.csv and every PNG byte.
 
     .venv/bin/python benchmarks/kill_resume.py --kills 12
@@ -29,7 +30,7 @@ def command(out: Path) -> list[str]:
         "--task",
         "synth_cheetah_cougar",
         "--methods",
-        "slcf,rcsb_a",
+        "slcf,rcsb_a,gcd,cecas",
         "--n",
         "16",
         "--batch-size",
@@ -46,6 +47,8 @@ def command(out: Path) -> list[str]:
         "rcsb_a.steps=10",
         "--set",
         "rcsb_a.ig_steps=8",
+        *("--set", "gcd.n_proxy=256", "--set", "gcd.proxy_epochs=20", "--set", "gcd.k=4"),
+        *("--set", "cecas.iterations=5", "--set", "cecas.refine=false"),
         "--out",
         str(out),
     ]
@@ -57,7 +60,7 @@ def snapshot(run: Path) -> dict:
     pngs = {
         p.relative_to(run).as_posix(): p.read_bytes()
         for p in sorted(run.rglob("*.png"))
-        if p.parts[-2] != "figures"
+        if p.parts[-2] != "figures" and "damaged" not in p.relative_to(run).parts
     }
     return {"samples": samples, "metrics": metrics, "pngs": pngs}
 
@@ -81,6 +84,13 @@ def main() -> int:
 
     triggers = {  # when to kill: a random time, just after a batch commit, during finalisation
         "time": lambda start, t: t >= start["delay"],
+        # GCD's proxy data and fit: its folder exists, its fit.json not yet
+        "gcd_fit": lambda start, t: (
+            (cut / "fitted" / "gcd").is_dir()
+            and not (cut / "fitted" / "gcd" / "fit.json").exists()
+            and t > 1.0
+        ),
+        "in_cecas": lambda start, t: len(list(cut.glob("images/cecas/*.png"))) > start["cecas"],
         "after_part": lambda start, t: parts() > start["parts"],
         "finalising": lambda start, t: (
             (cut / "samples.parquet").exists()
@@ -93,7 +103,14 @@ def main() -> int:
         mode = list(triggers)[kills % len(triggers)] if kills < args.kills else None
         if mode == "after_part" and parts() == total:
             mode = "time"  # nothing left to commit: kill at a random time instead
-        start = {"delay": rng.uniform(2.0, 0.6 * duration), "parts": parts(), "wall": time.time()}
+        if mode == "gcd_fit" and (cut / "fitted" / "gcd" / "fit.json").exists():
+            mode = "time"  # the fit is done
+        start = {
+            "delay": rng.uniform(2.0, 0.6 * duration),
+            "parts": parts(),
+            "wall": time.time(),
+            "cecas": len(list(cut.glob("images/cecas/*.png"))),
+        }
         t_start = time.monotonic()
         while (
             mode and proc.poll() is None and not triggers[mode](start, time.monotonic() - t_start)
@@ -119,6 +136,14 @@ def main() -> int:
         if mode is None:
             break
         log.append({"trigger": mode, "missed": "the run finished first"})  # not counted as a kill
+    # a torn write: the newest committed part file cut short; the resumed run must redo its batch
+    newest = max(cut.rglob("parts/*/*.parquet"), key=lambda p: p.stat().st_mtime)
+    newest.write_bytes(newest.read_bytes()[:64])
+    repaired = subprocess.run(command(cut), capture_output=True, text=True)
+    if repaired.returncode != 0 or "Moved aside" not in repaired.stderr:
+        print(repaired.stderr[-2000:])
+        return 1
+    log.append({"trigger": "truncated part file", "repaired": newest.relative_to(cut).as_posix()})
     whole, cut = snapshot(root / "whole"), snapshot(root / "cut")
     pd.testing.assert_frame_equal(whole["samples"], cut["samples"])
     pd.testing.assert_frame_equal(whole["metrics"], cut["metrics"])

@@ -39,6 +39,24 @@ def task_options(task: bool = True) -> argparse.ArgumentParser:
     return on_task
 
 
+RUN_DEFAULTS = {"n": 32, "seed": 0, "batch_size": "16", "metrics": "all", "protocol": "cfbench"}
+
+
+def _with_run_options(spec, args):
+    """A recorded run repeated with the options given next to --config, each said aloud."""
+    changes = {k: getattr(args, k) for k in RUN_DEFAULTS if getattr(args, k) is not None}
+    if "batch_size" in changes:
+        changes["batch_size"], changes["batch_sizes"] = parse_batch_sizes(changes["batch_size"])
+    for key, value in changes.items():
+        if key != "batch_sizes" and value != getattr(spec, key):
+            print(
+                f"--config: --{key.replace('_', '-')} {value} instead of the recorded "
+                f"{getattr(spec, key)}.",
+                file=sys.stderr,
+            )
+    return dataclasses.replace(spec, **changes)
+
+
 def _cmd_run(args) -> int:
     from cfbench.runner import Runner, RunSpec, git_commit
     from cfbench.tables import table
@@ -53,8 +71,12 @@ def _cmd_run(args) -> int:
         spec = RunSpec.from_run_json(
             args.config, out=args.out, device=args.device, regions=args.regions
         )
+        spec = _with_run_options(spec, args)
         _compare_with_record(args.config, git_commit())
     else:
+        for key, value in RUN_DEFAULTS.items():
+            if getattr(args, key) is None:
+                setattr(args, key, value)
         if not args.task or not args.methods:
             raise UserError(
                 "cfbench run needs --task and --methods (or --config RUN_DIR/run.json to repeat a "
@@ -155,12 +177,14 @@ def _cmd_rescore(args) -> int:
 
 
 def _cmd_finalize(args) -> int:
+    from cfbench.results import RunDir
     from cfbench.runner import Runner, RunSpec
     from cfbench.tables import table
 
     run_json = Path(args.run) / "run.json"
     if not run_json.exists():
         raise UserError(f"'{args.run}' is not a cfbench run directory (it has no run.json).")
+    RunDir(Path(args.run)).read_run_record()  # a damaged record is named as such
     run = Runner(
         RunSpec.from_run_json(run_json, out=Path(args.run), wait=args.wait)
     ).finalize_only()
@@ -273,19 +297,19 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         metavar="RUN_JSON",
         help="repeat a recorded run (task, methods with their hyperparameters, n, seed, metrics)",
     )
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=int, default=None, help="default 0")
     r.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
-    r.add_argument("--n", type=int, default=32, help="number of samples (default 32)")
+    r.add_argument("--n", type=int, default=None, help="number of samples (default 32)")
     r.add_argument(
         "--batch-size",
-        default="16",
+        default=None,
         metavar="N|METHOD=N,...",
         help="samples per batch: 16, or per method slcf=32,rcsb_a=4 (a bare N sets the default)",
     )
     r.add_argument(
         "--out", type=Path, default=None, help="run directory (default results/runs/<task>-<time>)"
     )
-    r.add_argument("--metrics", default="all", help="all, or a comma-separated list")
+    r.add_argument("--metrics", default=None, help="all (default), or a comma-separated list")
     r.add_argument(
         "--set", action="append", metavar="METHOD.PARAM=VALUE", help="override a hyperparameter"
     )
@@ -306,7 +330,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--protocol",
-        default="cfbench",
+        default=None,
         choices=PROTOCOLS.names(),
         help="metric protocol: which samples, orderings and splits each metric uses "
         "(`cfbench list protocols`)",

@@ -12,6 +12,7 @@ Slurm run on one machine, and how the tests exercise it.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 from cfbench.errors import UserError
@@ -47,6 +48,12 @@ def submit(spec, launcher: str, shards: int, slurm: dict) -> tuple[Path, list]:
 
     if shards < 1:
         raise UserError(f"--shards must be at least 1 (got {shards}).")
+    if launcher == "slurm" and not shutil.which("sbatch"):
+        raise UserError(
+            "--launcher slurm submits a Slurm job array, but this machine has no `sbatch` (not a "
+            "Slurm login node). Run it on the cluster, or try the array here with "
+            "--launcher local."
+        )
     submitit = _submitit()
     runner = Runner(spec)
     with runner.run.lock(wait=spec.wait):

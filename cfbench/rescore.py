@@ -13,10 +13,11 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from cfbench import seeding
+from cfbench import damage, seeding
 from cfbench.api.types import Batch, Counterfactuals
 from cfbench.catalog import METRICS, PROTOCOLS, TASKS
 from cfbench.device import resolve_device
+from cfbench.errors import UserError
 from cfbench.results import RunDir, load_pngs, write_frame
 from cfbench.scoring import score_batch
 
@@ -30,7 +31,14 @@ def rescore(
     from cfbench.runner import summarize_methods
 
     run = RunDir.existing(path)
-    info = run.read_run_json()
+    info = run.read_run_record()
+    methods = list(info["config"].get("methods", {}))
+    if not run.samples.exists():
+        raise UserError(
+            f"Run '{run.root}' has no samples.parquet: it did not finish. Start the same "
+            "`cfbench run` command again to resume and finish it, then rescore."
+        )
+    damage.refuse_if_damaged(run, methods)
     rules = PROTOCOLS.get(protocol or info.get("protocol", "cfbench")).load()
     dev = resolve_device(device)
     task = TASKS.build(info["config"]["task"], device=dev)

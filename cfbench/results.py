@@ -241,6 +241,16 @@ class RunDir:
             raise UserError(f"'{self.run_json}' does not hold a cfbench run record.")
         return info
 
+    def read_run_record(self) -> dict:
+        """run.json with the settings a rerun or rescore needs (its ``config`` and ``metrics``)."""
+        info = self.read_run_json()
+        if not isinstance(info.get("config"), dict) or not isinstance(info.get("metrics"), list):
+            raise UserError(
+                f"'{self.run_json}' does not hold a cfbench run record (no 'config' or "
+                "'metrics'); the run directory is damaged: rerun into another --out."
+            )
+        return info
+
     def read_metrics(self) -> pd.DataFrame:
         if not self.metrics.exists():
             raise UserError(
@@ -261,5 +271,12 @@ class RunDir:
         if not {"task", "method"} <= set(frame.columns):
             raise UserError(
                 f"'{self.metrics}' is not a cfbench metrics table (no task/method columns)."
+            )
+        methods = self.read_run_json().get("config", {}).get("methods", {})
+        missing = [m for m in methods if m not in set(frame["method"])]
+        if missing:
+            raise UserError(
+                f"'{self.metrics}' has no row for {', '.join(missing)}: it is truncated. Start "
+                "the same `cfbench run` command again to rewrite it from the run's parts."
             )
         return frame

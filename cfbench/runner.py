@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from cfbench import distributed, seeding
+from cfbench import damage, distributed, seeding
 from cfbench.api.metric import Metric
 from cfbench.api.types import Batch
 from cfbench.batches import BatchLoop, StatusLine
@@ -202,6 +202,7 @@ class Runner:
         )
         for role in roles:  # load now: a missing or broken model stops the run before any work
             self.task.component(role)
+        self.task.check()
         self.sample_ids = self.task.sample_ids(spec.n)
         if spec.n is not None and len(self.sample_ids) < spec.n:
             print(
@@ -351,6 +352,8 @@ class Runner:
             with self._guard(), self._disk_full():
                 if self._taken_meanwhile():
                     return self.run
+                if self.coordinator and self.run.run_json.exists():
+                    damage.repair(self.run, self.methods)
                 metrics = self._metrics()
                 if self.coordinator:
                     self.prepare(metrics)
@@ -390,18 +393,36 @@ class Runner:
             info = self.run.read_run_json()
         except UserError:  # damaged: the usual path says so
             return False
-        return bool(info.get("finished")) and info.get("config") == self.config
+        if not (info.get("finished") and info.get("config") == self.config):
+            return False
+        # a damaged one is repaired and resumed; one kept without its PNGs stays as it is
+        return not damage.find(self.run, self.methods, images=self.run.images().is_dir())
 
     def _guard(self):
         """The run's lock for a single process or rank 0; an independent shard locks only its
         share."""
-        if self.shard.grouped and not self.shard.leader:
-            return contextlib.nullcontext()
+        if self.shard.grouped:
+            return self._group_lock()
         if self.spec.shard is not None:
             return self.run.lock(
                 wait=self.spec.wait, name=f"shard-{self.shard.rank}-of-{self.shard.world}"
             )
         return self.run.lock(wait=self.spec.wait)
+
+    @contextlib.contextmanager
+    def _group_lock(self):
+        """Rank 0 takes the run's lock and tells every rank whether it got it, so a job refused a
+        busy directory ends on every rank with the same message (not in a collective)."""
+        held = contextlib.ExitStack()
+        refused = None
+        if self.shard.leader:
+            refused = _attempt(lambda: held.enter_context(self.run.lock(wait=self.spec.wait)))
+            refused = refused if isinstance(refused, UserError) else None
+        refused = self.group.broadcast(refused)
+        if refused is not None:
+            raise refused
+        with held:
+            yield
 
     @contextlib.contextmanager
     def _disk_full(self):
@@ -489,6 +510,7 @@ class Runner:
 
     def finalize_only(self) -> RunDir:
         """``cfbench finalize``: summarise a run whose shards have all finished."""
+        damage.refuse_if_damaged(self.run, self.methods)
         missing = {
             n: len(BatchLoop(self.run, n, self.sample_ids, 1).pending()) for n in self.methods
         }

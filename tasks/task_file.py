@@ -13,7 +13,8 @@ the file are relative to the file. A complete example::
     # csv = "labels.csv"                    # ... or a CSV with columns path,label (label: a class
     name)
     classes = ["california_gull", "herring_gull"]   # the classifier's output order (default:
-    sorted folders)
+    sorted folders); for a classifier with more outputs, name each class's output index:
+    # classes = {california_gull = 0, herring_gull = 7}
     pair = ["california_gull", "herring_gull"]      # the two classes flipped into each other
     direction = "both"                      # or "forward": only the first class is explained
 
@@ -43,6 +44,7 @@ records the file's content and the sha256 of every weights file.
 
 from __future__ import annotations
 
+import sys
 import tomllib
 from pathlib import Path
 
@@ -82,7 +84,7 @@ class FileTask(_FolderTask):
         self.image_size = self._int(spec, "image_size", 224)
         data = self._table(spec, "data", required=True)
         self._data = data
-        self.class_names = tuple(data.get("classes") or self._folder_classes(data))
+        self.class_names = self._class_names(data)
         pair = data.get("pair")
         if not (
             isinstance(pair, list)
@@ -150,6 +152,70 @@ class FileTask(_FolderTask):
             raise UserError(f"{key} in the {self.where} points to {path}, which does not exist.")
         return path
 
+    def _class_names(self, data) -> tuple[str, ...]:
+        """Class names by classifier output index; a table ``{name = index}`` leaves the other
+        outputs unnamed ("output <i>")."""
+        classes = data.get("classes")
+        if classes is None:
+            return tuple(self._folder_classes(data))
+        if isinstance(classes, dict):
+            if not classes or not all(
+                isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in classes.values()
+            ):
+                raise UserError(
+                    f"data.classes in the {self.where} maps each class name to its classifier "
+                    f"output index, a non-negative integer (got {classes!r})."
+                )
+            if len(set(classes.values())) != len(classes):
+                raise UserError(f"data.classes in the {self.where} gives two classes one output.")
+            names = [f"output {i}" for i in range(max(classes.values()) + 1)]
+            for name, index in classes.items():
+                names[index] = str(name)
+            self.declared_outputs = True
+            return tuple(names)
+        if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+            raise UserError(
+                f"data.classes in the {self.where} must be a list of class names in the "
+                f"classifier's output order, or a table {{name = output index}} (got {classes!r})."
+            )
+        if len(set(classes)) != len(classes):
+            raise UserError(f"data.classes in the {self.where} names a class twice.")
+        return tuple(classes)
+
+    declared_outputs = False  # data.classes named output indices
+
+    def check(self):
+        """The classifier's output count matches the classes; warn when it disagrees with most
+        labels of a class (classes out of the classifier's order)."""
+        ids = self.sample_ids(None)
+        probe = [[i for i in ids if self._index[i][1] == c][:8] for c in self.pair]
+        samples = self.load([i for group in probe for i in group])
+        with torch.no_grad():
+            logits = self.classifier(samples.images.to(self.device))
+        outputs = logits.shape[1]
+        if outputs != len(self.class_names) and not (
+            self.declared_outputs and outputs > len(self.class_names)
+        ):
+            raise UserError(
+                f"The classifier of the {self.where} has {outputs} outputs, but the file names "
+                f"{len(self.class_names)} classes ({', '.join(self.class_names)}), so a label "
+                "cannot be matched to an output. Name each class's output index in [data], e.g. "
+                f"classes = {{{self.class_names[self.pair[0]]} = 0, "
+                f"{self.class_names[self.pair[1]]} = 1}}."
+            )
+        predicted = logits.argmax(1).cpu()
+        for c in self.pair:
+            mine = samples.labels == c
+            wrong = int((predicted[mine] != c).sum())
+            if wrong * 2 > int(mine.sum()):
+                common = int(predicted[mine].mode().values)
+                print(
+                    f"Warning: the classifier puts {wrong} of the first {int(mine.sum())} "
+                    f"'{self.class_names[c]}' images in another class (mostly output {common}, "
+                    f"not {c}): check that data.classes follows the classifier's output order.",
+                    file=sys.stderr,
+                )
+
     def _folder_classes(self, data) -> list[str]:
         if "folder" not in data:
             raise UserError(f"data.classes is required in the {self.where} when the data is a CSV.")
@@ -178,6 +244,11 @@ class FileTask(_FolderTask):
                 "(cfbench does not download weights)."
             )
         classes = table.get("num_classes", len(self.class_names))
+        if not isinstance(classes, int) or isinstance(classes, bool) or classes < 2:
+            raise UserError(
+                f"classifier.num_classes in the {self.where} must be an integer of at least 2 "
+                f"(got {classes!r})."
+            )
         return f"{kind}:{table[kind]}:{weights}:{int(classes)}"
 
     # -- the Task interface

@@ -122,6 +122,7 @@ RUN = ["run", "--task", "synth_cheetah_cougar", "--methods", "slcf"]
         (["--set", "cecas.iterations=abc", "--methods", "cecas"], "not an integer"),
         (["--set", "cecas.iterations=1.5", "--methods", "cecas"], "not an integer"),
         (["--set", "slcf.residual=maybe"], "true or false"),
+        (["--launcher", "slurm", "--shards", "2"], "has no `sbatch`"),
     ],
 )
 def test_inputs_once_accepted_silently_or_with_a_traceback_are_refused(
@@ -141,3 +142,20 @@ def test_a_task_files_name_cannot_lead_a_default_run_directory_elsewhere(tmp_pat
     runner.task.name = "../../escape"
     chosen = runner._choose_out()
     assert chosen.resolve().parent == (tmp_path / "results" / "runs").resolve()
+
+
+def test_options_next_to_config_are_applied_and_said(tmp_path, capsys):
+    """--config once ignored --n, --seed and --metrics silently: they now change the repeat."""
+    from cfbench.runner import RunSpec
+
+    first = tmp_path / "a"
+    fast = ["--set", "slcf.stage1_steps=1", "--set", "slcf.stage2_steps=1", "--metrics", "FR"]
+    assert main(RUN + ["--n", "2", "--out", str(first), *fast]) == 0
+    capsys.readouterr()
+    again = tmp_path / "b"
+    argv = ["run", "--config", str(first / "run.json"), "--n", "3", "--seed", "5", "--out"]
+    assert main(argv + [str(again)]) == 0
+    err = capsys.readouterr().err
+    assert "--n 3 instead of the recorded 2" in err and "--seed 5 instead of the recorded 0" in err
+    spec = RunSpec.from_run_json(again / "run.json")
+    assert (spec.n, spec.seed, spec.metrics) == (3, 5, "FR")

@@ -104,6 +104,11 @@ def test_parts_without_run_json_and_a_damaged_run_json_are_refused(tmp_path, cap
     (tmp_path / "r" / "run.json").write_text("{ not json")
     assert main(argv(tmp_path / "r")) == 2
     assert "damaged" in capsys.readouterr().err
+    (tmp_path / "r" / "run.json").write_text("{}")  # JSON, but not a run record
+    for command in (["rescore", str(tmp_path / "r")], ["finalize", str(tmp_path / "r")]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert "not hold a cfbench run record" in err.replace("\n", " ") and "Traceback" not in err
 
 
 def test_a_full_disk_is_a_user_error_and_the_run_resumes(tmp_path, monkeypatch, capsys):
@@ -259,3 +264,36 @@ def test_a_queued_run_with_other_settings_cannot_take_the_directory_over(tmp_pat
     info = json.loads((out / "run.json").read_text())
     assert info["config"]["methods"]["slcf"]["lr"] == winner and info["finished"]
     assert len(pd.read_parquet(out / "samples.parquet")) == 2
+
+
+def test_damaged_files_are_named_refused_and_repaired_by_resuming(tmp_path, capsys):
+    """A truncated part file, an undecodable committed PNG and a truncated summary: finalize and
+    rescore name them and exit 2; resuming moves them aside, recomputes exactly those batches, and
+    ends with the uninterrupted run's samples and metrics."""
+    clean = tmp_path / "clean"
+    assert main(argv(clean)) == 0
+    want = pd.read_parquet(clean / "samples.parquet").drop(columns=["sec_per_cf"], errors="ignore")
+    damages = {
+        "part": lambda d: (p := sorted((d / "parts" / "slcf").iterdir())[0]).write_bytes(
+            p.read_bytes()[:20]
+        ),
+        "png": lambda d: sorted((d / "images" / "slcf").glob("*.png"))[-1].write_bytes(b""),
+        "summary": lambda d: (d / "samples.parquet").write_bytes(b"PAR1"),
+    }
+    for kind, damage in damages.items():
+        run = tmp_path / kind
+        import shutil
+
+        shutil.copytree(clean, run)
+        damage(run)
+        capsys.readouterr()
+        for command in (["finalize", str(run)], ["rescore", str(run)]):
+            assert main(command) == 2
+            err = capsys.readouterr().err
+            assert "is damaged" in err and "Traceback" not in err
+        assert main(argv(run)) == 0
+        assert "Moved aside" in capsys.readouterr().err
+        got = pd.read_parquet(run / "samples.parquet").drop(columns=["sec_per_cf"], errors="ignore")
+        timing = [c for c in got.columns if c.startswith("sec") or c == "seconds"]
+        pd.testing.assert_frame_equal(got.drop(columns=timing), want.drop(columns=timing))
+        assert (run / "damaged").is_dir()

@@ -207,3 +207,19 @@ def test_python_dash_m_cfbench_accepts_a_leading_separator():
         cwd=ROOT,
     )
     assert done.returncode == 0 and "synth_cheetah_cougar" in done.stdout
+
+
+@pytest.mark.slow
+def test_a_torchrun_job_refused_a_busy_directory_ends_on_every_rank_with_exit_2(tmp_path):
+    """Rank 0 once exited 2 while rank 1 died in a gloo collective: now rank 0 tells every rank."""
+    from cfbench.results import RunDir
+
+    out = tmp_path / "busy"
+    with RunDir(out).lock():
+        done = _torchrun(out)
+    # torchrun reports failed children with its own traceback, and may SIGTERM a rank that is
+    # still exiting once the first has failed: every rank says why, and exits 2 unless killed so
+    codes = set(re.findall(r"exitcode\s*: (-?\d+)", done.stderr))
+    assert "2" in codes and codes <= {"2", "-15"}, done.stderr[-3000:]
+    said = re.findall(r"is being written by", done.stderr.replace("\n", " "))
+    assert len(said) == 2 and "gloo" not in done.stderr.lower(), done.stderr[-3000:]

@@ -149,3 +149,35 @@ def test_task_files_in_the_task_folder_are_listed(tmp_path, monkeypatch, capsys)
     monkeypatch.setenv("CFBENCH_TASK_DIR", str(tmp_path))
     assert main(["list", "tasks"]) == 0
     assert f"your task file {path}" in capsys.readouterr().out
+
+
+def test_a_classifier_with_more_outputs_than_classes_needs_their_indices(tmp_path, capsys):
+    """A 6-logit classifier over cheetah/ and cougar/ folders: without output indices label 0
+    would be 'cheetah' for the task and the classifier's first class for the classifier, so the
+    run is refused before any work; with ``classes = {name = index}`` it runs, and indices in the
+    wrong order are warned about."""
+    from cfbench.tasks.task_file import FileTask
+
+    path = write_task(tmp_path, n_per_class=2)
+    task = make_task()
+    torch.jit.trace(task.classifier.eval(), torch.rand(1, 3, 64, 64)).save(
+        str(tmp_path / "classifier.pt")
+    )
+    out = tmp_path / "run"
+    assert (
+        main(["run", "--task", str(path), "--methods", "slcf", "--n", "2", "--out", str(out)]) == 2
+    )
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert "has 6 outputs" in err and "classes = {cheetah = 0, cougar = 1}" in err
+    assert not out.exists()
+    a, b = task.pair
+    text = path.read_text()
+    path.write_text(text.replace("[data]", f"[data]\nclasses = {{cheetah = {a}, cougar = {b}}}"))
+    mapped = FileTask(path)
+    mapped.check()
+    assert mapped.pair == (a, b) and "Warning" not in capsys.readouterr().err
+    path.write_text(text.replace("[data]", f"[data]\nclasses = {{cheetah = {b}, cougar = {a}}}"))
+    FileTask(path).check()
+    assert "check that data.classes follows the classifier's output order" in (
+        capsys.readouterr().err.replace("\n", " ")
+    )

@@ -104,6 +104,11 @@ class Task(abc.ABC):
         (ACE's ``get_correlations``), and the task's attribute's index; None elsewhere."""
         return None
 
+    def check(self) -> None:
+        """Checks that need the task's models (e.g. that the classifier's outputs match the
+        classes), run once before a run's first batch; raise UserError, or print a warning."""
+        return None
+
     def settings(self) -> dict:
         """Facts about the data that change the numbers (for run.json), e.g. a background
         correlation."""
