@@ -101,9 +101,14 @@ def header(name: str, ranked: bool = True) -> str:
 
 def load_runs(paths: list[str]) -> tuple[pd.DataFrame, list[dict]]:
     runs = [RunDir.existing(p) for p in paths]
-    return pd.concat([r.read_metrics() for r in runs], ignore_index=True), [
-        r.read_run_json() for r in runs
-    ]
+    infos = [r.read_run_json() for r in runs]
+    for run, info in zip(runs, infos):
+        if not {"task", "n", "seed"} <= set(info):
+            raise UserError(
+                f"'{run.run_json}' does not say the run's task, n and seed: it does not hold a "
+                "cfbench run record (the run directory is damaged; rerun into another --out)."
+            )
+    return pd.concat([r.read_metrics() for r in runs], ignore_index=True), infos
 
 
 def caption(

@@ -112,9 +112,13 @@ def study(
             f"--sources must be at least 2 (a spread needs two fits) and --h-candidates at least 3 "
             f"(got {sources} and {candidates})."
         )
+    from cfbench.catalog import METHODS, TASKS
+    from cfbench.runner import parse_overrides
+
+    # the task and every --set are checked before the study's folder exists
+    METHODS.params("gcd", TASKS.build(task), parse_overrides(sets, ["gcd"])["gcd"])
     out = Path(out or DEFAULT_ROOT / f"gcd-study-{task}-{dt.datetime.now():%Y%m%d-%H%M%S}")
     out.mkdir(parents=True, exist_ok=True)
-    from cfbench.catalog import METHODS
 
     h_sets = [s.replace("gcd.", "gcd_h.", 1) for s in sets]
     # the h-candidates reuse g-source-0's proxy (same source, same data)

@@ -219,8 +219,16 @@ class FileTask(_FolderTask):
     def _folder_classes(self, data) -> list[str]:
         if "folder" not in data:
             raise UserError(f"data.classes is required in the {self.where} when the data is a CSV.")
+        return sorted(p.name for p in self._folder(data).iterdir() if p.is_dir())
+
+    def _folder(self, data) -> Path:
         folder = self._path(data["folder"], "data.folder")
-        return sorted(p.name for p in folder.iterdir() if p.is_dir())
+        if not folder.is_dir():
+            raise UserError(
+                f"data.folder in the {self.where} must be a folder of class folders ({folder} is "
+                "a file)."
+            )
+        return folder
 
     def _classifier_location(self, table) -> str:
         given = [k for k in CLASSIFIER_KEYS if k in table]
@@ -262,7 +270,7 @@ class FileTask(_FolderTask):
             )
         found = []
         if "folder" in data:
-            folder = self._path(data["folder"], "data.folder")
+            folder = self._folder(data)
             for label, name in enumerate(self.class_names):
                 for f in sorted((folder / name).glob("*")) if (folder / name).is_dir() else []:
                     if f.suffix.lower() in IMAGE_SUFFIXES:
