@@ -24,7 +24,7 @@ import pandas as pd
 CLI = [sys.executable, "-m", "cfbench.cli"]
 
 
-def command(out: Path) -> list[str]:
+def command(out: Path, n: int = 16) -> list[str]:
     return CLI + [
         "run",
         "--task",
@@ -32,7 +32,7 @@ def command(out: Path) -> list[str]:
         "--methods",
         "slcf,rcsb_a,gcd,cecas",
         "--n",
-        "16",
+        str(n),
         "--batch-size",
         "2",
         "--device",
@@ -47,8 +47,8 @@ def command(out: Path) -> list[str]:
         "rcsb_a.steps=10",
         "--set",
         "rcsb_a.ig_steps=8",
-        *("--set", "gcd.n_proxy=256", "--set", "gcd.proxy_epochs=20", "--set", "gcd.k=4"),
-        *("--set", "cecas.iterations=5", "--set", "cecas.refine=false"),
+        *("--set", "gcd.n_proxy=128", "--set", "gcd.proxy_epochs=10", "--set", "gcd.k=3"),
+        *("--set", "cecas.iterations=3", "--set", "cecas.refine=false"),
         "--out",
         str(out),
     ]
@@ -69,11 +69,12 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--kills", type=int, default=12)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--n", type=int, default=16, help="samples (per method)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     root = Path(tempfile.mkdtemp(prefix="kill-resume-"))
     t0 = time.monotonic()
-    subprocess.run(command(root / "whole"), check=True, capture_output=True)
+    subprocess.run(command(root / "whole", args.n), check=True, capture_output=True)
     duration = time.monotonic() - t0
     print(f"uninterrupted run: {duration:.1f} s")
     cut = root / "cut"
@@ -99,7 +100,9 @@ def main() -> int:
     }
     kills, log = 0, []
     while True:  # kill at each trigger in turn until --kills, then let it finish
-        proc = subprocess.Popen(command(cut), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            command(cut, args.n), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         mode = list(triggers)[kills % len(triggers)] if kills < args.kills else None
         if mode == "after_part" and parts() == total:
             mode = "time"  # nothing left to commit: kill at a random time instead
@@ -139,7 +142,7 @@ def main() -> int:
     # a torn write: the newest committed part file cut short; the resumed run must redo its batch
     newest = max(cut.rglob("parts/*/*.parquet"), key=lambda p: p.stat().st_mtime)
     newest.write_bytes(newest.read_bytes()[:64])
-    repaired = subprocess.run(command(cut), capture_output=True, text=True)
+    repaired = subprocess.run(command(cut, args.n), capture_output=True, text=True)
     if repaired.returncode != 0 or "Moved aside" not in repaired.stderr:
         print(repaired.stderr[-2000:])
         return 1

@@ -162,9 +162,19 @@ TASKS = TaskRegistry("task")
 SYNTH, IMAGENET = "cfbench.tasks.synth_tasks:SyntheticTask", "cfbench.tasks.real:ImageNetPairTask"
 _PAIRS = {"zebra_sorrel": "zebra/sorrel", "cheetah_cougar": "cheetah/cougar",
           "egyptian_persian": "Egyptian/Persian cat"}
+_SYNTH_NAMES = {"zebra": "zebra", "sorrel": "sorrel", "cheetah": "cheetah", "cougar": "cougar",
+                "egyptian": "egyptian_cat", "persian": "persian_cat"}
 for _pair, _what in _PAIRS.items():
     TASKS.add(f"synth_{_pair}", SYNTH, f"procedural {_what} pair with ground-truth masks (offline)",
               pair_name=_pair)
+# one direction, as CECAS evaluates them (A.1: cougar -> cheetah, sorrel -> zebra, Persian ->
+# Egyptian: the pair's second class edited into its first)
+for _pair, _what in _PAIRS.items():
+    _b, _a = _pair.split("_")[1], _pair.split("_")[0]
+    TASKS.add(f"synth_{_SYNTH_NAMES[_b]}_to_{_SYNTH_NAMES[_a]}", SYNTH, f"as synth_{_pair}, "
+              f"only {_b} -> {_a} (CECAS's direction)", pair_name=_pair, one_direction=1)
+    TASKS.add(f"{_b}_to_{_a}", IMAGENET, f"as {_pair}, only {_b} -> {_a} (CECAS's direction)",
+              pair_name=_pair, one_direction=1)
 for _pair in _PAIRS:
     TASKS.add(f"synth_{_pair}_shortcut", SYNTH, f"as synth_{_pair}, explaining a classifier that "
               "relies on a background-tone shortcut", pair_name=_pair, shortcut=True)

@@ -378,7 +378,8 @@ class GCD(CounterfactualMethod):
                 f"dimensions, so the indices are 0-{self.dae.z_dim - 1})."
             )
         scale = self._code_scale() if h.units == "scaled" else 1.0
-        classes = list(self.task.pair[:1] if h.share_direction else self.task.pair)
+        explained = self.task.explained  # a one-direction task fits from its one class
+        classes = list(explained[:1] if h.share_direction else explained)
         record = {"z_scale": scale, "directions": {}, "amortised": {}}
         for c in classes:
             t0 = time.perf_counter()
@@ -397,13 +398,13 @@ class GCD(CounterfactualMethod):
                 "seconds": round(seconds, 2),
             }
         if h.share_direction:
-            other = self.task.pair[1]
+            (other,) = (c for c in self.task.pair if c != classes[0])
             self.directions[other] = -self.directions[classes[0]]
             record["directions"][str(other)] = {"shared_from": str(classes[0])}
         fitted = [record["directions"][str(c)] for c in classes]
-        for c in self.task.pair:  # each fit's cost, spread over the samples it edits
+        for c in explained:  # each fit's cost, spread over the samples it edits
             own = record["directions"][str(c)] if c in classes else fitted[0]
-            share = 1 / len(self.task.pair) if h.share_direction else 1.0
+            share = 1 / len(explained) if h.share_direction else 1.0
             record["amortised"][str(c)] = {
                 "nfe": own.get("classifier_calls", 0) * share,
                 "seconds": own.get("seconds", 0.0) * share,

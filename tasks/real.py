@@ -87,7 +87,7 @@ class _FolderTask(Task):
     def sample_ids(self, n):
         # Interleave the two classes so any prefix is as balanced as the data allows.
         by_class = [
-            [sid for sid, (_, label) in self._index.items() if label == c] for c in self.pair
+            [sid for sid, (_, label) in self._index.items() if label == c] for c in self.explained
         ]
         ordered = [
             sid for group in itertools.zip_longest(*by_class) for sid in group if sid is not None
@@ -123,13 +123,23 @@ class ImageNetPairTask(_FolderTask):
 
     class_names = tuple(f"imagenet_{i}" for i in range(1000))
 
-    def __init__(self, pair_name: str, device: torch.device = torch.device("cpu")):
+    def __init__(
+        self,
+        pair_name: str,
+        device: torch.device = torch.device("cpu"),
+        one_direction: int | None = None,
+    ):
         super().__init__(device)
         self.name = pair_name
         self.benchmark = f"imagenet/{pair_name}"
         self.spec = IMAGENET_PAIRS[pair_name]
         self.pair = (self.spec[0][0], self.spec[1][0])
         self.description = f"ImageNet val {self.spec[0][2]} <-> {self.spec[1][2]}, ResNet-50"
+        self.one_direction = one_direction
+        if one_direction is not None:
+            source, target = (self.spec[i][2] for i in (one_direction, 1 - one_direction))
+            self.name = f"{source}_to_{target}".lower().replace(" cat", "")
+            self.description = f"ImageNet val {source} -> {target} only, ResNet-50"
 
     def _files(self):
         imagenet = data_root() / "imagenet"

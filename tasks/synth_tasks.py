@@ -42,6 +42,7 @@ class SyntheticTask(Task):
         device: torch.device = torch.device("cpu"),
         bg_correlation: float = 0.0,
         shortcut: bool = False,
+        one_direction: int | None = None,
     ):
         """``shortcut``: the classifier under explanation is the one trained with the background
         tone tied to the class (``shortcut_classifier``), and every evaluation image has its class's
@@ -49,6 +50,12 @@ class SyntheticTask(Task):
         super().__init__(device)
         self.name = f"synth_{pair_name}" + ("_shortcut" if shortcut else "")
         self.pair = synthetic.PAIRS[pair_name]
+        self.one_direction = one_direction
+        if one_direction is not None:
+            source, target = (
+                synthetic.CLASSES[self.pair[i]] for i in (one_direction, 1 - one_direction)
+            )
+            self.name = f"synth_{source}_to_{target}"
         self.benchmark = f"imagenet/{pair_name}"  # the ImageNet pair it stands in for
         self.shortcut = shortcut
         self.bg_correlation = 1.0 if shortcut else bg_correlation
@@ -70,7 +77,9 @@ class SyntheticTask(Task):
             raise UserError(
                 f"Task '{self.name}' is generated on demand and has no fixed size: pass --n."
             )
-        return [f"{i:05d}" for i in range(n)]
+        if self.one_direction is None:
+            return [f"{i:05d}" for i in range(n)]
+        return [f"{2 * k + self.one_direction:05d}" for k in range(n)]  # classes alternate
 
     def load(self, ids: list[str]) -> TaskSamples:
         try:

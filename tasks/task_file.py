@@ -97,12 +97,12 @@ class FileTask(_FolderTask):
                 f"{', '.join(self.class_names)} (got {pair!r})."
             )
         self.pair = tuple(self.class_names.index(p) for p in pair)
-        self.direction = data.get("direction", "both")
-        if self.direction not in ("both", "forward"):
+        direction = data.get("direction", "both")
+        if direction not in ("both", "forward"):
             raise UserError(
-                f'data.direction in the {where} must be "both" or "forward" (got '
-                f"{self.direction!r})."
+                f'data.direction in the {where} must be "both" or "forward" (got {direction!r}).'
             )
+        self.one_direction = 0 if direction == "forward" else None
         components = {
             "classifier": self._classifier_location(self._table(spec, "classifier", required=True))
         }
@@ -297,7 +297,7 @@ class FileTask(_FolderTask):
                         self.class_names.index(str(label)),
                     )
                 )
-        keep = self.pair[:1] if self.direction == "forward" else self.pair
+        keep = self.explained
         found = [f for f in found if f[2] in keep]
         if not found:
             raise UserError(
@@ -305,11 +305,6 @@ class FileTask(_FolderTask):
                 f"{' or '.join(self.class_names[c] for c in keep)}."
             )
         return found
-
-    def sample_ids(self, n):
-        if self.direction == "forward":
-            return [sid for sid, _ in self._index.items()][:n]
-        return super().sample_ids(n)
 
     def load(self, ids):
         samples = super().load(ids)

@@ -53,3 +53,18 @@ def test_task_loads_both_directions(task):
     assert set(s.labels.tolist()) == set(task.pair)
     assert (task.target_of(s.labels) != s.labels).all()
     assert set(s.gt_masks) == {"causal", "object", "spurious"}
+
+
+def test_one_direction_tasks_explain_only_their_source_class():
+    """CECAS A.1 evaluates one direction per pair (cougar -> cheetah, ...): registered by name."""
+    from cfbench.catalog import TASKS
+    from cfbench.tasks import synthetic
+
+    task = TASKS.build("synth_cougar_to_cheetah")
+    samples = task.load(task.sample_ids(6))
+    cougar, cheetah = (synthetic.CLASSES.index(c) for c in ("cougar", "cheetah"))
+    assert task.name == "synth_cougar_to_cheetah" and task.explained == (cougar,)
+    assert samples.labels.tolist() == [cougar] * 6
+    assert task.target_of(samples.labels).tolist() == [cheetah] * 6
+    both = TASKS.build("synth_cheetah_cougar")
+    assert set(task.sample_ids(6)) < set(both.sample_ids(12))  # the same renders, one class

@@ -181,3 +181,14 @@ def test_a_classifier_with_more_outputs_than_classes_needs_their_indices(tmp_pat
     assert "check that data.classes follows the classifier's output order" in (
         capsys.readouterr().err.replace("\n", " ")
     )
+
+
+def test_a_forward_task_file_explains_only_the_pairs_first_class(tmp_path):
+    from cfbench.tasks.task_file import FileTask
+
+    path = write_task(tmp_path, n_per_class=2)
+    path.write_text(path.read_text().replace("[data]", '[data]\ndirection = "forward"'))
+    task = FileTask(path)
+    ids = task.sample_ids(None)
+    assert len(ids) == 2 and all(i.startswith("cheetah/") for i in ids)
+    assert task.explained == (task.pair[0],)

@@ -43,6 +43,15 @@ class Task(abc.ABC):
     def __init__(self, device: torch.device = torch.device("cpu")):
         self.device = device
 
+    # the papers' one-direction subsets (e.g. CECAS A.1: cougar -> cheetah): explain only the pair's
+    # class at this position (0 or 1); None explains both directions
+    one_direction: int | None = None
+
+    @property
+    def explained(self) -> tuple[int, ...]:
+        """The classes whose images the task's samples are."""
+        return self.pair if self.one_direction is None else (self.pair[self.one_direction],)
+
     def target_of(self, source: torch.Tensor) -> torch.Tensor:
         """The counterfactual target for each source class (both directions of the pair)."""
         a, b = self.pair
