@@ -121,7 +121,9 @@ def test_the_ace_protocol_reads_only_the_successful_counterfactuals():
             "sample_id": list("abcd"),
             "source": [0, 0, 1, 1],
             "pred_before": [0, 1, 1, 1],
-            "flipped": [True, True, False, True],
+            # b is misclassified: ACE's target is its own label, which its counterfactual reaches
+            "pred_after": [1, 0, 1, 0],
+            "flipped": [True, False, False, True],
         }
     )
     ace = PROTOCOLS.get("ace").load()
