@@ -32,6 +32,7 @@ FAST = {
         "decode_steps=1",
         "search_steps=1",
         "proxy_epochs=2",
+        "lig_path=2",
     ],
     "cecas": ["iterations=1", "respacing=10"],
 }
