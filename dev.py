@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Set up `.venv/` (if missing or out of date) and run the benchmark or the tests.
 
-    python3 dev.py bench   # default benchmark: SLCF on the three synthetic tasks (offline)
+    python3 dev.py bench   # the four method families compared on the synthetic tasks (offline)
     python3 dev.py test    # lint (ruff, import contracts), then the test suite
     python3 dev.py lint    # lint only
 
@@ -22,6 +22,7 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if sys.platform == "win32" else "bin")
 STAMP = VENV / ".cfbench-install"
 SYNTH_TASKS = ("synth_zebra_sorrel", "synth_cheetah_cougar", "synth_egyptian_persian")
+BENCH_METHODS = ("slcf", "rcsb_a", "gcd", "cecas")  # one per family
 
 
 def ensure_venv() -> None:
@@ -49,6 +50,8 @@ def ensure_venv() -> None:
 
 
 def bench(extra: list[str]) -> int:
+    """The four method families side by side on each synthetic task: one run per task, one
+    comparison table, one figure per task."""
     runs = []
     for task in SYNTH_TASKS:
         out = ROOT / "results" / "runs" / f"quickstart-{task}"
@@ -58,11 +61,11 @@ def bench(extra: list[str]) -> int:
             "--task",
             task,
             "--methods",
-            "slcf",
+            ",".join(BENCH_METHODS),
             "--n",
-            "32",
+            "16",
             "--batch-size",
-            "32",
+            "16",
             "--out",
             str(out),
             *extra,
@@ -71,13 +74,28 @@ def bench(extra: list[str]) -> int:
         if (rc := subprocess.call(cmd, cwd=ROOT)) != 0:
             return rc
         runs.append(str(out))
-    print("\nAll three synthetic tasks (FR and GT_IN in %):", flush=True)
-    subprocess.call(
-        [str(BIN / "cfbench"), "table", *runs, "--format", "markdown", "--ci"], cwd=ROOT
-    )
     print(
-        f"\nRun directories: {', '.join(runs)}\nLaTeX: .venv/bin/cfbench table {' '.join(runs)} "
-        "--format latex"
+        f"\nThe four method families ({', '.join(BENCH_METHODS)}) on the synthetic tasks:",
+        flush=True,
+    )
+    subprocess.call(
+        [
+            str(BIN / "cfbench"),
+            "table",
+            *runs,
+            "--table",
+            "compare",
+            "--format",
+            "markdown",
+            "--ci",
+        ],
+        cwd=ROOT,
+    )
+    figures = "\n".join(f"  {r}/figures/compare.png" for r in runs)
+    print(
+        f"\nFigures (a row per method: original, counterfactual, difference, mask):\n{figures}\n"
+        f"Run directories: {', '.join(runs)}\nA paper table: .venv/bin/cfbench table "
+        f"{' '.join(runs)} --table 1 --format latex"
     )
     return 0
 

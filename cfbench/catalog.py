@@ -64,6 +64,8 @@ METHODS.add("gcd_random", GCD, "control: a random direction searched as GCD", di
 # CECAS (causally guided PGD after purification, spurious term, mask attack, RePaint refinement).
 METHODS.add("cecas", CECAS, "CECAS: causally guided PGD + mask + RePaint refinement")
 METHODS.add("cecas_no_ls", CECAS, "CECAS without the spurious term L_S", spurious_weight=0.0)
+METHODS.add("cecas_shortcut", CECAS, "CECAS with ACE's shortcut gradient past the purification "
+            "(no UNet backward; faster, not the paper's)", gradient="shortcut")
 METHODS.add("cecas_no_refine", CECAS, "CECAS without refinement (x' is the result)", refine=False)
 METHODS.add("pgd", CECAS, "targeted PGD alone (no L_S, no purification, no refinement)",
             spurious_weight=0.0, purify=False, refine=False)
@@ -228,6 +230,8 @@ TABLES.add("1", "cfbench.tables:TABLE_1", "ImageNet layout: FID, sFID, S3, COUT,
 TABLES.add("2", "cfbench.tables:TABLE_2", "CelebA layout (SLCF Table 2): FID, sFID, COUT, FR")
 TABLES.add("gcd-1", "cfbench.tables:TABLE_GCD_1", "CelebA layout of GCD Table 1: FID, sFID, FVA, "
            "FS, MNAC, CD, COUT, FR")
+TABLES.add("compare", "cfbench.tables:TABLE_COMPARE", "the quick start's comparison: FR, COUT, "
+           "S3, GT_IN, GT_SPUR, AUROC, nfe, sec_per_cf")
 TABLES.add("3", "cfbench.tables:TABLE_3", "SLCF mask ablation (Edit x Mask), with GT_IN")
 TABLES.add("4", "cfbench.experiments.localize:TABLE_4", "localisation of attribution maps "
            "(cfbench localize)")

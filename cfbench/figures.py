@@ -2,6 +2,8 @@
 
 - ``triplets_<method>.png`` (Figure 2 of the papers): original, counterfactual, |difference|.
 - ``masks_<method>.png`` (Figure 5): the method's mask overlaid on the original.
+- ``compare.png`` (runs of several methods): a row per method on the same samples, so the methods
+  are compared at a glance.
 - a metric's own figure where it draws one (``Metric.figure``: COUT's mean curves,
 ``cout_curves.png``).
 """
@@ -17,6 +19,7 @@ import pandas as pd  # noqa: E402
 from cfbench.results import RunDir, load_pngs  # noqa: E402
 
 FIGURE_SAMPLES = 6
+COMPARE_SAMPLES = 3
 
 
 def write_run_figures(
@@ -29,6 +32,8 @@ def write_run_figures(
         _save(triplet_figure(run, method, ids, original), run, f"triplets_{method}.png")
         if run.masks(method).exists():
             _save(mask_figure(run, method, ids, original), run, f"masks_{method}.png")
+    if len(methods) > 1:
+        _save(comparison_figure(run, methods, ids[:COMPARE_SAMPLES], original), run, "compare.png")
     samples = pd.read_parquet(run.samples) if run.samples.exists() else None
     for metric in metrics.values():
         drawn = metric.figure(samples, methods) if samples is not None else None
@@ -85,4 +90,38 @@ def mask_figure(run: RunDir, method: str, ids: list[str], original):
         ax.set_title(sid, fontsize=7)
         ax.axis("off")
     fig.suptitle(f"{method}: mask", fontsize=9)
+    return fig
+
+
+def comparison_figure(run: RunDir, methods: list[str], ids: list[str], original):
+    """Rows: methods. Per sample four columns: original, counterfactual, |x_cf - x|, mask (blank
+    where the method has none)."""
+    fig, axes = _grid(len(methods), 4 * len(ids))
+    for r, method in enumerate(methods):
+        cf = load_pngs(run.images(method), ids)
+        masks = load_pngs(run.masks(method), ids) if run.masks(method).exists() else None
+        for s, sid in enumerate(ids):
+            panels = [
+                (original[s].permute(1, 2, 0), None, sid),
+                (cf[s].permute(1, 2, 0), None, "counterfactual"),
+                ((cf[s] - original[s]).abs().sum(0), "magma", "|x_cf - x|"),
+                (None if masks is None else masks[s][0], "jet", "mask"),
+            ]
+            for c, (img, cmap, title) in enumerate(panels):
+                ax = axes[r][4 * s + c]
+                if img is not None:
+                    scale = {"vmin": 0, "vmax": 1} if title == "mask" else {}
+                    ax.imshow(img.numpy(), cmap=cmap, interpolation="nearest", **scale)
+                ax.set_title(title, fontsize=7)
+                ax.axis("off")
+        axes[r][0].text(
+            -0.15,
+            0.5,
+            method,
+            transform=axes[r][0].transAxes,
+            rotation=90,
+            ha="right",
+            va="center",
+            fontsize=9,
+        )
     return fig

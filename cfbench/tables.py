@@ -73,6 +73,10 @@ TABLE_2 = Layout("Table 2 (CelebA layout)", ("FID", "sFID", "COUT", "FR"))
 TABLE_GCD_1 = Layout(
     "GCD Table 1 (CelebA layout)", ("FID", "sFID", "FVA", "FS", "MNAC", "CD", "COUT", "FR")
 )
+TABLE_COMPARE = Layout(
+    "Method comparison",
+    ("FR", "COUT", "S3", "GT_IN", "GT_SPUR", "AUROC", "nfe", "sec_per_cf"),
+)
 TABLE_3 = Layout(
     "Table 3 (mask ablation)",
     ("FID", "sFID", "S3", "COUT", "FR", "GT_IN"),

@@ -107,7 +107,10 @@ class DiffusionAutoencoder(nn.Module):
         return self.encoder.config["z_dim"]
 
     def epsilon(self, x_t: torch.Tensor, t: torch.Tensor, z_sem: torch.Tensor) -> torch.Tensor:
-        return self.unet(x_t, t, class_labels=z_sem).sample
+        # NHWC with the UNet (see Task): a third less time per call on CPU
+        return self.unet(
+            x_t.contiguous(memory_format=torch.channels_last), t, class_labels=z_sem
+        ).sample
 
     def semantic(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)
@@ -399,6 +402,7 @@ class DiffAE(Component):
         "face_diffae": {"needs": {"classifier": "face_classifier"}, "world": "faces"},
     }
     asset_suffix = ""
+    channels_last = True
 
     @classmethod
     def load(cls, where, needs, shipped):

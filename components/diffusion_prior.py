@@ -83,7 +83,7 @@ class DiffusionPrior(nn.Module):
         self, x_t: torch.Tensor, t: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(predicted noise, the learned variance's interpolation value in [-1, 1] or None)."""
-        out = self.unet(x_t, t).sample
+        out = self.unet(x_t.contiguous(memory_format=torch.channels_last), t).sample
         return (out[:, :3], out[:, 3:]) if self.learned_variance else (out, None)
 
     def epsilon(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -176,6 +176,7 @@ class Prior(Component):
     )
     assets = {"diffusion_prior": {}, "face_diffusion_prior": {"world": "faces"}}
     asset_suffix = ""
+    channels_last = True
 
     @classmethod
     def load(cls, where, needs, shipped):

@@ -109,6 +109,9 @@ CPU_PRESET = dict(
     units="scaled",
 )
 BACKBONE_NAMES = {"alex": "AlexNet", "vgg": "VGG-16"}
+# proxy data are rendered this many at a time: on CPU a UNet call costs less per image at 16 than
+# at 64 (the activations stay in cache; benchmarks/method_cost.py)
+RENDER_CHUNK = 16
 # the released strategy's (w_cls, w_lpips) pairs (configs: line_search_weight_{cls,lpips}_list)
 CODE_G_WEIGHTS = ((1.0, 0.0), (0.05, 1.0))
 
@@ -561,9 +564,9 @@ class GCD(CounterfactualMethod):
         radial = radial ** (1 / dim) if h.perturbation == "ball" else radial
         delta = (u * radial * h.radius).to(self.device)  # in units of ``scale``
         f, s = [], []
-        for i, chunk in enumerate(delta.split(64)):
+        for i, chunk in enumerate(delta.split(RENDER_CHUNK)):
             self.progress(
-                f"proxy data {i * 64 + len(chunk)}/{h.n_proxy}"
+                f"proxy data {i * RENDER_CHUNK + len(chunk)}/{h.n_proxy}"
                 + (f", block {block + 1}/{h.blocks}" if h.blocks > 1 else "")
             )
             imgs = self.dae.decode(
@@ -613,6 +616,7 @@ class GCD(CounterfactualMethod):
             flipped = logits.argmax(1) == target
             yield {
                 "alpha": sign * a,
+                "image": img,
                 "p_source": self.p_source(logits, source, target),
                 "flipped": flipped,
                 "key": self.search_key(logits, source, target, x, img, flipped),
@@ -631,6 +635,7 @@ class GCD(CounterfactualMethod):
         key = torch.full((len(x),), math.inf, device=x.device)  # lower is better
         chosen = torch.zeros(len(x), device=x.device)
         flipped_at = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        image = origin = None  # the chosen render; the render at alpha 0
         baselines = {}
         for sign in signs:
             baseline = torch.full((len(x),), math.nan, device=x.device)
@@ -642,6 +647,9 @@ class GCD(CounterfactualMethod):
                 key = torch.where(better, step["key"], key)
                 chosen = torch.where(better, torch.full_like(chosen, step["alpha"]), chosen)
                 flipped_at = torch.where(better, step["flipped"], flipped_at)
+                if image is None:
+                    image = origin = step["image"]
+                image = torch.where(better.view(-1, 1, 1, 1), step["image"], image)
                 first = (step["p_source"] < h.lig_threshold) & baseline.isnan()
                 baseline = torch.where(first, torch.full_like(baseline, step["alpha"]), baseline)
             baselines[sign] = baseline
@@ -654,6 +662,8 @@ class GCD(CounterfactualMethod):
             "x_T": x_T,
             "direction": direction,
             "calls": h.k * len(signs),
+            "image": image,  # rendered at search_steps
+            "origin": origin,
         }
 
     def bb_lig(self, x, found: dict, source, target) -> torch.Tensor:
@@ -668,9 +678,12 @@ class GCD(CounterfactualMethod):
         first = previous = None
         for i, t in enumerate(torch.linspace(0, 1, h.lig_path).tolist()):
             self.progress(f"BB-LIG path {i + 1}/{h.lig_path}")
-            img = self.dae.decode(
-                found["z"] + t * end * found["direction"], found["x_T"], h.search_steps
-            )
+            if i == 0:  # alpha 0: the line search's first render
+                img = found["origin"]
+            else:
+                img = self.dae.decode(
+                    found["z"] + t * end * found["direction"], found["x_T"], h.search_steps
+                )
             img = (img * 255).round() / 255  # the 8-bit images the classifier would see
             if h.lig_gradient == "exact":  # the code's default: not black-box
                 with torch.enable_grad():
@@ -722,12 +735,15 @@ class GCD(CounterfactualMethod):
         )
         found = self.search(x, source, target)
         masks = self.bb_lig(x, found, source, target)
-        self.progress("final render")
-        final = self.dae.decode(
-            found["z"] + found["alpha"].view(-1, 1) * found["direction"],
-            found["x_T"],
-            h.decode_steps,
-        )
+        if h.decode_steps == h.search_steps:  # the line search rendered the chosen alpha
+            final = found["image"]
+        else:
+            self.progress("final render")
+            final = self.dae.decode(
+                found["z"] + found["alpha"].view(-1, 1) * found["direction"],
+                found["x_T"],
+                h.decode_steps,
+            )
         n = torch.full((len(x),), found["calls"], device=self.device)
         return Counterfactuals(
             final,

@@ -204,3 +204,24 @@ def test_each_task_takes_its_row_of_table_5():
     smile, age = (METHODS.params("cecas", TASKS.build(t)) for t in ("synth_smile", "synth_age"))
     assert (smile.iterations, smile.gamma, smile.spurious_weight) == (50, 0.1, 0.2)
     assert (smile.respacing, smile.time_fraction, age.spurious_weight) == (50, 0.1, 0.5)
+
+
+def test_the_shortcut_steps_along_the_gradient_at_the_purified_image():
+    """ACE's ``ClassifierDiffusionShortcut``: purify without a graph, differentiate the loss at the
+    purified image, divide by sqrt(alpha_bar(t*)) and add the distance's own gradient."""
+    task = make_task("synth_cheetah_cougar_shortcut")
+    method = cecas(task, iterations=1, spurious_weight=0.0, gradient="shortcut")
+    x = make_batch(task, ["00000", "00001"]).images
+    target = make_batch(task, ["00000", "00001"]).target
+    ours = method.attack(x, target, make_batch(task, ["00000", "00001"]), l1=0.01)
+    with torch.no_grad():
+        purified = method.purify(x, make_batch(task, ["00000", "00001"]))
+    purified.requires_grad_(True)
+    loss = torch.nn.functional.cross_entropy(task.classifier(purified), target, reduction="sum")
+    (grad,) = torch.autograd.grad(loss, purified)
+    expected = (x - FAST["step_size"] * grad.sign()).clamp(0, 1)  # x' = x: no l1 gradient yet
+    torch.testing.assert_close(ours, expected)
+    exact = cecas(task, iterations=1, spurious_weight=0.0)
+    assert not torch.equal(
+        exact.attack(x, target, make_batch(task, ["00000", "00001"]), 0.01), ours
+    )

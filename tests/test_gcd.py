@@ -11,6 +11,7 @@ import torch
 from conftest import in_float64, make_batch, make_task
 from torch import nn
 
+from cfbench.api.types import Batch
 from cfbench.catalog import METHODS
 from cfbench.methods.gcd import GCD, clip_top, fit_proxy
 from cfbench.runner import Runner, RunSpec
@@ -516,3 +517,21 @@ def test_gcd_code_carries_the_released_configuration():
     assert (p.encode_steps, p.decode_steps, p.lig_path, p.lig_gradient) == (250, 100, 128, "exact")
     paper = METHODS.params("gcd", make_task(), {"lig_path": "128"})
     assert (paper.blocks, paper.g_weights, paper.lig_gradient) == (1, "paper", "finite")
+
+
+@pytest.mark.parametrize("decode_steps, renders", [(2, 5 + 6), (3, 5 + 6 + 1)])
+def test_renders_the_search_already_made_are_not_made_again(decode_steps, renders):
+    """The counterfactual at the chosen alpha and the BB-LIG path's alpha-0 point are line-search
+    renders when the step counts agree: the same images, rendered once."""
+    method, _ = _pixel_method(lig_path=7, search_steps=2, decode_steps=decode_steps)
+    rendered = []
+    decode = method.dae.decode
+    method.dae.decode = lambda z, x_T, steps: rendered.append(len(z)) or decode(z, x_T, steps)
+    batch = Batch(
+        torch.full((1, 3, 4, 4), 0.5), torch.tensor([2]), torch.tensor([3]), ["s"], generators=[]
+    )
+    cf = method.generate(batch)
+    assert len(rendered) == renders  # k = 5 search renders, 6 new path points (+ a final one)
+    alpha = float(cf.info["alpha_fraction"][0]) * 4.0
+    expected = decode(torch.tensor([[alpha, 0.0]]), None, 2)
+    torch.testing.assert_close(cf.images, expected)

@@ -158,3 +158,19 @@ def test_config_repeats_a_recorded_run_and_says_when_weights_differ(tmp_path, ca
     assert "weights of classifier differ" in capsys.readouterr().err
     assert main(["run", "--config", str(first.run_json), "--task", "synth_zebra_sorrel"]) == 2
     assert main(["run", "--config", str(tmp_path / "nope.json")]) == 2
+
+
+def test_a_run_of_several_methods_draws_them_side_by_side_and_tables_them(tmp_path, capsys):
+    from PIL import Image
+
+    from cfbench.cli import main
+
+    run = Runner(
+        spec(tmp_path / "r", methods=["pgd", "other_sample"], n=4, metrics="FR,GT_IN", overrides=[])
+    ).execute()
+    figure = Image.open(run.figures / "compare.png")
+    single = Image.open(run.figures / "triplets_pgd.png")
+    assert figure.width > 3 * single.width  # 3 samples x 4 panels against 3 panels
+    assert main(["table", str(run.root), "--table", "compare"]) == 0
+    shown = capsys.readouterr().out
+    assert "| pgd" in shown and "| other_sample" in shown and "GT_IN" in shown
