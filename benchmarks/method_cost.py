@@ -5,12 +5,11 @@
 
 Per method, on ``n`` samples as one batch (the runner's default), fit included:
 
-1. a clean run: wall seconds per counterfactual;
-2. an instrumented run of the same samples (same seeds, so the same calls): every forward of a
-   network (classifier, autoencoder encoder/decoder, UNet, ...) is counted with its batch rows,
-   timed, and its backward (if one follows) timed from the gradient arriving at its output to the
-   gradient leaving its input;
-3. a replay: one recorded call per distinct (network, input shapes, backward) signature is run
+1. one instrumented run: wall seconds per counterfactual (the hooks' own cost included, so the
+   ratio errs high); every forward of a network (classifier, autoencoder encoder/decoder, UNet,
+   ...) is counted with its batch rows, timed, and its backward (if one follows) timed from the
+   gradient arriving at its output to the gradient leaving its input;
+2. a replay: one recorded call per distinct (network, input shapes, backward) signature is run
    again alone, with the same inputs, ``repeats`` times; its median times the count is the raw
    cost of the calls, the limit for that algorithm in this process.
 
@@ -176,9 +175,9 @@ def networks_of(task, method) -> dict[str, nn.Module]:
     return found
 
 
-def run_once(name, task, device, ids, sets, store: Path, recorder_for=None):
+def run_once(name, task, device, ids, sets, store: Path):
     method = METHODS.build(name, task, device, **sets)
-    recorder = Recorder(networks_of(task, method)) if recorder_for else None
+    recorder = Recorder(networks_of(task, method))
     samples = task.load(ids)
     batch = Batch(
         samples.images,
@@ -191,8 +190,7 @@ def run_once(name, task, device, ids, sets, store: Path, recorder_for=None):
     method.fit(ids, 0, store)
     cf = method.generate(batch)
     seconds = time.perf_counter() - t0
-    if recorder:
-        recorder.remove()
+    recorder.remove()
     with torch.no_grad():
         fr = float((task.classifier(cf.images).argmax(1) == batch.target).float().mean())
     return seconds, fr, recorder
@@ -214,9 +212,8 @@ def main() -> None:
     sets = parse_overrides(args.sets, names)
     report = {"task": args.task, "n": args.n, "threads": torch.get_num_threads(), "methods": {}}
     for name in names:
-        with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
-            seconds, fr, _ = run_once(name, task, device, ids, sets.get(name, {}), Path(a))
-            _, _, rec = run_once(name, task, device, ids, sets.get(name, {}), Path(b), True)
+        with tempfile.TemporaryDirectory() as store:
+            seconds, fr, rec = run_once(name, task, device, ids, sets.get(name, {}), Path(store))
         raw = raw_cost(rec, args.repeats)
         row = {
             "sec_per_cf": round(seconds / args.n, 3),
