@@ -44,9 +44,12 @@ def score_batch(
             before[i : i + 1],
             after[i : i + 1],
         )
+        written = set()  # a column two metrics share (MNAC's and CD's oracle predictions): once
         for metric in metrics.values():
             for column, values in metric.per_sample(one).items():
-                scores.setdefault(column, []).append(values.detach().cpu()[0].tolist())
+                if column not in written:
+                    written.add(column)
+                    scores.setdefault(column, []).append(values.detach().cpu()[0].tolist())
     return predictions, scores
 
 

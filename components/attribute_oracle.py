@@ -5,6 +5,13 @@ the changes follow the data's correlations) are measured by a judge the method n
 ``asset:NAME``: a project-trained multi-label CNN on the synthetic faces (a VGG-style network with
 its own seed, unlike the ResNet-style classifiers it judges, as ACE's oracle is a separate
 architecture), returning per-attribute probabilities B x A in the order of ``attributes``.
+
+A path: ACE's CelebA oracle (``models/oracle.pth``: a VGGFace2 ResNet-50 trunk fine-tuned on CelebA,
+a 1x1 convolution to 128 features and a linear layer to CelebA's 40 attributes), read as
+``compute_MNAC.py``'s ``CelebaOracle`` reads an image: the 8-bit PNG in [0, 1], channels swapped
+to BGR, minus (131.0912, 103.8827, 91.4953) / 255 in that order (the code's, the RGB mean on BGR
+channels), bicubic resize to 224, sigmoid of the 40 logits. (ACE's CelebA-HQ oracle, STEEX's
+``OracleResnet``, is not supported yet.)
 """
 
 from __future__ import annotations
@@ -50,6 +57,74 @@ class OracleNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Per-attribute probabilities B x A (an attribute is present above 0.5, as ACE counts)."""
         return torch.sigmoid(self.logits(x))
+
+
+# list_attr_celeba.txt's column order, the oracle's outputs
+CELEBA_ATTRIBUTES = (
+    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose "
+    "Black_Hair Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee "
+    "Gray_Hair Heavy_Makeup High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard "
+    "Oval_Face Pale_Skin Pointy_Nose Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair "
+    "Wavy_Hair Wearing_Earrings Wearing_Hat Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young"
+).split()
+
+
+class CelebAOracle(nn.Module):
+    """ACE's CelebA oracle: [0, 1] faces -> probabilities of the 40 CelebA attributes."""
+
+    MEAN = (131.0912, 103.8827, 91.4953)  # oracle_celeba_metrics.py, subtracted after the swap
+
+    def __init__(self):
+        super().__init__()
+        from cfbench.components.vggface2 import caffe_resnet50
+
+        self.attributes = tuple(CELEBA_ATTRIBUTES)
+        self.net = caffe_resnet50()
+        self.feat_extract = nn.Conv2d(2048, 128, 1, bias=False)
+        self.classifier = nn.Linear(128, len(self.attributes))
+        self.register_buffer("mean", torch.tensor(self.MEAN).view(1, 3, 1, 1) / 255)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from cfbench.components.vggface2 import trunk
+
+        x = (x.clamp(0, 1) * 255).round() / 255  # the PNG compute_MNAC.py reads
+        x = F.interpolate(x.flip(1) - self.mean, size=(224, 224), mode="bicubic")
+        return torch.sigmoid(self.classifier(self.feat_extract(trunk(self.net, x)).flatten(1)))
+
+
+def load_celeba_oracle(path) -> CelebAOracle:
+    """ACE's checkpoint: {'feat_extract': MatConvNet-named trunk + feat_extract, 'classifier'}."""
+    from cfbench.components.vggface2 import torchvision_name
+
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(checkpoint, dict) or not {"feat_extract", "classifier"} <= set(checkpoint):
+        raise UserError(
+            f"{path} is not ACE's CelebA oracle checkpoint (a dict with 'feat_extract' and "
+            "'classifier' state dicts, as models/oracle.pth)."
+        )
+    model = CelebAOracle()
+    trunk_state = {}
+    for name, value in checkpoint["feat_extract"].items():
+        if name.startswith("feat_extract."):
+            model.feat_extract.weight.data.copy_(value)
+        elif not name.endswith("num_batches_tracked"):
+            trunk_state[torchvision_name(name)] = value
+    own = model.net.state_dict()
+    missing = sorted(
+        k
+        for k in own
+        if not k.startswith("fc.")
+        and k not in trunk_state
+        and not k.endswith("num_batches_tracked")
+    )
+    if missing or set(trunk_state) - set(own):
+        raise UserError(
+            f"{path}: its 'feat_extract' does not hold the VGGFace2 ResNet-50 trunk ACE's oracle "
+            f"has (missing {', '.join(missing[:3]) or 'nothing'})."
+        )
+    model.net.load_state_dict({**own, **trunk_state})
+    model.classifier.load_state_dict(checkpoint["classifier"])
+    return model
 
 
 def train_synthetic(
@@ -102,16 +177,13 @@ def train_synthetic(
 class AttributeOracle(Component):
     kind = "attribute_oracle"
     what = "an attribute oracle (MNAC and CD judge every attribute with it)"
-    how = "a file the synthetic tasks ship; real CelebA oracles are not supported yet"
+    how = "ACE's CelebA oracle checkpoint (models/oracle.pth of its release)"
     assets = {"face_oracle": {"world": "faces"}}
 
     @classmethod
     def load(cls, where, needs, shipped):
         if not shipped:
-            raise UserError(
-                f"Loading a real attribute oracle ({where}) is not supported yet: only the "
-                "synthetic faces' project-trained oracle is."
-            )
+            return load_celeba_oracle(where)
         from safetensors import safe_open
 
         with safe_open(str(where), "pt") as f:
@@ -133,4 +205,4 @@ class AttributeOracle(Component):
                 "project-trained multi-label oracle on synthetic faces (stand-in for ACE's CelebA "
                 "oracle; tasks/assets)"
             )
-        return f"attribute oracle {where}"
+        return f"ACE's CelebA attribute oracle from {where}"

@@ -5,10 +5,16 @@ similarity of its features, a pair counting as the same person above 0.5 (ACE's 
 the VGGFace2 ResNet-50), trained as a cosine-margin classifier over training identities whose
 renders vary pose, scene and every attribute a render draws, so that its features follow the
 person and not the smile; returns L2-normalised embeddings B x D.
+
+A path: ACE's FVA network, the VGGFace2 ResNet-50 without its classifier, from the Caffe-converted
+pickle ACE loads (``resnet50_ft_weight.pkl``, VGGFace2's release), with ``compute_FVA.py``'s
+input pipeline: the 8-bit image resized (PIL, shorter side) to 224, RGB -> BGR, minus the
+VGGFace2 mean, no scaling; returns the 2048-d pooled features.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -18,6 +24,66 @@ from cfbench.components.classifier import SmallResNet
 from cfbench.errors import UserError
 
 THRESHOLD = 0.5  # ACE's compute_FVA.py: the same person when the cosine similarity exceeds it
+
+
+class VGGFace2Identity(nn.Module):
+    """[0, 1] faces -> the VGGFace2 ResNet-50's pooled features (B, 2048), as ACE's FVA reads
+    them from PNGs."""
+
+    MEAN_BGR = (91.4953, 103.8827, 131.0912)  # compute_FVA.py's CFDataset.mean_bgr
+
+    def __init__(self):
+        super().__init__()
+        from cfbench.components.vggface2 import caffe_resnet50
+
+        self.net = caffe_resnet50()
+
+    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
+        """The PNG the counterfactual is saved as, through ``transforms.Resize(224)`` on PIL (for
+        the same rounding as ACE's loader), BGR minus the mean, 0-255 scale."""
+        from PIL import Image
+        from torchvision import transforms
+
+        resize = transforms.Resize(224)
+        pixels = (x.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu()
+        images = [
+            torch.from_numpy(np.asarray(resize(Image.fromarray(p.numpy()))).copy()) for p in pixels
+        ]
+        batch = torch.stack(images).permute(0, 3, 1, 2).double().flip(1)
+        mean = torch.tensor(self.MEAN_BGR, dtype=torch.float64).view(1, 3, 1, 1)
+        return (batch - mean).float().to(x.device)  # as numpy subtracts the float64 mean
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from cfbench.components.vggface2 import trunk
+
+        return trunk(self.net, self.preprocess(x)).flatten(1)
+
+
+def load_vggface2(path) -> VGGFace2Identity:
+    """The pickle of numpy arrays VGGFace2 released (ACE's ``load_state_dict``); a converted
+    state dict (.pt/.pth, torchvision names) also loads."""
+    import pickle
+
+    model = VGGFace2Identity()
+    if str(path).endswith(".pkl"):
+        with open(path, "rb") as f:
+            weights = pickle.load(f, encoding="latin1")  # noqa: S301 (the release's own format)
+        state = {k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()}
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    own = model.net.state_dict()
+    unknown = sorted(set(state) - set(own))
+    optional = {k for k in own if k.startswith("fc.") or k.endswith("num_batches_tracked")}
+    missing = sorted(set(own) - set(state) - optional)
+    if unknown or missing:
+        raise UserError(
+            f"{path} is not the VGGFace2 ResNet-50 ACE's FVA uses: "
+            + (f"unexpected tensors {', '.join(unknown[:3])}; " if unknown else "")
+            + (f"missing {', '.join(missing[:3])}" if missing else "")
+        )
+    own.update({k: v.reshape(own[k].shape) for k, v in state.items()})
+    model.net.load_state_dict(own)
+    return model
 
 
 class IdentityNet(nn.Module):
@@ -109,16 +175,16 @@ def train_synthetic(
 class FaceIdentity(Component):
     kind = "face_identity"
     what = "a face-identity feature network (FVA and FS compare faces with it)"
-    how = "a file the synthetic tasks ship; the real VGGFace2 ResNet-50 is not supported yet"
+    how = (
+        "the VGGFace2 ResNet-50 weights ACE's compute_FVA.py loads (resnet50_ft_weight.pkl from "
+        "the VGGFace2 release)"
+    )
     assets = {"face_identity": {"world": "faces"}}
 
     @classmethod
     def load(cls, where, needs, shipped):
         if not shipped:
-            raise UserError(
-                f"Loading a real face-identity network ({where}) is not supported yet: only "
-                "the synthetic faces' project-trained embedder is."
-            )
+            return load_vggface2(where)
         return load_weights(IdentityNet(), where)
 
     @classmethod
@@ -136,4 +202,4 @@ class FaceIdentity(Component):
                 "project-trained identity embedder on synthetic faces (stand-in for the VGGFace2 "
                 "ResNet-50 of FVA; tasks/assets)"
             )
-        return f"face-identity network {where}"
+        return f"VGGFace2 ResNet-50 (ACE's FVA network) from {where}"

@@ -21,6 +21,8 @@ Environment variables:
                         default "59,62": California Gull <-> Herring Gull, two look-alike gulls
   CFBENCH_SIMSIAM       official SimSiam ResNet-50 checkpoint (for S^3)
   CFBENCH_INCEPTION     torch-fidelity's Inception-v3 weights (for FID and sFID)
+  CFBENCH_FACE_IDENTITY  CelebA: the VGGFace2 ResNet-50 of ACE's FVA (resnet50_ft_weight.pkl)
+  CFBENCH_CELEBA_ORACLE  CelebA: ACE's attribute oracle checkpoint (models/oracle.pth)
   CFBENCH_SAE           sparse autoencoder on the classifier's penultimate activations (SLCF +
                         SAE, traits): the safetensors file `cfbench sae train --task T` writes
 """
@@ -197,7 +199,15 @@ class _ScriptedClassifierTask(_FolderTask):
 
 
 class CheckpointTask(_ScriptedClassifierTask):
-    """CelebA smile/age: the classifier is a user checkpoint (CFBENCH_CLASSIFIER)."""
+    """CelebA smile/age: the classifier is a user checkpoint (CFBENCH_CLASSIFIER); the face
+    metrics read ACE's networks (CFBENCH_FACE_IDENTITY, CFBENCH_CELEBA_ORACLE) and the dataset's
+    attribute annotations."""
+
+    components = {
+        **_ScriptedClassifierTask.components,
+        "face_identity": "env:CFBENCH_FACE_IDENTITY",
+        "attribute_oracle": "env:CFBENCH_CELEBA_ORACLE",
+    }
 
     def __init__(self, task_name: str, device: torch.device = torch.device("cpu")):
         super().__init__(device)
@@ -211,6 +221,30 @@ class CheckpointTask(_ScriptedClassifierTask):
 
     def _files(self):
         return _celeba_files(data_root() / "celeba", CELEBA_ATTRIBUTES[self.name])
+
+    @cached_property
+    def _correlations(self):
+        """ACE's ``get_correlations``: Pearson correlations of every attribute with the task's
+        over the training partition (0), absent attributes (-1) as 0."""
+        import numpy as np
+
+        root = data_root() / "celeba"
+        attrs, split = root / "list_attr_celeba.txt", root / "list_eval_partition.txt"
+        _require("CelebA", attrs, split)
+        train = {name for name, values in _fields(split).items() if values == ["0"]}
+        lines = attrs.read_text().splitlines()
+        names = tuple(lines[1].split())
+        table = np.array(
+            [[v == "1" for v in f[1:]] for f in (ln.split() for ln in lines[2:]) if f[0] in train],
+            dtype=float,
+        )
+        query = names.index(CELEBA_ATTRIBUTES[self.name])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr = [np.corrcoef(table[:, query], table[:, i])[0, 1] for i in range(len(names))]
+        return names, torch.from_numpy(np.nan_to_num(np.array(corr))), query
+
+    def attribute_correlations(self):
+        return self._correlations
 
 
 class CubPairTask(_ScriptedClassifierTask):

@@ -53,20 +53,76 @@ def imagenet(
         torch.save(({}, val_wnids), root / "imagenet" / "meta.bin")
 
 
-def celeba(root: Path, n: int = 4) -> None:
-    """``root/celeba``: img_align_celeba/*.jpg with the attribute and partition lists."""
+def celeba(root: Path, n: int = 4, train: int = 3) -> None:
+    """``root/celeba``: img_align_celeba/*.jpg with the attribute list (CelebA's 40 columns: Smiling
+    alternates over the test images) and the partition list (``train`` images in partition 0)."""
+    from cfbench.components.attribute_oracle import CELEBA_ATTRIBUTES
+
     folder = root / "celeba"
-    names = [f"{i:06d}.jpg" for i in range(1, n + 2)]
+    names = [f"{i:06d}.jpg" for i in range(1, n + train + 1)]
     for i, name in enumerate(names):
         _image(folder / "img_align_celeba" / name, i, (44, 54))
-    attrs = ["Smiling", "Young"]
-    lines = [str(len(names)), " ".join(attrs)]
-    lines += [f"{name} {1 if i % 2 else -1} {-1 if i % 2 else 1}" for i, name in enumerate(names)]
+    g = torch.Generator().manual_seed(0)
+    lines = [str(len(names)), " ".join(CELEBA_ATTRIBUTES)]
+    for i, name in enumerate(names):
+        values = torch.randint(2, (len(CELEBA_ATTRIBUTES),), generator=g) * 2 - 1
+        values[CELEBA_ATTRIBUTES.index("Smiling")] = 1 if i % 2 else -1
+        values[CELEBA_ATTRIBUTES.index("Young")] = -1 if i % 2 else 1
+        lines.append(f"{name} " + " ".join(str(int(v)) for v in values))
     (folder / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
-    # the last image is in the training split, so it must not appear
+    # the training images must not appear among the samples
     (folder / "list_eval_partition.txt").write_text(
-        "".join(f"{name} {0 if i == len(names) - 1 else 2}\n" for i, name in enumerate(names))
+        "".join(f"{name} {0 if i >= n else 2}\n" for i, name in enumerate(names))
     )
+
+
+def ace_oracle_names() -> dict[str, tuple[int, int, int, int]]:
+    """oracle_celeba_metrics.py's Resnet50_128 convolutions, written out from its layout: name ->
+    (out, in, kernel, stride); each has a ``<name>_bn``."""
+    convs = {"conv1_7x7_s2": (64, 3, 7, 2)}
+    cin = 64
+    for stage, (blocks, width) in enumerate(zip((3, 4, 6, 3), (64, 128, 256, 512)), start=2):
+        for block in range(1, blocks + 1):
+            stride = 2 if block == 1 and stage > 2 else 1
+            name = f"conv{stage}_{block}"
+            convs[f"{name}_1x1_reduce"] = (width, cin, 1, stride)
+            convs[f"{name}_3x3"] = (width, width, 3, 1)
+            convs[f"{name}_1x1_increase"] = (4 * width, width, 1, 1)
+            if block == 1:
+                convs[f"{name}_1x1_proj"] = (4 * width, cin, 1, stride)
+            cin = 4 * width
+    return convs
+
+
+def celeba_oracle(path: Path, donor=None) -> Path:
+    """ACE's oracle checkpoint layout ({'feat_extract': MatConvNet names, 'classifier'}) holding
+    ``donor``'s weights (a random ``CelebAOracle`` by default)."""
+    from cfbench.components.attribute_oracle import CelebAOracle
+    from cfbench.components.vggface2 import torchvision_name
+
+    donor = donor or CelebAOracle()
+    inverse = {
+        torchvision_name(f"{n}{suffix}.{t}"): f"{n}{suffix}.{t}"
+        for n in ace_oracle_names()
+        for suffix in ("", "_bn")
+        for t in ("weight", "bias", "running_mean", "running_var")
+    }
+    trunk = {inverse[k]: v for k, v in donor.net.state_dict().items() if k in inverse}
+    trunk["feat_extract.weight"] = donor.feat_extract.weight.detach()
+    torch.save({"feat_extract": trunk, "classifier": donor.classifier.state_dict()}, path)
+    return path
+
+
+def vggface2(path: Path, donor=None) -> Path:
+    """VGGFace2's pickle of numpy arrays (torchvision names) of ``donor`` (random by default)."""
+    import pickle
+
+    from cfbench.components.vggface2 import caffe_resnet50
+
+    donor = donor or caffe_resnet50()
+    state = {k: v.numpy() for k, v in donor.state_dict().items() if "num_batches" not in k}
+    path.write_bytes(pickle.dumps(state))
+    return path
 
 
 CUB_IMAGES = {  # image id -> (relative path, class id, is_training_image)

@@ -154,6 +154,8 @@ def test_one_method_per_family_runs_on_celeba_with_a_torchscript_classifier(
     (the task-specific parts do not depend on the method within a family)."""
     fake.celeba(real_env)  # celeba_age shares the loader
     monkeypatch.setenv("CFBENCH_CLASSIFIER", str(weights["celeba"]))
+    monkeypatch.setenv("CFBENCH_FACE_IDENTITY", str(fake.vggface2(real_env.parent / "fva.pkl")))
+    monkeypatch.setenv("CFBENCH_CELEBA_ORACLE", str(fake.celeba_oracle(real_env.parent / "o.pth")))
     from cfbench.catalog import TASKS
     from cfbench.runner import supports
 
@@ -164,6 +166,7 @@ def test_one_method_per_family_runs_on_celeba_with_a_torchscript_classifier(
         "slcf_sae",
         "slcf_sae_code",
         "cecas",
+        "cecas_shortcut",
         "cecas_no_refine",
     }
     methods = ["slcf", "rcsb_a", "gcd", "cecas_no_ls"]
@@ -182,6 +185,9 @@ def test_one_method_per_family_runs_on_celeba_with_a_torchscript_classifier(
     ]
     assert main(argv + fast_settings(methods)) == 0
     check_run(Path("run"), methods, 4, capsys)
+    metrics = pd.read_csv(Path("run") / "metrics.csv")
+    for face_metric in ("FVA", "FS", "MNAC", "CD"):  # ACE's networks, random stand-in weights
+        assert metrics[face_metric].notna().all(), face_metric
 
 
 @pytest.mark.slow
