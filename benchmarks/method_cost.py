@@ -143,20 +143,20 @@ def _replay(module, args, kwargs, backward: bool, repeats: int) -> float:
 def raw_cost(recorder: Recorder, repeats: int) -> float:
     """Seconds the recorded calls take replayed alone; a call with a backward counts its forward
     (recorded among the forwards) and its backward (here, forward + backward minus forward)."""
+    measured = {}  # (kind, signature, with backward) -> seconds of one call
+
+    def replay(kind, sig, grad: bool) -> float:
+        if (kind, sig, grad) not in measured:
+            module, args, kwargs = recorder.examples[(kind, sig)]
+            measured[(kind, sig, grad)] = _replay(module, args, kwargs, grad, repeats)
+        return measured[(kind, sig, grad)]
+
     total = 0.0
-    cache = {}
     for (kind, sig, backward), count in recorder.calls.items():
-        module, args, kwargs = recorder.examples[(kind, sig)]
-        key = (kind, sig, backward)
-        if key not in cache:
-            cache[key] = _replay(module, args, kwargs, backward, repeats)
         if backward:
-            forward = cache.setdefault(
-                (kind, sig, False), _replay(module, args, kwargs, False, repeats)
-            )
-            total += count * max(cache[key] - forward, 0.0)
+            total += count * max(replay(kind, sig, True) - replay(kind, sig, False), 0.0)
         else:
-            total += count * cache[key]
+            total += count * replay(kind, sig, False)
     return total
 
 
