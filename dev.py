@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+import time
 import tomllib
 import venv
 from pathlib import Path
@@ -52,6 +53,7 @@ def ensure_venv() -> None:
 def bench(extra: list[str]) -> int:
     """The four method families side by side on each synthetic task: one run per task, one
     comparison table, one figure per task."""
+    started = time.monotonic()
     runs = []
     for task in SYNTH_TASKS:
         out = ROOT / "results" / "runs" / f"quickstart-{task}"
@@ -92,8 +94,10 @@ def bench(extra: list[str]) -> int:
         cwd=ROOT,
     )
     figures = "\n".join(f"  {r}/figures/compare.png" for r in runs)
+    minutes = (time.monotonic() - started) / 60
     print(
-        f"\nFigures (a row per method: original, counterfactual, difference, mask):\n{figures}\n"
+        f"\n{len(runs)} runs in {minutes:.1f} min.\n"
+        f"Figures (a row per method: original, counterfactual, difference, mask):\n{figures}\n"
         f"Run directories: {', '.join(runs)}\nA paper table: .venv/bin/cfbench table "
         f"{' '.join(runs)} --table 1 --format latex"
     )
