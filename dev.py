@@ -2,6 +2,7 @@
 """Set up `.venv/` (if missing or out of date) and run the benchmark or the tests.
 
     python3 dev.py bench   # the four method families compared on the synthetic tasks (offline)
+    python3 dev.py bench --faces   # ... and on the synthetic face tasks
     python3 dev.py test    # lint (ruff, import contracts), then the test suite
     python3 dev.py lint    # lint only
 
@@ -23,6 +24,7 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if sys.platform == "win32" else "bin")
 STAMP = VENV / ".cfbench-install"
 SYNTH_TASKS = ("synth_zebra_sorrel", "synth_cheetah_cougar", "synth_egyptian_persian")
+FACE_TASKS = ("synth_smile", "synth_age")  # `bench --faces`: twice the quick start's time
 BENCH_METHODS = ("slcf", "rcsb_a", "gcd", "cecas")  # one per family
 
 
@@ -52,10 +54,12 @@ def ensure_venv() -> None:
 
 def bench(extra: list[str]) -> int:
     """The four method families side by side on each synthetic task: one run per task, one
-    comparison table, one figure per task."""
+    comparison table, one figure per task; ``--faces`` adds the synthetic face tasks."""
     started = time.monotonic()
+    tasks = SYNTH_TASKS + (FACE_TASKS if "--faces" in extra else ())
+    extra = [a for a in extra if a != "--faces"]
     runs = []
-    for task in SYNTH_TASKS:
+    for task in tasks:
         out = ROOT / "results" / "runs" / f"quickstart-{task}"
         cmd = [
             str(BIN / "cfbench"),
