@@ -98,6 +98,8 @@ METRICS.add("FS", "cfbench.metrics.faces:FaceSimilarity", "face similarity: cosi
             "features of x and x_cf")
 METRICS.add("MNAC", "cfbench.metrics.faces:AttributesChanged", "attributes whose oracle prediction "
             "the edit changed")
+METRICS.add("OFR", "cfbench.metrics.faces:OracleFlipRate", "oracle flip rate: the attribute "
+            "oracle reads the target on x_cf")
 METRICS.add("CD", "cfbench.metrics.faces:CorrelationDifference", "correlation difference of the "
             "attribute changes from the data's")
 METRICS.add("nfe", "cfbench.metrics.cost:ClassifierEvaluations", "classifier forward passes per "

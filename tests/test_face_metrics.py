@@ -90,6 +90,21 @@ def test_mnac_follows_compute_mnac(pairs):
     assert abs(float(out["MNAC"].mean()) - np.mean(reference)) < 1e-6 and reference.max() > 0
 
 
+def test_ofr_is_the_oracles_reading_of_the_query_attribute_against_the_target(pairs):
+    """Independently: the oracle's query column (index 0 here) thresholded at 0.5 on x_cf, equal
+    to each sample's target (mixed targets, so a metric that ignored them would fail)."""
+    x, x_cf = pairs
+    task = Faces()
+    target = torch.arange(len(x)) % 2
+    batch = Batch(x, 1 - target, target, [str(i) for i in range(len(x))])
+    metric = METRICS.build("OFR", task, torch.device("cpu"))
+    out = metric.per_sample(SampleContext(task, batch, None, Counterfactuals(x_cf), None, None))
+    with torch.no_grad():
+        reads = (task._loaded["attribute_oracle"](x_cf)[:, 0] > 0.5).long().numpy()
+    reference = (reads == target.numpy()).astype(float)
+    assert np.array_equal(out["OFR"].numpy(), reference) and 0 < reference.mean() < 1
+
+
 def test_cd_follows_compute_cd(pairs):
     """compute_CD.py ``compute_CorrMetric`` (diff=True): ``deltas = cf_pred - cl_pred``,
     ``our_corrs[i] = 0 if np.any(np.isnan(cc)) else cc[0, 1]`` with ``cc = np.corrcoef(deltas[:, i],
