@@ -170,7 +170,7 @@ def parse_batch_sizes(text: str) -> tuple[int, dict[str, int]]:
 def _cmd_rescore(args) -> int:
     from cfbench.rescore import rescore
 
-    _, table = rescore(args.run, args.protocol, args.device)
+    _, table = rescore(args.run, args.protocol, args.device, args.metrics)
     print(table.to_markdown(index=False, floatfmt=".4f"))
     print(f"Written: {Path(args.run) / ('metrics-' + str(table['protocol'][0]) + '.csv')}")
     return 0
@@ -363,6 +363,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         help="default: the run's own (then the result must equal its metrics.csv)",
     )
     rs.add_argument("--device", default="auto")
+    rs.add_argument(
+        "--metrics",
+        default=None,
+        help="comma-separated metric names or 'all' (default: the run's own); adds metrics "
+        "registered after the run, e.g. OFR",
+    )
     rs.set_defaults(func=_cmd_rescore)
 
     fz = sub.add_parser("finalize", help="summarise a sharded run whose shards have all finished")

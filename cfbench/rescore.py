@@ -4,8 +4,8 @@ The originals, counterfactuals and masks are read back from the run's PNGs (the 
 images the run scored), predictions are recomputed, and every per-sample and set-level metric is
 computed again, under the run's protocol or another one (``--protocol``): a check that
 ``metrics.csv`` follows from what the directory holds, and a way to report a finished run under
-another code base's protocol without generating anything again. The result goes to
-``metrics-<protocol>.csv`` in the run directory.
+another code base's protocol, or with metrics registered after it ran (``metrics``), without
+generating anything again. The result goes to ``metrics-<protocol>.csv`` in the run directory.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ BATCH = 32
 
 
 def rescore(
-    path: str, protocol: str | None = None, device: str = "auto"
+    path: str, protocol: str | None = None, device: str = "auto", metrics: str | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(per-sample rows, metrics table) recomputed from the run directory ``path``."""
-    from cfbench.runner import summarize_methods
+    """(per-sample rows, metrics table) recomputed from the run directory ``path``; ``metrics``
+    (a list or "all", default the run's own) may name metrics the run did not score."""
+    from cfbench.runner import metric_names, summarize_methods
 
     run = RunDir.existing(path)
     info = run.read_run_record()
@@ -43,11 +44,12 @@ def rescore(
     dev = resolve_device(device)
     task = TASKS.build(info["config"]["task"], device=dev)
     recorded = pd.read_parquet(run.samples)
-    metrics = {
-        name: METRICS.build(name, task, dev, protocol=rules)
-        for name in info["metrics"]
-        if name not in info.get("metrics_unavailable", {})
-    }
+    if metrics is None:
+        names = [n for n in info["metrics"] if n not in info.get("metrics_unavailable", {})]
+    else:
+        names = metric_names(metrics)
+    built = {name: METRICS.build(name, task, dev, protocol=rules) for name in names}
+    metrics = {n: m for n, m in built.items() if metrics is None or not m.unavailable()}
     frames = []
     for method in dict.fromkeys(recorded["method"]):
         rows = recorded[recorded["method"] == method].reset_index(drop=True)

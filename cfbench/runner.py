@@ -128,7 +128,7 @@ def parse_overrides(items: list[str], methods: list[str]) -> dict[str, dict[str,
     return parsed
 
 
-def _metric_names(spec: str) -> list[str]:
+def metric_names(spec: str) -> list[str]:
     return METRICS.names() if spec.strip() == "all" else METRICS.parse_list(spec)
 
 
@@ -184,7 +184,7 @@ class Runner:
                 f"--batch-size names {', '.join(unknown)}, which is not in --methods "
                 f"({', '.join(self.methods)})."
             )
-        self.metric_names = _metric_names(spec.metrics)
+        self.metric_names = metric_names(spec.metrics)
         self.protocol = PROTOCOLS.get(spec.protocol).load()
         overrides = parse_overrides(spec.overrides, self.methods)
         self.shard = Shard(*spec.shard) if spec.shard else distributed.from_environment()

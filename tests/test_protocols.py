@@ -369,6 +369,21 @@ def test_pf_under_slcf_is_quantus_raw_auc_with_one_row_per_step():
     np.testing.assert_allclose(pixel_flipping(model, x, labels, maps, rule="slcf"), want, rtol=1e-9)
 
 
+def test_rescore_adds_a_metric_the_run_did_not_score_and_keeps_the_others(tmp_path):
+    """A metric registered after a run (here: one left out with --metrics) is scored from the
+    directory; the run's own columns come out as the run wrote them."""
+    out = tmp_path / "run"
+    argv = ["run", "--task", "synth_cheetah_cougar", "--methods", "pgd", "--n", "4"]
+    argv += ["--metrics", "FR,COUT", "--set", "pgd.iterations=3", "--out", str(out)]
+    assert main(argv) == 0
+    _, table = rescore(str(out), metrics="FR,COUT,GT_IN")
+    written = pd.read_csv(out / "metrics.csv")
+    assert "GT_IN" not in written or written["GT_IN"].isna().all()
+    assert table["GT_IN"].notna().all()
+    for column in ("FR", "COUT"):
+        np.testing.assert_allclose(table[column], written[column], rtol=1e-12)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("batch_size", [1, 2, 8])
 def test_rescore_reproduces_metrics_csv_byte_for_byte_whatever_the_batch(tmp_path, batch_size):
