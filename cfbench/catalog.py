@@ -188,6 +188,9 @@ for _pair, _what in _PAIRS.items():
 for _name in ("celeba_smile", "celeba_age"):
     TASKS.add(_name, "cfbench.tasks.real:CheckpointTask", f"CelebA {_name.split('_')[1]} (needs "
               "data and a classifier checkpoint)", task_name=_name)
+for _name in ("celebahq_smile", "celebahq_age"):
+    TASKS.add(_name, "cfbench.tasks.real:CelebAHQTask", f"CelebA-HQ {_name.split('_')[1]} (needs "
+              "data and a classifier checkpoint)", task_name=_name)
 TASKS.add("cub_pair", "cfbench.tasks.real:CubPairTask", "CUB-200-2011 class pair from "
           "CFBENCH_CUB_CLASSES (needs data and a classifier checkpoint)")
 TASKS.add("synth_smile", "cfbench.tasks.face_tasks:FaceTask", "procedural faces, not smiling <-> "

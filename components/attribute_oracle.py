@@ -10,11 +10,21 @@ A path: ACE's CelebA oracle (``models/oracle.pth``: a VGGFace2 ResNet-50 trunk f
 a 1x1 convolution to 128 features and a linear layer to CelebA's 40 attributes), read as
 ``compute_MNAC.py``'s ``CelebaOracle`` reads an image: the 8-bit PNG in [0, 1], channels swapped
 to BGR, minus (131.0912, 103.8827, 91.4953) / 255 in that order (the code's, the RGB mean on BGR
-channels), bicubic resize to 224, sigmoid of the 40 logits. (ACE's CelebA-HQ oracle, STEEX's
-``OracleResnet``, is not supported yet.)
+channels), bicubic resize to 224, sigmoid of the 40 logits.
+
+Or ACE's CelebA-HQ oracle (STEEX's ``OracleResnet`` checkpoint, ``{'model_state_dict': ...}``: the
+same trunk without the 128-d layer, a linear layer from 2048 features, no mean subtraction, bicubic
+resize to 224 inside). ``compute_MNAC.py`` feeds it [-1, 1] images through a ``Normalizer(oracle,
+0.5, 0.5)`` imported from a module that does not define one in ACE's release, so its input range
+cannot be settled from the code; ``CFBENCH_CELEBAHQ_ORACLE_INPUT`` names the reading:
+``once`` (default): the oracle sees [-1, 1], the range STEEX trained it on and scores with
+(its ``compute_mnac.py``); ``twice``: ACE's [-1, 1] images through ``models/normalizer.py``'s
+``Normalizer`` again, [-3, 1], the literal composition of ACE's released files.
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 from torch import nn
@@ -92,38 +102,105 @@ class CelebAOracle(nn.Module):
         return torch.sigmoid(self.classifier(self.feat_extract(trunk(self.net, x)).flatten(1)))
 
 
-def load_celeba_oracle(path) -> CelebAOracle:
-    """ACE's checkpoint: {'feat_extract': MatConvNet-named trunk + feat_extract, 'classifier'}."""
+class CelebAHQOracle(nn.Module):
+    """ACE's CelebA-HQ oracle (STEEX's ``OracleResnet``): [0, 1] faces -> probabilities of the 40
+    CelebA attributes, the input normalised ``once`` or ``twice`` (see the module's docstring)."""
+
+    READINGS = ("once", "twice")
+
+    def __init__(self, reading: str = "once"):
+        super().__init__()
+        from cfbench.components.vggface2 import caffe_resnet50
+
+        self.attributes = tuple(CELEBA_ATTRIBUTES)
+        self.reading = reading
+        self.net = caffe_resnet50()
+        self.classifier = nn.Linear(2048, len(self.attributes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from cfbench.components.vggface2 import trunk
+
+        x = (x.clamp(0, 1) * 255).round() / 255 * 2 - 1  # the PNG, ACE's Normalize(0.5, 0.5)
+        if self.reading == "twice":
+            x = (x - 0.5) / 0.5
+        x = F.interpolate(x, size=(224, 224), mode="bicubic", align_corners=False)
+        return torch.sigmoid(self.classifier(trunk(self.net, x).flatten(1)))
+
+
+def _read_checkpoint(path):
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # any unreadable file: name it, whatever torch raised
+        raise UserError(
+            f"{path} cannot be read as a PyTorch checkpoint ({type(error).__name__}: {error}); an "
+            "attribute oracle is ACE's models/oracle.pth (CelebA) or STEEX's OracleResnet "
+            "checkpoint (CelebA-HQ)."
+        ) from None
+
+
+def _load_matconvnet_trunk(net: nn.Module, state: dict, path, what: str) -> None:
+    """Load VGGFace2 trunk weights named as MatConvNet names them into ``net``; refuse (naming the
+    checkpoint) when a layer is missing or foreign."""
     from cfbench.components.vggface2 import torchvision_name
 
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(checkpoint, dict) or not {"feat_extract", "classifier"} <= set(checkpoint):
+    mapped = {
+        torchvision_name(k): v for k, v in state.items() if not k.endswith("num_batches_tracked")
+    }
+    own = net.state_dict()
+    missing = sorted(
+        k
+        for k in own
+        if not k.startswith("fc.") and k not in mapped and not k.endswith("num_batches_tracked")
+    )
+    if missing or set(mapped) - set(own):
+        raise UserError(
+            f"{path}: its trunk is not the VGGFace2 ResNet-50 {what} has (missing "
+            f"{', '.join(missing[:3]) or 'nothing'})."
+        )
+    net.load_state_dict({**own, **mapped})
+
+
+def load_celeba_oracle(path) -> CelebAOracle:
+    """ACE's checkpoint: {'feat_extract': MatConvNet-named trunk + feat_extract, 'classifier'}."""
+    checkpoint = _read_checkpoint(path)
+    if (
+        not isinstance(checkpoint, dict)
+        or not {"feat_extract", "classifier"} <= set(checkpoint)
+        or "feat_extract.weight" not in checkpoint["feat_extract"]
+    ):
         raise UserError(
             f"{path} is not ACE's CelebA oracle checkpoint (a dict with 'feat_extract' and "
             "'classifier' state dicts, as models/oracle.pth)."
         )
     model = CelebAOracle()
-    trunk_state = {}
-    for name, value in checkpoint["feat_extract"].items():
-        if name.startswith("feat_extract."):
-            model.feat_extract.weight.data.copy_(value)
-        elif not name.endswith("num_batches_tracked"):
-            trunk_state[torchvision_name(name)] = value
-    own = model.net.state_dict()
-    missing = sorted(
-        k
-        for k in own
-        if not k.startswith("fc.")
-        and k not in trunk_state
-        and not k.endswith("num_batches_tracked")
-    )
-    if missing or set(trunk_state) - set(own):
-        raise UserError(
-            f"{path}: its 'feat_extract' does not hold the VGGFace2 ResNet-50 trunk ACE's oracle "
-            f"has (missing {', '.join(missing[:3]) or 'nothing'})."
-        )
-    model.net.load_state_dict({**own, **trunk_state})
+    trunk_state = dict(checkpoint["feat_extract"])
+    model.feat_extract.weight.data.copy_(trunk_state.pop("feat_extract.weight"))
+    _load_matconvnet_trunk(model.net, trunk_state, path, "ACE's CelebA oracle")
     model.classifier.load_state_dict(checkpoint["classifier"])
+    return model
+
+
+def load_celebahq_oracle(path, reading: str) -> CelebAHQOracle:
+    """STEEX's checkpoint layout: 'model_state_dict' with 'feat_extract.*' and 'classifier.*'."""
+    if reading not in CelebAHQOracle.READINGS:
+        raise UserError(
+            f"CFBENCH_CELEBAHQ_ORACLE_INPUT must be 'once' or 'twice' (how often the [-1, 1] "
+            f"normalisation is applied before the CelebA-HQ oracle); got '{reading}'."
+        )
+    checkpoint = _read_checkpoint(path)
+    state = checkpoint.get("model_state_dict") if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict) or "classifier.weight" not in state:
+        raise UserError(
+            f"{path} is not ACE's CelebA-HQ oracle checkpoint (STEEX's OracleResnet: a dict whose "
+            "'model_state_dict' holds 'feat_extract.*' and 'classifier.*')."
+        )
+    model = CelebAHQOracle(reading)
+    prefix = "feat_extract."
+    trunk_state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    _load_matconvnet_trunk(model.net, trunk_state, path, "ACE's CelebA-HQ oracle")
+    model.classifier.load_state_dict(
+        {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith("classifier.")}
+    )
     return model
 
 
@@ -177,18 +254,36 @@ def train_synthetic(
 class AttributeOracle(Component):
     kind = "attribute_oracle"
     what = "an attribute oracle (MNAC and CD judge every attribute with it)"
-    how = "ACE's CelebA oracle checkpoint (models/oracle.pth of its release)"
+    how = (
+        "ACE's CelebA oracle checkpoint (models/oracle.pth of its release) or, for CelebA-HQ, "
+        "STEEX's OracleResnet checkpoint"
+    )
     assets = {"face_oracle": {"world": "faces"}}
 
     @classmethod
     def load(cls, where, needs, shipped):
         if not shipped:
+            if cls._is_celebahq(where):
+                return load_celebahq_oracle(where, cls._celebahq_reading())
             return load_celeba_oracle(where)
         from safetensors import safe_open
 
         with safe_open(str(where), "pt") as f:
             attributes = tuple(f.metadata()["attributes"].split(","))
         return load_weights(OracleNet(attributes), where)
+
+    @staticmethod
+    @functools.cache
+    def _is_celebahq(where) -> bool:
+        """STEEX's layout (CelebA-HQ) rather than ACE's (CelebA), read once per file."""
+        checkpoint = _read_checkpoint(where)
+        return isinstance(checkpoint, dict) and "model_state_dict" in checkpoint
+
+    @staticmethod
+    def _celebahq_reading() -> str:
+        import os
+
+        return os.environ.get("CFBENCH_CELEBAHQ_ORACLE_INPUT") or "once"
 
     @classmethod
     def train(cls, out, needs, world, **options):
@@ -204,5 +299,10 @@ class AttributeOracle(Component):
             return (
                 "project-trained multi-label oracle on synthetic faces (stand-in for ACE's CelebA "
                 "oracle; tasks/assets)"
+            )
+        if cls._is_celebahq(where):
+            return (
+                f"ACE's CelebA-HQ attribute oracle (STEEX's OracleResnet) from {where}, input "
+                f"normalised {cls._celebahq_reading()} (CFBENCH_CELEBAHQ_ORACLE_INPUT)"
             )
         return f"ACE's CelebA attribute oracle from {where}"

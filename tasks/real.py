@@ -11,6 +11,9 @@ Environment variables:
                         with <root>/imagenet/LOC_val_solution.csv (Kaggle) or meta.bin
                         (torchvision); CelebA: <root>/celeba/
                         (img_align_celeba/ + list_attr_celeba.txt + list_eval_partition.txt);
+                        CelebA-HQ: <root>/CelebAMask-HQ/ (CelebA-HQ-img/ +
+                        CelebAMask-HQ-attribute-anno.txt + CelebA-HQ-to-CelebA-mapping.txt +
+                        CelebA's list_eval_partition.txt, or the .csv ACE reads);
                         CUB: <root>/CUB_200_2011/ (images/ + images.txt + image_class_labels.txt
                         + train_test_split.txt; the test split is is_training_image == 0)
   CFBENCH_AUTOENCODER   diffusers AutoencoderKL directory or hub id (kl-f8-d16 for SLCF)
@@ -23,6 +26,9 @@ Environment variables:
   CFBENCH_INCEPTION     torch-fidelity's Inception-v3 weights (for FID and sFID)
   CFBENCH_FACE_IDENTITY  CelebA: the VGGFace2 ResNet-50 of ACE's FVA (resnet50_ft_weight.pkl)
   CFBENCH_CELEBA_ORACLE  CelebA: ACE's attribute oracle checkpoint (models/oracle.pth)
+  CFBENCH_CELEBAHQ_ORACLE  CelebA-HQ: ACE's attribute oracle, STEEX's OracleResnet checkpoint;
+                        CFBENCH_CELEBAHQ_ORACLE_INPUT once (default) or twice names how its input
+                        is normalised (components/attribute_oracle.py says why both exist)
   CFBENCH_SAE           sparse autoencoder on the classifier's penultimate activations (SLCF +
                         SAE, traits): the safetensors file `cfbench sae train --task T` writes
 """
@@ -44,7 +50,12 @@ IMAGENET_PAIRS = {  # task -> ((class index, wnid, name), (class index, wnid, na
     "cheetah_cougar": ((293, "n02130308", "cheetah"), (286, "n02125311", "cougar")),
     "egyptian_persian": ((285, "n02124075", "Egyptian cat"), (283, "n02123394", "Persian cat")),
 }
-CELEBA_ATTRIBUTES = {"celeba_smile": "Smiling", "celeba_age": "Young"}
+CELEBA_ATTRIBUTES = {
+    "celeba_smile": "Smiling",
+    "celeba_age": "Young",
+    "celebahq_smile": "Smiling",
+    "celebahq_age": "Young",
+}
 CUB_DEFAULT_CLASSES = "59,62"  # California Gull, Herring Gull
 
 
@@ -219,8 +230,27 @@ class CheckpointTask(_ScriptedClassifierTask):
             f"{task_name}: binary attribute task on a user-provided classifier checkpoint"
         )
 
+    def _image_folder(self) -> Path:
+        return data_root() / "celeba" / "img_align_celeba"
+
     def _files(self):
-        return _celeba_files(data_root() / "celeba", CELEBA_ATTRIBUTES[self.name])
+        """(id, path, label) of the test partition (2); label 1 where the attribute is present."""
+        names, rows = self._annotations()
+        column = names.index(CELEBA_ATTRIBUTES[self.name])
+        return [
+            (f.rsplit(".", 1)[0], self._image_folder() / f, int(values[column] == "1"))
+            for f, (part, values) in rows.items()
+            if part == "2"
+        ]
+
+    def _annotations(self):
+        """(attribute names, {file name: (partition, values as '1' / '-1')}) of the dataset."""
+        root = data_root() / "celeba"
+        attrs, split = root / "list_attr_celeba.txt", root / "list_eval_partition.txt"
+        _require("CelebA", attrs, split, self._image_folder())
+        partition = {name: values[0] for name, values in _fields(split).items()}
+        names, rows = _attribute_table(attrs)
+        return names, {f: (partition.get(f), values) for f, values in rows.items()}
 
     @cached_property
     def _correlations(self):
@@ -228,14 +258,9 @@ class CheckpointTask(_ScriptedClassifierTask):
         over the training partition (0), absent attributes (-1) as 0."""
         import numpy as np
 
-        root = data_root() / "celeba"
-        attrs, split = root / "list_attr_celeba.txt", root / "list_eval_partition.txt"
-        _require("CelebA", attrs, split)
-        train = {name for name, values in _fields(split).items() if values == ["0"]}
-        lines = attrs.read_text().splitlines()
-        names = tuple(lines[1].split())
+        names, rows = self._annotations()
         table = np.array(
-            [[v == "1" for v in f[1:]] for f in (ln.split() for ln in lines[2:]) if f[0] in train],
+            [[v == "1" for v in values] for part, values in rows.values() if part == "0"],
             dtype=float,
         )
         query = names.index(CELEBA_ATTRIBUTES[self.name])
@@ -245,6 +270,40 @@ class CheckpointTask(_ScriptedClassifierTask):
 
     def attribute_correlations(self):
         return self._correlations
+
+
+class CelebAHQTask(CheckpointTask):
+    """CelebA-HQ (CelebAMask-HQ's 30,000 images) smile/age, split by the CelebA partition of each
+    image's original (as ACE's ``CelebAHQDataset``); MNAC and CD read ACE's CelebA-HQ oracle."""
+
+    components = {**CheckpointTask.components, "attribute_oracle": "env:CFBENCH_CELEBAHQ_ORACLE"}
+
+    def __init__(self, task_name: str, device: torch.device = torch.device("cpu")):
+        super().__init__(task_name, device)
+        self.benchmark = "celebahq/" + task_name.split("_")[1]
+
+    def _annotations(self):
+        root = data_root() / "CelebAMask-HQ"
+        attrs = root / "CelebAMask-HQ-attribute-anno.txt"
+        mapping = root / "CelebA-HQ-to-CelebA-mapping.txt"  # 'idx orig_idx orig_file' rows
+        split_txt, split_csv = root / "list_eval_partition.txt", root / "list_eval_partition.csv"
+        _require("CelebA-HQ", attrs, mapping, self._image_folder())
+        if split_txt.exists():
+            partition = {name: values[0] for name, values in _fields(split_txt).items()}
+        elif split_csv.exists():
+            lines = split_csv.read_text().splitlines()[1:]  # image_id,partition
+            partition = dict(line.split(",")[:2] for line in lines if line)
+        else:
+            raise UserError(
+                f"CelebA-HQ is incomplete: its split comes from CelebA's partition list, "
+                f"{split_txt} (or ACE's {split_csv.name}), which is missing."
+            )
+        original = {f"{idx}.jpg": v[1] for idx, v in _fields(mapping).items() if len(v) == 2}
+        names, rows = _attribute_table(attrs)
+        return names, {f: (partition.get(original.get(f)), v) for f, v in rows.items()}
+
+    def _image_folder(self) -> Path:
+        return data_root() / "CelebAMask-HQ" / "CelebA-HQ-img"
 
 
 class CubPairTask(_ScriptedClassifierTask):
@@ -291,25 +350,12 @@ def _fields(path: Path, maxsplit: int = -1) -> dict[str, list[str]]:
     }
 
 
-def _celeba_files(root: Path, attribute: str):
-    """(id, path, label) of the CelebA test split; label 1 where the attribute is present."""
-    attrs, split = root / "list_attr_celeba.txt", root / "list_eval_partition.txt"
-    _require("CelebA", attrs, split, root / "img_align_celeba")
-    test = {name for name, values in _fields(split).items() if values == ["2"]}
-    lines = attrs.read_text().splitlines()
-    column = lines[1].split().index(attribute) + 1
-    found = []
-    for line in lines[2:]:
-        fields = line.split()
-        if fields[0] in test:
-            found.append(
-                (
-                    fields[0].split(".")[0],
-                    root / "img_align_celeba" / fields[0],
-                    int(fields[column] == "1"),
-                )
-            )
-    return found
+def _attribute_table(path: Path) -> tuple[tuple[str, ...], dict[str, list[str]]]:
+    """CelebA's attribute list layout (a count, the names, '<file> 1 -1 ...' rows) as the names
+    and file name -> values."""
+    lines = path.read_text().splitlines()
+    names = tuple(lines[1].split())
+    return names, {f[0]: f[1:] for f in (ln.split() for ln in lines[2:]) if f}
 
 
 def _cub_files(root: Path, labels: tuple[int, ...]):

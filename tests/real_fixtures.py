@@ -76,6 +76,37 @@ def celeba(root: Path, n: int = 4, train: int = 3) -> None:
     )
 
 
+def celebahq(root: Path, n: int = 4, train: int = 3, split: str = "csv") -> None:
+    """``root/CelebAMask-HQ``: CelebA-HQ-img/<i>.jpg, the attribute annotation (double spaces, as
+    released), the HQ-to-CelebA mapping (originals in reverse order, so the split must go through
+    it) and CelebA's partition as ACE's csv or CelebA's txt: the first ``n`` HQ images are
+    test (2), the rest train (0), Smiling on the odd ones."""
+    from cfbench.components.attribute_oracle import CELEBA_ATTRIBUTES
+
+    folder = root / "CelebAMask-HQ"
+    total = n + train
+    originals = [f"{100 + total - i:06d}.jpg" for i in range(total)]
+    g = torch.Generator().manual_seed(1)
+    lines = [str(total), " ".join(CELEBA_ATTRIBUTES)]
+    for i in range(total):
+        _image(folder / "CelebA-HQ-img" / f"{i}.jpg", 50 + i, (48, 48))
+        values = torch.randint(2, (len(CELEBA_ATTRIBUTES),), generator=g) * 2 - 1
+        values[CELEBA_ATTRIBUTES.index("Smiling")] = 1 if i % 2 else -1
+        lines.append(f"{i}.jpg  " + " ".join(str(int(v)) for v in values))
+    (folder / "CelebAMask-HQ-attribute-anno.txt").write_text("\n".join(lines) + "\n")
+    mapping = ["idx         orig_idx orig_file"]
+    mapping += [f"{i}  {int(o[:6]) - 1}  {o}" for i, o in enumerate(originals)]
+    (folder / "CelebA-HQ-to-CelebA-mapping.txt").write_text("\n".join(mapping) + "\n")
+    part = {o: 2 if i < n else 0 for i, o in enumerate(originals)}
+    part["000001.jpg"] = 1  # a CelebA image that is not in CelebA-HQ
+    if split == "csv":
+        rows = "".join(f"{o},{p}\n" for o, p in part.items())
+        (folder / "list_eval_partition.csv").write_text("image_id,partition\n" + rows)
+    else:
+        rows = "".join(f"{o} {p}\n" for o, p in part.items())
+        (folder / "list_eval_partition.txt").write_text(rows)
+
+
 def ace_oracle_names() -> dict[str, tuple[int, int, int, int]]:
     """oracle_celeba_metrics.py's Resnet50_128 convolutions, written out from its layout: name ->
     (out, in, kernel, stride); each has a ``<name>_bn``."""
@@ -110,6 +141,28 @@ def celeba_oracle(path: Path, donor=None) -> Path:
     trunk = {inverse[k]: v for k, v in donor.net.state_dict().items() if k in inverse}
     trunk["feat_extract.weight"] = donor.feat_extract.weight.detach()
     torch.save({"feat_extract": trunk, "classifier": donor.classifier.state_dict()}, path)
+    return path
+
+
+def celebahq_oracle(path: Path, donor=None) -> Path:
+    """STEEX's OracleResnet checkpoint ({'model_state_dict': 'feat_extract.<MatConvNet name>' and
+    'classifier.*', with the epoch and loss its training script saves}) holding ``donor``'s
+    weights (a random ``CelebAHQOracle`` by default)."""
+    from cfbench.components.attribute_oracle import CelebAHQOracle
+    from cfbench.components.vggface2 import torchvision_name
+
+    donor = donor or CelebAHQOracle()
+    inverse = {
+        torchvision_name(f"{n}{suffix}.{t}"): f"{n}{suffix}.{t}"
+        for n in ace_oracle_names()
+        for suffix in ("", "_bn")
+        for t in ("weight", "bias", "running_mean", "running_var")
+    }
+    state = {
+        f"feat_extract.{inverse[k]}": v for k, v in donor.net.state_dict().items() if k in inverse
+    }
+    state.update({f"classifier.{k}": v for k, v in donor.classifier.state_dict().items()})
+    torch.save({"epoch": 3, "loss": 0.25, "model_state_dict": state}, path)
     return path
 
 

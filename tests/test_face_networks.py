@@ -10,10 +10,16 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from real_fixtures import ace_oracle_names, celeba_oracle, vggface2
+from real_fixtures import ace_oracle_names, celeba_oracle, celebahq_oracle, vggface2
 from torchvision import transforms
 
-from cfbench.components.attribute_oracle import CelebAOracle, load_celeba_oracle
+from cfbench.components.attribute_oracle import (
+    AttributeOracle,
+    CelebAHQOracle,
+    CelebAOracle,
+    load_celeba_oracle,
+    load_celebahq_oracle,
+)
 from cfbench.components.face_identity import VGGFace2Identity, load_vggface2
 from cfbench.components.vggface2 import caffe_resnet50, torchvision_name, trunk
 from cfbench.errors import UserError
@@ -88,3 +94,60 @@ def test_the_celeba_oracle_checkpoint_loads_and_reads_a_png_as_compute_mnac(tmp_
     torch.save({"model_state_dict": {}}, tmp_path / "hq.pth")
     with pytest.raises(UserError, match="not ACE's CelebA oracle"):
         load_celeba_oracle(tmp_path / "hq.pth")
+
+
+class _ACENormalizer(torch.nn.Module):
+    """models/normalizer.py of ACE's release, written out: (x - mu) / sigma, then the network."""
+
+    def __init__(self, net, mu, sigma):
+        super().__init__()
+        self.net = net
+        self.mu = torch.tensor(mu).view(1, -1, 1, 1)
+        self.sigma = torch.tensor(sigma).view(1, -1, 1, 1)
+
+    def forward(self, x):
+        return self.net((x - self.mu) / self.sigma)
+
+
+@pytest.mark.parametrize("reading", ["once", "twice"])
+def test_the_celebahq_oracle_reads_a_png_as_steex_or_as_aces_files_compose(
+    tmp_path, monkeypatch, reading
+):
+    donor = CelebAHQOracle().eval()
+    path = celebahq_oracle(tmp_path / "checkpoint.tar", donor)
+    monkeypatch.setenv("CFBENCH_CELEBAHQ_ORACLE_INPUT", reading)
+    oracle = AttributeOracle.load(path, {}, shipped=False).eval()
+    assert isinstance(oracle, CelebAHQOracle) and reading in AttributeOracle.describe("env:X", path)
+    x = torch.rand(1, 3, 64, 64)
+    _png_roundtrip(x[0], tmp_path / "x.png")
+
+    def steex_oracle(data):  # OracleResnet.forward: bicubic to 224, trunk, linear, sigmoid
+        data = torch.nn.functional.interpolate(
+            data, size=(224, 224), mode="bicubic", align_corners=False
+        )
+        return torch.sigmoid(donor.classifier(trunk(donor.net, data).flatten(1)))
+
+    # compute_MNAC.py's CFDataset: ToTensor, Normalize(0.5, 0.5) to [-1, 1]
+    data = transforms.Normalize([0.5] * 3, [0.5] * 3)(
+        transforms.ToTensor()(Image.open(tmp_path / "x.png").convert("RGB"))
+    )[None]
+    network = steex_oracle
+    if reading == "twice":
+        network = _ACENormalizer(steex_oracle, [0.5] * 3, [0.5] * 3)
+    with torch.no_grad():
+        torch.testing.assert_close(oracle(x), network(data), rtol=0, atol=1e-6)
+
+
+def test_a_foreign_or_unreadable_oracle_checkpoint_and_an_unknown_reading_are_refused(
+    tmp_path, monkeypatch
+):
+    torch.save({"model_state_dict": {"classifier.weight": torch.zeros(40, 2048)}}, tmp_path / "a")
+    with pytest.raises(UserError, match="trunk is not the VGGFace2 ResNet-50"):
+        load_celebahq_oracle(tmp_path / "a", "once")
+    with pytest.raises(UserError, match="not ACE's CelebA-HQ oracle"):
+        load_celebahq_oracle(celeba_oracle(tmp_path / "b"), "once")
+    with pytest.raises(UserError, match="'once' or 'twice'"):
+        load_celebahq_oracle(celebahq_oracle(tmp_path / "c"), "thrice")
+    (tmp_path / "d").write_text("not a checkpoint")
+    with pytest.raises(UserError, match="cannot be read as a PyTorch checkpoint"):
+        AttributeOracle.load(tmp_path / "d", {}, shipped=False)

@@ -191,6 +191,44 @@ def test_one_method_per_family_runs_on_celeba_with_a_torchscript_classifier(
         assert metrics[face_metric].notna().all(), face_metric
 
 
+@pytest.mark.parametrize("split", ["csv", "txt"])
+def test_celebahq_reads_its_test_split_through_the_celeba_mapping(real_env, split):
+    import numpy as np
+
+    from cfbench.catalog import TASKS
+
+    fake.celebahq(real_env, n=4, train=3, split=split)
+    task = TASKS.build("celebahq_smile")
+    ids = task.sample_ids(None)
+    assert sorted(ids) == ["0", "1", "2", "3"]  # HQ images 4-6 map to training originals
+    assert task.load(ids).labels.tolist() == [int(i) % 2 for i in ids]
+    # ACE's get_correlations over the training partition, from the annotation file directly
+    rows = (real_env / "CelebAMask-HQ" / "CelebAMask-HQ-attribute-anno.txt").read_text()
+    table = np.array([[v == "1" for v in r.split()[1:]] for r in rows.splitlines()[6:9]], float)
+    names, corr, query = task.attribute_correlations()
+    assert names[query] == "Smiling"
+    with np.errstate(invalid="ignore", divide="ignore"):
+        expected = [np.corrcoef(table[:, query], table[:, i])[0, 1] for i in range(len(names))]
+    np.testing.assert_allclose(corr.numpy(), np.nan_to_num(expected), atol=1e-12)
+
+
+def test_celebahq_scores_the_face_metrics_with_aces_celebahq_oracle(
+    real_env, weights, monkeypatch, capsys
+):
+    fake.celebahq(real_env)
+    monkeypatch.setenv("CFBENCH_CLASSIFIER", str(weights["celeba"]))
+    monkeypatch.setenv("CFBENCH_FACE_IDENTITY", str(fake.vggface2(real_env.parent / "fva.pkl")))
+    oracle = fake.celebahq_oracle(real_env.parent / "checkpoint.tar")
+    monkeypatch.setenv("CFBENCH_CELEBAHQ_ORACLE", str(oracle))
+    argv = ["run", "--task", "celebahq_age", "--methods", "pgd", "--n", "2", "--out", "run"]
+    assert main(argv) == 0
+    check_run(Path("run"), ["pgd"], 2, capsys)
+    metrics = pd.read_csv(Path("run") / "metrics.csv")
+    for face_metric in ("FVA", "FS", "MNAC", "OFR", "CD"):
+        assert metrics[face_metric].notna().all(), face_metric
+    assert "CelebA-HQ attribute oracle" in (Path("run") / "run.json").read_text()
+
+
 @pytest.mark.slow
 def test_one_method_per_family_runs_on_cub_ids_with_slashes_spaces_and_unicode(
     real_env, weights, monkeypatch, capsys
