@@ -1,7 +1,8 @@
 """``cfbench gcd-study``: the GCD paper's studies of its own directions, on one task.
 
 - Sources (paper Table 3): the g-direction fitted from ``--sources`` different source images
-  (``source_index`` 0, 1, ...); mean and standard deviation over the fits of FR, COUT, S3, GT_IN.
+  (``source_index`` 0, 1, ...); mean and standard deviation over the fits of FR, COUT, S3, GT_IN
+  (``sources.csv``) and every fit's own metrics (``source_fits.csv``).
 - Directions (paper Table 4): ``--h-candidates`` h-directions ranked by FR, and the GCD table:
   the g-direction next to the three best h-directions (FR, COUT, S3, FID, GT_IN),
   ``cfbench table OUT --table gcd``.
@@ -140,6 +141,13 @@ def study(
             for j in range(candidates)
         ]
     write_frame(out / "sources.csv", sources_table(g_runs))
+    write_frame(
+        out / "source_fits.csv",
+        pd.concat(
+            [r.read_metrics().assign(source_index=i) for i, r in enumerate(g_runs)],
+            ignore_index=True,
+        ),
+    )
     h = pd.concat(
         [r.read_metrics().assign(method=f"h (index {j})") for j, r in enumerate(h_runs)],
         ignore_index=True,
@@ -237,5 +245,8 @@ def _command(args) -> int:
     print(table([str(out)], "gcd", "markdown", with_ci=True))
     print("Mask concentration (Quantus):")
     print(pd.read_csv(out / "masks.csv").to_markdown(index=False, floatfmt=".3f"))
-    print(f"Results: {out}/ (sources.csv, metrics.csv, h_ranking.csv, masks.csv, one run per fit)")
+    print(
+        f"Results: {out}/ (sources.csv, source_fits.csv, metrics.csv, h_ranking.csv, masks.csv, "
+        "one run per fit)"
+    )
     return 0

@@ -195,6 +195,10 @@ def test_gcd_study_writes_its_three_tables(tmp_path, capsys):
     )
     sources = pd.read_csv(out / "sources.csv")
     assert sources["fits"][0] == 2 and {"FR", "FR_std", "GT_IN_std"} <= set(sources.columns)
+    per_fit = pd.read_csv(out / "source_fits.csv")
+    assert per_fit["source_index"].tolist() == [0, 1]
+    assert sources["FR"][0] == pytest.approx(per_fit["FR"].mean())
+    assert sources["FR_std"][0] == pytest.approx(per_fit["FR"].std(ddof=1), nan_ok=True)
     table = pd.read_csv(out / "metrics.csv")
     assert table["method"].tolist()[0] == "g" and len(table) == 4
     assert set(pd.read_csv(out / "masks.csv")["map"]) == {"BB-LIG", "|x - x_cf|"}
