@@ -98,12 +98,14 @@ def main() -> int:
             and (cut / "samples.parquet").stat().st_mtime > start["wall"]
         ),
     }
-    kills, log = 0, []
+    kills, attempts, log = 0, 0, []
     while True:  # kill at each trigger in turn until --kills, then let it finish
         proc = subprocess.Popen(
             command(cut, args.n), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
-        mode = list(triggers)[kills % len(triggers)] if kills < args.kills else None
+        # by attempt, not by kill: a trigger that missed gives way to the next one
+        mode = list(triggers)[attempts % len(triggers)] if kills < args.kills else None
+        attempts += 1
         if mode == "after_part" and parts() == total:
             mode = "time"  # nothing left to commit: kill at a random time instead
         if mode == "gcd_fit" and (cut / "fitted" / "gcd" / "fit.json").exists():
@@ -139,6 +141,7 @@ def main() -> int:
         if mode is None:
             break
         log.append({"trigger": mode, "missed": "the run finished first"})  # not counted as a kill
+        break  # the run is complete: nothing is left to interrupt (raise --n for more kills)
     # a torn write: the newest committed part file cut short; the resumed run must redo its batch
     newest = max(cut.rglob("parts/*/*.parquet"), key=lambda p: p.stat().st_mtime)
     newest.write_bytes(newest.read_bytes()[:64])
