@@ -4,7 +4,8 @@ compare everything with an uninterrupted run: samples.parquet, metrics.csv and e
 
     .venv/bin/python benchmarks/kill_resume.py --kills 12
 
-Timings are not compared (``seconds``, ``sec_per_cf``); everything else must be equal.
+Timings are not compared (``seconds``, ``fit_seconds``, ``sec_per_cf``); everything else must be
+equal.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def command(out: Path, n: int = 16) -> list[str]:
 
 
 def snapshot(run: Path) -> dict:
-    samples = pd.read_parquet(run / "samples.parquet").drop(columns=["seconds"])
+    samples = pd.read_parquet(run / "samples.parquet").drop(columns=["seconds", "fit_seconds"])
     metrics = pd.read_csv(run / "metrics.csv").drop(columns=["sec_per_cf", "sec_per_cf_ci"])
     pngs = {
         p.relative_to(run).as_posix(): p.read_bytes()
