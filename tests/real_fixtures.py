@@ -125,20 +125,26 @@ def ace_oracle_names() -> dict[str, tuple[int, int, int, int]]:
     return convs
 
 
-def celeba_oracle(path: Path, donor=None) -> Path:
-    """ACE's oracle checkpoint layout ({'feat_extract': MatConvNet names, 'classifier'}) holding
-    ``donor``'s weights (a random ``CelebAOracle`` by default)."""
-    from cfbench.components.attribute_oracle import CelebAOracle
+def matconvnet_trunk(net) -> dict:
+    """A caffe_resnet50's trunk weights under the MatConvNet names ACE's oracles use."""
     from cfbench.components.vggface2 import torchvision_name
 
-    donor = donor or CelebAOracle()
     inverse = {
         torchvision_name(f"{n}{suffix}.{t}"): f"{n}{suffix}.{t}"
         for n in ace_oracle_names()
         for suffix in ("", "_bn")
         for t in ("weight", "bias", "running_mean", "running_var")
     }
-    trunk = {inverse[k]: v for k, v in donor.net.state_dict().items() if k in inverse}
+    return {inverse[k]: v for k, v in net.state_dict().items() if k in inverse}
+
+
+def celeba_oracle(path: Path, donor=None) -> Path:
+    """ACE's oracle checkpoint layout ({'feat_extract': MatConvNet names, 'classifier'}) holding
+    ``donor``'s weights (a random ``CelebAOracle`` by default)."""
+    from cfbench.components.attribute_oracle import CelebAOracle
+
+    donor = donor or CelebAOracle()
+    trunk = matconvnet_trunk(donor.net)
     trunk["feat_extract.weight"] = donor.feat_extract.weight.detach()
     torch.save({"feat_extract": trunk, "classifier": donor.classifier.state_dict()}, path)
     return path
@@ -149,18 +155,9 @@ def celebahq_oracle(path: Path, donor=None) -> Path:
     'classifier.*', with the epoch and loss its training script saves}) holding ``donor``'s
     weights (a random ``CelebAHQOracle`` by default)."""
     from cfbench.components.attribute_oracle import CelebAHQOracle
-    from cfbench.components.vggface2 import torchvision_name
 
     donor = donor or CelebAHQOracle()
-    inverse = {
-        torchvision_name(f"{n}{suffix}.{t}"): f"{n}{suffix}.{t}"
-        for n in ace_oracle_names()
-        for suffix in ("", "_bn")
-        for t in ("weight", "bias", "running_mean", "running_var")
-    }
-    state = {
-        f"feat_extract.{inverse[k]}": v for k, v in donor.net.state_dict().items() if k in inverse
-    }
+    state = {f"feat_extract.{k}": v for k, v in matconvnet_trunk(donor.net).items()}
     state.update({f"classifier.{k}": v for k, v in donor.classifier.state_dict().items()})
     torch.save({"epoch": 3, "loss": 0.25, "model_state_dict": state}, path)
     return path
