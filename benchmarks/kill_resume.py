@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -55,6 +56,11 @@ def command(out: Path, n: int = 16) -> list[str]:
     ]
 
 
+def collect(stream, into: bytearray) -> None:
+    for chunk in iter(lambda: stream.read1(4096), b""):
+        into.extend(chunk)
+
+
 def snapshot(run: Path) -> dict:
     samples = pd.read_parquet(run / "samples.parquet").drop(columns=["seconds", "fit_seconds"])
     metrics = pd.read_csv(run / "metrics.csv").drop(columns=["sec_per_cf", "sec_per_cf_ci"])
@@ -84,14 +90,12 @@ def main() -> int:
     def parts() -> int:
         return sum(1 for _ in cut.rglob("parts/*/*.parquet"))
 
-    triggers = {  # when to kill: a random time, just after a batch commit, during finalisation
-        "time": lambda start, t: t >= start["delay"],
-        # GCD's proxy data and fit: its folder exists, its fit.json not yet
+    triggers = {  # when to kill; GCD's fit first: it is short and precedes every sample
+        # GCD's proxy data being rendered: its progress line is on stderr, its fit.json not yet
         "gcd_fit": lambda start, t: (
-            (cut / "fitted" / "gcd").is_dir()
-            and not (cut / "fitted" / "gcd" / "fit.json").exists()
-            and t > 1.0
+            b"proxy data" in start["stderr"] and not (cut / "fitted" / "gcd" / "fit.json").exists()
         ),
+        "time": lambda start, t: t >= start["delay"],
         "in_cecas": lambda start, t: len(list(cut.glob("images/cecas/*.png"))) > start["cecas"],
         "after_part": lambda start, t: parts() > start["parts"],
         "finalising": lambda start, t: (
@@ -104,6 +108,8 @@ def main() -> int:
         proc = subprocess.Popen(
             command(cut, args.n), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
+        stderr = bytearray()  # read as it comes, so a trigger can see the progress lines
+        threading.Thread(target=collect, args=(proc.stderr, stderr), daemon=True).start()
         # by attempt, not by kill: a trigger that missed gives way to the next one
         mode = list(triggers)[attempts % len(triggers)] if kills < args.kills else None
         attempts += 1
@@ -116,6 +122,7 @@ def main() -> int:
             "parts": parts(),
             "wall": time.time(),
             "cecas": len(list(cut.glob("images/cecas/*.png"))),
+            "stderr": stderr,
         }
         t_start = time.monotonic()
         while (
@@ -137,7 +144,7 @@ def main() -> int:
             kills += 1
             continue
         if proc.wait() != 0:
-            print(proc.stderr.read().decode()[-2000:])
+            print(bytes(stderr).decode()[-2000:])
             return 1
         if mode is None:
             break
