@@ -21,8 +21,6 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from cfbench import seeding
-from cfbench.api.types import Batch
 from cfbench.catalog import METHODS, TASKS
 from cfbench.metrics.cout import insertion_counts, transition
 from cfbench.results import RunDir, load_pngs, quantize
@@ -40,14 +38,7 @@ def interleaved(task_name: str, n: int, batch_size: int) -> tuple[dict, object]:
     couts, nfe = [], []
     for start in range(0, n, batch_size):
         chunk = ids[start : start + batch_size]
-        s = task.load(chunk)
-        batch = Batch(
-            s.images,
-            s.labels,
-            task.target_of(s.labels),
-            chunk,
-            generators=seeding.generators_for(0, chunk),
-        )
+        batch = task.batch(chunk)
         t0 = time.perf_counter()
         cf = method.generate(batch)
         gen_seconds += time.perf_counter() - t0

@@ -29,8 +29,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cfbench import seeding
-from cfbench.api.types import Batch
 from cfbench.catalog import METHODS, TASKS
 from cfbench.runner import parse_overrides
 
@@ -178,14 +176,7 @@ def networks_of(task, method) -> dict[str, nn.Module]:
 def run_once(name, task, device, ids, sets, store: Path):
     method = METHODS.build(name, task, device, **sets)
     recorder = Recorder(networks_of(task, method))
-    samples = task.load(ids)
-    batch = Batch(
-        samples.images,
-        samples.labels,
-        task.target_of(samples.labels),
-        ids,
-        generators=seeding.generators_for(0, ids),
-    )
+    batch = task.batch(ids)
     t0 = time.perf_counter()
     method.fit(ids, 0, store)
     cf = method.generate(batch)

@@ -16,8 +16,6 @@ import time
 
 import torch
 
-from cfbench import seeding
-from cfbench.api.types import Batch
 from cfbench.catalog import METHODS, TASKS
 
 
@@ -30,17 +28,10 @@ def main() -> None:
     device = torch.device("cpu")
     task = TASKS.build(args.task, device=device)
     ids = task.sample_ids(args.n)
-    s = task.load(ids)
     report = {"task": args.task, "n": args.n, "threads": torch.get_num_threads(), "presets": {}}
     for name in args.presets.split(","):
         method = METHODS.build(name, task, device)
-        batch = Batch(
-            s.images,
-            s.labels,
-            task.target_of(s.labels),
-            ids,
-            generators=seeding.generators_for(0, ids),
-        )
+        batch = task.batch(ids)  # fresh generators for each preset
         t0 = time.perf_counter()
         cf = method.generate(batch)
         seconds = (time.perf_counter() - t0) / len(ids)

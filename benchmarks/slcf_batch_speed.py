@@ -15,8 +15,6 @@ import time
 
 import torch
 
-from cfbench import seeding
-from cfbench.api.types import Batch
 from cfbench.catalog import METHODS, TASKS
 
 
@@ -30,19 +28,11 @@ def main() -> None:
     task = TASKS.build(args.task, device=device)
     method = METHODS.build(args.method, task, device)
     ids = task.sample_ids(args.n)
-    samples = task.load(ids)
 
     def run(chunk: int) -> tuple[float, torch.Tensor]:
+        batches = [task.batch(ids[s : s + chunk]) for s in range(0, len(ids), chunk)]
         outs, t0 = [], time.perf_counter()
-        for s in range(0, len(ids), chunk):
-            sl = slice(s, s + chunk)
-            b = Batch(
-                samples.images[sl],
-                samples.labels[sl],
-                task.target_of(samples.labels[sl]),
-                ids[sl],
-                generators=seeding.generators_for(0, ids[sl]),
-            )
+        for b in batches:
             outs.append(method.generate(b).images)
         return (time.perf_counter() - t0) / len(ids), torch.cat(outs)
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from cfbench import seeding
+from cfbench.api.types import Batch
 from cfbench.errors import UserError
 
 
@@ -67,6 +69,14 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def load(self, ids: list[str]) -> TaskSamples:
         """The samples with these ids, in the given order."""
+
+    def batch(self, ids: list[str], seed: int = 0) -> Batch:
+        """These samples as a method's input with their seeded generators, as ``cfbench run``
+        builds a batch but for the 8-bit rounding of the saved originals (for scripts that call a
+        method directly)."""
+        s = self.load(ids)
+        generators = seeding.generators_for(seed, ids)
+        return Batch(s.images, s.labels, self.target_of(s.labels), list(ids), generators=generators)
 
     # -- components -----------------------------------------------------------------------------
     # role (a component kind) -> location, see cfbench.api.component
