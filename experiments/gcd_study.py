@@ -60,17 +60,18 @@ def sources_table(runs: list[RunDir]) -> pd.DataFrame:
 def mask_complexity(run: RunDir, method: str) -> pd.DataFrame:
     """Quantus Sparseness, Complexity and Effective Complexity of the method's masks and of
     |x - x_cf| (channel-summed) on the same samples (higher sparseness, lower complexity: more
-    concentrated)."""
+    concentrated). A sample whose mask is all zero (BB-LIG found no baseline) has no map to score
+    and is left out of both; ``no_map`` counts them."""
     import quantus
     from PIL import Image
+
+    from cfbench.results import file_stem
 
     rows = pd.read_parquet(run.samples)
     rows = rows[rows["method"] == method]
 
     def png(path):
         return np.asarray(Image.open(path), dtype=np.float32) / 255
-
-    from cfbench.results import file_stem
 
     masks, diffs = [], []
     for sid in rows["sample_id"]:
@@ -79,9 +80,11 @@ def mask_complexity(run: RunDir, method: str) -> pd.DataFrame:
         diffs.append(
             np.abs(png(run.images(method) / stem) - png(run.images() / stem)).sum(-1)[None]
         )
+    has_map = np.array([m.any() for m in masks], dtype=bool)
     table = []
-    for name, maps in (("BB-LIG", np.stack(masks)), ("|x - x_cf|", np.stack(diffs))):
-        record = {"map": name, "n": len(maps)}
+    for name, maps in (("BB-LIG", masks), ("|x - x_cf|", diffs)):
+        maps = np.stack(maps)[has_map] if has_map.any() else np.zeros((0, 1, 1, 1), np.float32)
+        record = {"map": name, "n": len(maps), "no_map": int((~has_map).sum())}
         x = np.zeros((len(maps), 1, *maps.shape[-2:]), np.float32)
         y = np.zeros(len(maps), np.int64)
         for label, metric in (
@@ -89,6 +92,9 @@ def mask_complexity(run: RunDir, method: str) -> pd.DataFrame:
             ("Complexity", quantus.Complexity(disable_warnings=True)),
             ("EffectiveComplexity", quantus.EffectiveComplexity(disable_warnings=True)),
         ):
+            if not len(maps):
+                record[label] = float("nan")
+                continue
             scores = np.asarray(
                 metric(model=None, x_batch=x, y_batch=y, a_batch=maps, channel_first=True),
                 dtype=float,

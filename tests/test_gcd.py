@@ -239,6 +239,37 @@ def test_gcd_study_writes_its_three_tables(tmp_path, capsys):
     ).read_bytes()
 
 
+def test_mask_table_leaves_out_samples_without_a_bb_lig_map(tmp_path):
+    """A path without a baseline gives an all-zero map (released ``sig.py``); Quantus refuses a
+    batch of only such maps, so they are counted apart and both maps are scored on the rest."""
+    import numpy as np
+    from PIL import Image
+
+    from cfbench.experiments.gcd_study import mask_complexity
+    from cfbench.results import RunDir
+
+    run = RunDir(tmp_path)
+    rng = np.random.default_rng(0)
+    ids = ["a", "b", "c"]
+    for folder in (run.images(), run.images("gcd"), run.masks("gcd")):
+        folder.mkdir(parents=True)
+    for i, sid in enumerate(ids):
+        for folder in (run.images(), run.images("gcd")):
+            pixels = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(folder / f"{sid}.png")
+        mask = np.zeros((8, 8), np.uint8)
+        if i == 1:
+            mask[2:4, 2:4] = 255
+        Image.fromarray(mask).save(run.masks("gcd") / f"{sid}.png")
+    pd.DataFrame({"sample_id": ids, "method": "gcd"}).to_parquet(run.samples)
+    table = mask_complexity(run, "gcd").set_index("map")
+    assert table["n"].tolist() == [1, 1] and table["no_map"].tolist() == [2, 2]
+    assert table.loc["BB-LIG", "Sparseness"] > table.loc["|x - x_cf|", "Sparseness"]
+    pd.DataFrame({"sample_id": ["a"], "method": "gcd"}).to_parquet(run.samples)
+    none = mask_complexity(run, "gcd")
+    assert none["n"].tolist() == [0, 0] and none["Sparseness"].isna().all()
+
+
 def test_proxy_fit_depends_only_on_its_generator():
     """The run's seed fixes the fitted direction: the proxy's initial weights come from the fit's
     generator, not from whatever state the global random stream is in."""
