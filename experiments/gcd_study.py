@@ -83,7 +83,7 @@ def mask_complexity(run: RunDir, method: str) -> pd.DataFrame:
     has_map = np.array([m.any() for m in masks], dtype=bool)
     table = []
     for name, maps in (("BB-LIG", masks), ("|x - x_cf|", diffs)):
-        maps = np.stack(maps)[has_map] if has_map.any() else np.zeros((0, 1, 1, 1), np.float32)
+        maps = np.stack(maps)[has_map]
         record = {"map": name, "n": len(maps), "no_map": int((~has_map).sum())}
         x = np.zeros((len(maps), 1, *maps.shape[-2:]), np.float32)
         y = np.zeros(len(maps), np.int64)
@@ -92,14 +92,11 @@ def mask_complexity(run: RunDir, method: str) -> pd.DataFrame:
             ("Complexity", quantus.Complexity(disable_warnings=True)),
             ("EffectiveComplexity", quantus.EffectiveComplexity(disable_warnings=True)),
         ):
-            if not len(maps):
+            if not len(maps):  # Quantus refuses an empty batch
                 record[label] = float("nan")
                 continue
-            scores = np.asarray(
-                metric(model=None, x_batch=x, y_batch=y, a_batch=maps, channel_first=True),
-                dtype=float,
-            )
-            record[label] = float(np.nanmean(scores))
+            scores = metric(model=None, x_batch=x, y_batch=y, a_batch=maps, channel_first=True)
+            record[label] = float(np.nanmean(np.asarray(scores, dtype=float)))
         table.append(record)
     return pd.DataFrame(table)
 
