@@ -257,7 +257,9 @@ def render_face(
     # long hair behind the face
     if p.hair_style == 2:
         canvas.paint(_soft(_ellipse(u, v, 0, 3, fw * 1.35, fh * 1.25)), hair, "object")
-    # ears and earrings
+    # ears and earrings (painted under the face and hair, the earrings are hidden in about half
+    # the renders: components/research/face_attribute_visibility.py; drawing them on top changes
+    # every render with earrings, so the face assets would have to be rebuilt with it)
     for side in (-1, 1):
         canvas.paint(_soft(_ellipse(u, v, side * fw * 0.98, 0.5, 2.2, 3.6)), skin * 0.95, "object")
         if at["Wearing_Earrings"]:
