@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from cfbench.catalog import METHODS, TASKS
-from cfbench.runner import parse_overrides
+from cfbench.spec import parse_overrides
 
 # the submodules a component's methods call; a role not listed is timed as one network
 NETWORKS = {

@@ -73,6 +73,23 @@ METHODS.add("pgd", CECAS, "targeted PGD alone (no L_S, no purification, no refin
 METHODS.add("other_sample", "cfbench.methods.controls:OtherSample", "control: the next sample of "
             "the target class (on faces another person)")
 
+# -- attribution maps (methods make masks from them; ``cfbench localize`` scores them) -----------
+ATTRIBUTIONS = Registry("attribution")
+_MAPS = "cfbench.methods.attributions"
+ATTRIBUTIONS.add("lime", f"{_MAPS}:LimeMap", "LIME (captum, 8x8-pixel superpixels, black baseline)")
+ATTRIBUTIONS.add("ixg", f"{_MAPS}:InputXGradientMap", "Input x Gradient (captum)")
+ATTRIBUTIONS.add("gc", f"{_MAPS}:GradCAMMap", "Grad-CAM (grad-cam) on the last spatial layer")
+ATTRIBUTIONS.add("lc", f"{_MAPS}:LayerCAMMap", "LayerCAM (grad-cam) on the last spatial layer")
+ATTRIBUTIONS.add("sc", f"{_MAPS}:ScoreCAMMap", "Score-CAM (grad-cam) on the last spatial layer")
+ATTRIBUTIONS.add("gig", f"{_MAPS}:GuidedIGMap", "Guided IG (saliency)")
+ATTRIBUTIONS.add("gbp", f"{_MAPS}:GuidedBackpropMap", "Guided Backprop (captum)")
+ATTRIBUTIONS.add("ig", f"{_MAPS}:IntegratedGradientsMap", "Integrated Gradients (captum, black "
+                 "baseline, 50 steps)")
+ATTRIBUTIONS.add("lag", f"{_MAPS}:LatentAggregatedGradients", "SLCF's latent aggregated gradients "
+                 "(SLCF.explain)")
+ATTRIBUTIONS.add("bblig", f"{_MAPS}:BlackBoxLatentIntegratedGradients", "GCD's black-box latent "
+                 "integrated gradients (needs a diffusion autoencoder; fits GCD's directions)")
+
 # -- metrics (the name is the metrics.csv column; the class holds every other fact) --------------
 METRICS = Registry("metric")
 METRICS.add("FR", "cfbench.metrics.validity:FlipRate", "flip rate: the prediction after the edit "
@@ -164,39 +181,55 @@ class TaskRegistry(Registry):
 # fmt: off
 TASKS = TaskRegistry("task")
 SYNTH, IMAGENET = "cfbench.tasks.synth_tasks:SyntheticTask", "cfbench.tasks.real:ImageNetPairTask"
-_PAIRS = {"zebra_sorrel": "zebra/sorrel", "cheetah_cougar": "cheetah/cougar",
-          "egyptian_persian": "Egyptian/Persian cat"}
-_SYNTH_NAMES = {"zebra": "zebra", "sorrel": "sorrel", "cheetah": "cheetah", "cougar": "cougar",
-                "egyptian": "egyptian_cat", "persian": "persian_cat"}
-for _pair, _what in _PAIRS.items():
-    TASKS.add(f"synth_{_pair}", SYNTH, f"procedural {_what} pair with ground-truth masks (offline)",
-              pair_name=_pair)
-# one direction, as CECAS evaluates them (A.1: cougar -> cheetah, sorrel -> zebra, Persian ->
-# Egyptian: the pair's second class edited into its first)
-for _pair, _what in _PAIRS.items():
-    _b, _a = _pair.split("_")[1], _pair.split("_")[0]
-    TASKS.add(f"synth_{_SYNTH_NAMES[_b]}_to_{_SYNTH_NAMES[_a]}", SYNTH, f"as synth_{_pair}, "
-              f"only {_b} -> {_a} (CECAS's direction)", pair_name=_pair, one_direction=1)
-    TASKS.add(f"{_b}_to_{_a}", IMAGENET, f"as {_pair}, only {_b} -> {_a} (CECAS's direction)",
-              pair_name=_pair, one_direction=1)
-for _pair in _PAIRS:
-    TASKS.add(f"synth_{_pair}_shortcut", SYNTH, f"as synth_{_pair}, explaining a classifier that "
-              "relies on a background-tone shortcut", pair_name=_pair, shortcut=True)
-for _pair, _what in _PAIRS.items():
-    TASKS.add(_pair, IMAGENET, f"ImageNet val {_what} pair, torchvision ResNet-50 (needs data and "
-              "weights)", pair_name=_pair)
-for _name in ("celeba_smile", "celeba_age"):
-    TASKS.add(_name, "cfbench.tasks.real:CheckpointTask", f"CelebA {_name.split('_')[1]} (needs "
-              "data and a classifier checkpoint)", task_name=_name)
-for _name in ("celebahq_smile", "celebahq_age"):
-    TASKS.add(_name, "cfbench.tasks.real:CelebAHQTask", f"CelebA-HQ {_name.split('_')[1]} (needs "
-              "data and a classifier checkpoint)", task_name=_name)
+CELEBA, CELEBAHQ = "cfbench.tasks.real:CheckpointTask", "cfbench.tasks.real:CelebAHQTask"
+FACES = "cfbench.tasks.face_tasks:FaceTask"
+TASKS.add("synth_zebra_sorrel", SYNTH, "procedural zebra/sorrel pair with ground-truth masks "
+          "(offline)", pair_name="zebra_sorrel")
+TASKS.add("synth_cheetah_cougar", SYNTH, "procedural cheetah/cougar pair with ground-truth masks "
+          "(offline)", pair_name="cheetah_cougar")
+TASKS.add("synth_egyptian_persian", SYNTH, "procedural Egyptian/Persian cat pair with ground-truth "
+          "masks (offline)", pair_name="egyptian_persian")
+# one direction, as CECAS evaluates them (A.1: the pair's second class edited into its first)
+TASKS.add("synth_sorrel_to_zebra", SYNTH, "as synth_zebra_sorrel, only sorrel -> zebra (CECAS's "
+          "direction)", pair_name="zebra_sorrel", one_direction=1)
+TASKS.add("synth_cougar_to_cheetah", SYNTH, "as synth_cheetah_cougar, only cougar -> cheetah "
+          "(CECAS's direction)", pair_name="cheetah_cougar", one_direction=1)
+TASKS.add("synth_persian_cat_to_egyptian_cat", SYNTH, "as synth_egyptian_persian, only Persian -> "
+          "Egyptian (CECAS's direction)", pair_name="egyptian_persian", one_direction=1)
+TASKS.add("sorrel_to_zebra", IMAGENET, "as zebra_sorrel, only sorrel -> zebra (CECAS's direction)",
+          pair_name="zebra_sorrel", one_direction=1)
+TASKS.add("cougar_to_cheetah", IMAGENET, "as cheetah_cougar, only cougar -> cheetah (CECAS's "
+          "direction)", pair_name="cheetah_cougar", one_direction=1)
+TASKS.add("persian_to_egyptian", IMAGENET, "as egyptian_persian, only Persian -> Egyptian (CECAS's "
+          "direction)", pair_name="egyptian_persian", one_direction=1)
+TASKS.add("synth_zebra_sorrel_shortcut", SYNTH, "as synth_zebra_sorrel, explaining a classifier "
+          "that relies on a background-tone shortcut", pair_name="zebra_sorrel", shortcut=True)
+TASKS.add("synth_cheetah_cougar_shortcut", SYNTH, "as synth_cheetah_cougar, explaining a "
+          "classifier that relies on a background-tone shortcut", pair_name="cheetah_cougar",
+          shortcut=True)
+TASKS.add("synth_egyptian_persian_shortcut", SYNTH, "as synth_egyptian_persian, explaining a "
+          "classifier that relies on a background-tone shortcut", pair_name="egyptian_persian",
+          shortcut=True)
+TASKS.add("zebra_sorrel", IMAGENET, "ImageNet val zebra/sorrel pair, torchvision ResNet-50 (needs "
+          "data and weights)", pair_name="zebra_sorrel")
+TASKS.add("cheetah_cougar", IMAGENET, "ImageNet val cheetah/cougar pair, torchvision ResNet-50 "
+          "(needs data and weights)", pair_name="cheetah_cougar")
+TASKS.add("egyptian_persian", IMAGENET, "ImageNet val Egyptian/Persian cat pair, torchvision "
+          "ResNet-50 (needs data and weights)", pair_name="egyptian_persian")
+TASKS.add("celeba_smile", CELEBA, "CelebA smile (needs data and a classifier checkpoint)",
+          task_name="celeba_smile")
+TASKS.add("celeba_age", CELEBA, "CelebA age (needs data and a classifier checkpoint)",
+          task_name="celeba_age")
+TASKS.add("celebahq_smile", CELEBAHQ, "CelebA-HQ smile (needs data and a classifier checkpoint)",
+          task_name="celebahq_smile")
+TASKS.add("celebahq_age", CELEBAHQ, "CelebA-HQ age (needs data and a classifier checkpoint)",
+          task_name="celebahq_age")
 TASKS.add("cub_pair", "cfbench.tasks.real:CubPairTask", "CUB-200-2011 class pair from "
           "CFBENCH_CUB_CLASSES (needs data and a classifier checkpoint)")
-TASKS.add("synth_smile", "cfbench.tasks.face_tasks:FaceTask", "procedural faces, not smiling <-> "
-          "smiling, with ground truth, identities and attributes (offline)", attribute="Smiling")
-TASKS.add("synth_age", "cfbench.tasks.face_tasks:FaceTask", "procedural faces, old <-> young, with "
-          "ground truth, identities and attributes (offline)", attribute="Young")
+TASKS.add("synth_smile", FACES, "procedural faces, not smiling <-> smiling, with ground truth, "
+          "identities and attributes (offline)", attribute="Smiling")
+TASKS.add("synth_age", FACES, "procedural faces, old <-> young, with ground truth, identities and "
+          "attributes (offline)", attribute="Young")
 
 # -- model components (the name is the role tasks declare it under) ------------------------------
 COMPONENTS = Registry("component")
@@ -218,16 +251,21 @@ COMPONENTS.add("spurious_vae", "cfbench.components.spurious_vae:SpuriousFactorVA
                "penultimate features into causal C and spurious S, with g on S (CECAS)")
 COMPONENTS.add("attribute_oracle", "cfbench.components.attribute_oracle:AttributeOracle",
                "a separate network reading every face attribute (MNAC, CD)")
+COMPONENTS.add("lpips", "cfbench.components.lpips:LPIPS", "LPIPS networks on torchvision's "
+               "ImageNet backbones (the LPIPS metric, GCD's distance)")
 COMPONENTS.add("face_identity", "cfbench.components.face_identity:FaceIdentity", "face-identity "
                "features (FVA, FS)")
 
 # -- synthetic worlds: the procedural data the shipped assets are trained on ---------------------
 WORLDS = Registry("synthetic world")
-WORLDS.add("animals", "cfbench.tasks.synthetic:ANIMALS", "six procedural animal classes in three "
-           "pairs")
-WORLDS.add("smile_faces", "cfbench.tasks.faces:SMILE", "procedural faces, classes Smiling off / on")
-WORLDS.add("age_faces", "cfbench.tasks.faces:AGE", "procedural faces, classes Young off / on")
-WORLDS.add("faces", "cfbench.tasks.faces:BOTH", "procedural faces, the four Smiling x Young kinds")
+WORLDS.add("animals", "cfbench.tasks.worlds.animals:ANIMALS", "six procedural animal classes in "
+           "three pairs")
+WORLDS.add("smile_faces", "cfbench.tasks.worlds.faces:SMILE", "procedural faces, classes Smiling "
+           "off / on")
+WORLDS.add("age_faces", "cfbench.tasks.worlds.faces:AGE", "procedural faces, classes Young off / "
+           "on")
+WORLDS.add("faces", "cfbench.tasks.worlds.faces:BOTH", "procedural faces, the four Smiling x "
+           "Young kinds")
 
 # -- tables (``cfbench table --table NAME``) -----------------------------------------------------
 TABLES = Registry("table")

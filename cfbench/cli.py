@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 
 from cfbench.catalog import (
+    ATTRIBUTIONS,
     COMPONENTS,
     EXPERIMENTS,
     METHODS,
@@ -58,7 +59,8 @@ def _with_run_options(spec, args):
 
 
 def _cmd_run(args) -> int:
-    from cfbench.runner import Runner, RunSpec, git_commit
+    from cfbench.provenance import git_commit
+    from cfbench.runner import Runner, RunSpec
     from cfbench.tables import table
 
     if args.config is not None:
@@ -218,6 +220,7 @@ LISTS = {
     "methods": METHODS,
     "tasks": TASKS,
     "metrics": METRICS,
+    "attributions": ATTRIBUTIONS,
     "protocols": PROTOCOLS,
     "components": COMPONENTS,
     "worlds": WORLDS,

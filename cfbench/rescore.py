@@ -15,11 +15,12 @@ import torch
 
 from cfbench import damage, seeding
 from cfbench.api.types import Batch, Counterfactuals
-from cfbench.catalog import METRICS, PROTOCOLS, TASKS
+from cfbench.catalog import PROTOCOLS, TASKS
 from cfbench.device import resolve_device
 from cfbench.errors import UserError
 from cfbench.results import RunDir, load_pngs, write_frame
 from cfbench.scoring import score_batch
+from cfbench.summary import build_metrics, metric_names, summarize_methods
 
 BATCH = 32
 
@@ -29,8 +30,6 @@ def rescore(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per-sample rows, metrics table) recomputed from the run directory ``path``; ``metrics``
     (a list or "all", default the run's own) may name metrics the run did not score."""
-    from cfbench.runner import metric_names, summarize_methods
-
     run = RunDir.existing(path)
     info = run.read_run_record()
     methods = list(info["config"].get("methods", {}))
@@ -48,7 +47,7 @@ def rescore(
         names = [n for n in info["metrics"] if n not in info.get("metrics_unavailable", {})]
     else:
         names = metric_names(metrics)
-    built = {name: METRICS.build(name, task, dev, protocol=rules) for name in names}
+    built = build_metrics(names, task, dev, rules)
     metrics = {n: m for n, m in built.items() if metrics is None or not m.unavailable()}
     frames = []
     for method in dict.fromkeys(recorded["method"]):

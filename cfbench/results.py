@@ -1,4 +1,4 @@
-"""Reading and writing a run directory (the results contract of DESIGN.md).
+"""Reading and writing a run directory (the results contract of docs/design.md).
 
 Every file is written to a temporary name and renamed into place, so a run killed at any point
 leaves either the old file or the new one, never a torn one. Per-batch ``parts/`` files are the

@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cfbench.api.method import SharedFits
 from cfbench.errors import UserError
+from cfbench.guard import DEFAULT_ROOT
 from cfbench.results import RunDir, write_frame, write_json
 from cfbench.tables import Layout
 
-DEFAULT_ROOT = Path("results/runs")
 SOURCE_COLUMNS = ("FR", "COUT", "S3", "GT_IN")
 TABLE_GCD = Layout(
     "GCD directions: the g-direction and the three h-directions with the highest FR",
@@ -36,14 +37,21 @@ TABLE_GCD = Layout(
 
 
 def _run(
-    task: str, method: str, out: Path, n: int, seed: int, device: str, sets: list[str]
+    task: str,
+    method: str,
+    out: Path,
+    n: int,
+    seed: int,
+    device: str,
+    sets: list[str],
+    shared: SharedFits,
 ) -> RunDir:
     from cfbench.runner import Runner, RunSpec
 
     spec = RunSpec(
         task=task, methods=[method], n=n, seed=seed, device=device, out=out, overrides=sets
     )
-    return Runner(spec).execute()
+    return Runner(spec, shared_fits=shared).execute()
 
 
 def sources_table(runs: list[RunDir]) -> pd.DataFrame:
@@ -117,7 +125,7 @@ def study(
             f"(got {sources} and {candidates})."
         )
     from cfbench.catalog import METHODS, TASKS
-    from cfbench.runner import parse_overrides
+    from cfbench.spec import parse_overrides
 
     # the task and every --set are checked before the study's folder exists
     METHODS.params("gcd", TASKS.build(task), parse_overrides(sets, ["gcd"])["gcd"])
@@ -126,23 +134,24 @@ def study(
 
     h_sets = [s.replace("gcd.", "gcd_h.", 1) for s in sets]
     # the h-candidates reuse g-source-0's proxy (same source, same data)
-    with METHODS.get("gcd").load().sharing_proxy_fits():
-        g_runs = [
-            _run(
-                task,
-                "gcd",
-                out / f"g-source-{i}",
-                n,
-                seed,
-                device,
-                sets + [f"gcd.source_index={i}"],
-            )
-            for i in range(sources)
-        ]
-        h_runs = [
-            _run(task, "gcd_h", out / f"h-{j}", n, seed, device, h_sets + [f"gcd_h.index={j}"])
-            for j in range(candidates)
-        ]
+    shared = SharedFits()
+    g_runs = [
+        _run(
+            task,
+            "gcd",
+            out / f"g-source-{i}",
+            n,
+            seed,
+            device,
+            sets + [f"gcd.source_index={i}"],
+            shared,
+        )
+        for i in range(sources)
+    ]
+    h_runs = [
+        _run(task, "gcd_h", out / f"h-{j}", n, seed, device, h_sets + [f"gcd_h.index={j}"], shared)
+        for j in range(candidates)
+    ]
     write_frame(out / "sources.csv", sources_table(g_runs))
     write_frame(
         out / "source_fits.csv",

@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 
 from cfbench.errors import UserError
+from cfbench.guard import DEFAULT_ROOT
 from cfbench.results import RunDir, write_frame, write_json
 from cfbench.tables import Layout
 
-DEFAULT_ROOT = Path("results/runs")
 PAIRS = ("cheetah_cougar", "zebra_sorrel", "egyptian_persian")
 METHODS = ("slcf", "rcsb_a", "gcd", "pgd", "cecas", "cecas_no_ls")
 METRICS = ("FR", "GT_IN", "GT_SPUR", "S3")

@@ -2,7 +2,7 @@
 
 The paper-text ``slcf`` with each difference of the released code (``slcf_code``, cfg_2) switched
 on alone, and the full ``slcf_code``, on one task. A switch's values are the released code's,
-converted to cfbench's latent units exactly as ``slcf_code`` converts them (``effective_units`` of
+converted to cfbench's latent units exactly as ``slcf_code`` converts them (the effective units of
 the method). Every variant is an ordinary run in its own directory under ``--runs`` (resumable);
 the table (Markdown and CSV) goes to ``--out``.
 """
@@ -22,7 +22,7 @@ def switches(task_name: str, device) -> dict[str, dict | None]:
     from cfbench.catalog import METHODS, TASKS
 
     code = METHODS.build("slcf_code", TASKS.build(task_name, device=device), device)
-    lr, noise, lambda_s, sigma = code.effective_units()
+    lr, noise, lambda_s, sigma = code.lr, code.noise, code.lambda_s, code.sigma
     return {
         "paper text (slcf)": {},
         "+ stop rule (p > 0.95, 5 steps, both stages)": {

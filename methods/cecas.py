@@ -56,7 +56,7 @@ from torch.nn import functional as F
 from cfbench import seeding
 from cfbench.api.method import CounterfactualMethod, HParams, hparam
 from cfbench.api.types import Batch, Counterfactuals
-from cfbench.methods import regions
+from cfbench.methods.toolkit import regions
 
 # synthetic (shortcut cheetah/cougar, n = 32): the attack x' flips every sample by iteration 20 (F
 # and the

@@ -4,8 +4,9 @@ region R.
 Following "Rethinking Visual Counterfactual Explanations Through Region Constraint" (RCSB), only a
 region R may change: it is extracted automatically (Integrated Gradients cells covering a share
 ``a`` of the image) or given (user masks, free-form masks, ground-truth object masks; see
-``regions.py``), and it is filled by inpainting with a diffusion prior guided toward the target
-class. The result is composited, ``x_cf = R * x_gen + (1 - R) * x``, so outside R it *is* the input.
+``toolkit/regions.py``), and it is filled by inpainting with a diffusion prior guided toward the
+target class. The result is composited, ``x_cf = R * x_gen + (1 - R) * x``, so outside R it *is*
+the input.
 
 Substitution (recorded in run.json): the paper's prior is an Image-to-Image Schroedinger Bridge,
 which has no maintained package. Here the prior is a pixel-space ``diffusers`` UNet2DModel with a
@@ -49,8 +50,8 @@ from torch.nn import functional as F
 from cfbench import seeding
 from cfbench.api.method import CounterfactualMethod, HParams, hparam
 from cfbench.api.types import Batch, Counterfactuals
-from cfbench.methods import regions
-from cfbench.methods.optim import PerSampleAdam
+from cfbench.methods.toolkit import regions
+from cfbench.methods.toolkit.optim import PerSampleAdam
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from torch.nn import functional as F
 
-from cfbench.api.metric import Metric, SampleContext
+from cfbench.api.metric import Metric, Option, SampleContext
 
 MAX_IMAGES = 512  # images per classifier call; bounds memory independently of the batch size
 
@@ -125,28 +125,35 @@ class CounterfactualTransition(Metric):
     name = "COUT"
     higher_is_better = True
     tolerance = (0.05, 0.0)
+    options = {
+        "rule": Option("cfbench", ("cfbench", "ace"), doc="pixel order and integration"),
+        "average": Option(
+            "samples",
+            ("samples", "directions"),
+            doc="mean over samples, or of the per-direction means (classifiers of > 2 classes)",
+        ),
+        "size": Option(None, (None,), int, "side the images are resized to first"),
+    }
 
     def per_sample(self, ctx: SampleContext):
         x, x_cf = ctx.batch.images, ctx.counterfactuals.images
-        if self.protocol.cout_size is not None:
+        if self.rules["size"] is not None:
             from torchvision.transforms.functional import resize
 
-            x, x_cf = (
-                resize(im, [self.protocol.cout_size] * 2, antialias=True) for im in (x, x_cf)
-            )
+            x, x_cf = (resize(im, [self.rules["size"]] * 2, antialias=True) for im in (x, x_cf))
         t = transition(
             self.task.classifier,
             x,
             x_cf,
             ctx.batch.source,
             ctx.batch.target,
-            rule=self.protocol.cout_rule,
+            rule=self.rules["rule"],
         )
         return {"COUT": t.cout, "COUT_curve_source": t.source, "COUT_curve_target": t.target}
 
     def summarize(self, run, method, rows):
         binary = len(self.task.class_names) <= 2
-        if self.protocol.cout_average == "samples" or binary or rows.empty:
+        if self.rules["average"] == "samples" or binary or rows.empty:
             return super().summarize(run, method, rows)
         means = rows.groupby("source")["COUT"].mean()
         value, ci = super().summarize(run, method, rows)
@@ -155,10 +162,8 @@ class CounterfactualTransition(Metric):
     def figure(self, samples, methods):
         if "COUT_curve_target" not in samples:
             return None
-        num_pixels = (self.protocol.cout_size or self.task.image_size) ** 2
-        return "cout_curves.png", curve_figure(
-            samples, methods, num_pixels, self.protocol.cout_rule
-        )
+        num_pixels = (self.rules["size"] or self.task.image_size) ** 2
+        return "cout_curves.png", curve_figure(samples, methods, num_pixels, self.rules["rule"])
 
 
 def curve_figure(samples: pd.DataFrame, methods: list[str], num_pixels: int, rule: str = "cfbench"):

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cfbench.api.metric import Metric
+from cfbench.api.metric import Metric, Option
 from cfbench.results import load_pngs
 
 KEY_METRIC_FID = "frechet_inception_distance"  # torch-fidelity's result key
@@ -108,6 +108,11 @@ def split_fid(
     return np.array(values)
 
 
+COUNTERFACTUALS = Option(
+    "all", ("all", "flipped"), doc="counterfactuals compared: all, or the successful ones (ACE)"
+)
+
+
 class _FeatureDistance(Metric):
     higher_is_better = False
     tolerance = (0.05, 0.10)
@@ -136,16 +141,17 @@ class _FeatureDistance(Metric):
 
 class FID(_FeatureDistance):
     """FID: all originals against all counterfactuals of a method (against the successful ones
-    only under a protocol whose ``fid_counterfactuals`` is "flipped", as ACE's compute_FID.sh)."""
+    only with ``counterfactuals="flipped"``, as ACE's compute_FID.sh)."""
 
     name = "FID"
+    options = {"counterfactuals": COUNTERFACTUALS}
 
     def summarize(self, run, method, rows):
         if len(rows) < self.min_samples:
             return None, None
         originals, counterfactuals = self.features(run, method, rows)
-        if self.protocol.fid_counterfactuals == "flipped":
-            counterfactuals = counterfactuals[self.protocol.successful(rows)]
+        if self.rules["counterfactuals"] == "flipped":
+            counterfactuals = counterfactuals[rows["success"].to_numpy(bool)]
             if len(counterfactuals) < self.min_samples:
                 return None, None
         return frechet_distance(originals, counterfactuals), None
@@ -157,23 +163,30 @@ class SplitFID(_FeatureDistance):
     name = "sFID"
     interval = "splits"
     min_samples = 4
+    options = {
+        "repeats": Option(10, kind=int, doc="half-splits drawn"),
+        "seed": Option(0, kind=int, doc="seed of the splits"),
+        "shuffle": Option(
+            "numpy", ("numpy", "python"), doc="default_rng permutation, or random.shuffle"
+        ),
+        "counterfactuals": COUNTERFACTUALS,
+    }
 
     def summarize(self, run, method, rows):
         if len(rows) < self.min_samples:
             return None, None
         originals, counterfactuals = self.features(run, method, rows)
-        p = self.protocol
+        r = self.rules
         # ACE: only successful counterfactuals in the CF halves
-        if p.sfid_counterfactuals == "flipped":
-            return self._flipped_only(originals, counterfactuals, p.successful(rows))
-        values = split_fid(originals, counterfactuals, p.sfid_repeats, p.sfid_seed, p.sfid_shuffle)
+        if r["counterfactuals"] == "flipped":
+            return self._flipped_only(originals, counterfactuals, rows["success"].to_numpy(bool))
+        values = split_fid(originals, counterfactuals, r["repeats"], r["seed"], r["shuffle"])
         lo, hi = np.percentile(values, [2.5, 97.5])
         return float(values.mean()), float((hi - lo) / 2) if len(values) > 1 else None
 
     def _flipped_only(self, originals, counterfactuals, flipped):
         """One seeded half-split; the counterfactual halves keep their successful members."""
-        p = self.protocol
-        (perm,) = split_orders(len(originals), 1, p.sfid_seed, p.sfid_shuffle)
+        (perm,) = split_orders(len(originals), 1, self.rules["seed"], self.rules["shuffle"])
         one, two = perm[: len(perm) // 2], perm[len(perm) // 2 :]
         cf_one, cf_two = one[flipped[one]], two[flipped[two]]
         if min(len(cf_one), len(cf_two)) < 2:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from cfbench.api.metric import Metric, SampleContext
+from cfbench.api.metric import Metric, Option, SampleContext
 
 MIN_STEPS = 48
 
@@ -68,6 +68,9 @@ class PixelFlipping(Metric):
     name = "PF"
     higher_is_better = False
     tolerance = (0.03, 0.0)
+    options = {
+        "rule": Option("cfbench", ("cfbench", "slcf"), "step and AUC rule (see ``pixel_flipping``)")
+    }
 
     def per_sample(self, ctx: SampleContext):
         masks = ctx.counterfactuals.masks
@@ -84,7 +87,7 @@ class PixelFlipping(Metric):
                     ctx.batch.images[rows],
                     ctx.batch.source[rows],
                     masks[rows],
-                    self.protocol.pf_rule,
+                    self.rules["rule"],
                 )
             ).to(values)
         return {"PF": values}

@@ -7,7 +7,7 @@ from cfbench.api.metric import Metric
 
 class FlipRate(Metric):
     """FR: share of samples whose prediction after the edit is the target class (a fraction; what
-    counts as reaching it is the protocol's ``successful``)."""
+    counts as reaching it is the protocol's: the ``success`` column it selects the rows with)."""
 
     name = "FR"
     higher_is_better = True
@@ -15,4 +15,4 @@ class FlipRate(Metric):
     column = "flipped"
 
     def values(self, rows):
-        return self.protocol.successful(rows).astype(float)
+        return rows["success"].to_numpy(float)

@@ -2,11 +2,11 @@
 and age.
 
 A binary classifier per attribute (class 1 = the attribute is present, as the field's CelebA
-classifiers), both directions, on faces rendered by ``tasks/faces.py`` from an evaluation seed
-disjoint from the assets' training seeds. Every sample carries its ground truth: the causal mask
-(the pixels the attribute changes when it alone is flipped), the object (face, hair, what is worn
-on the head) and the spurious region (background, neck, shoulders), plus its identity and all its
-attributes, which the face metrics' stand-in models were trained to read.
+classifiers), both directions, on faces rendered by ``tasks/worlds/faces.py`` from an evaluation
+seed disjoint from the assets' training seeds. Every sample carries its ground truth: the causal
+mask (the pixels the attribute changes when it alone is flipped), the object (face, hair, what is
+worn on the head) and the spurious region (background, neck, shoulders), plus its identity and all
+its attributes, which the face metrics' stand-in models were trained to read.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch
 from cfbench.api.component import ASSETS
 from cfbench.api.task import Task, TaskSamples
 from cfbench.errors import UserError
-from cfbench.tasks import faces
+from cfbench.tasks.worlds import faces
 
 EVAL_SEED = 404
 ANNOTATION_SEED, ANNOTATED = (

@@ -15,16 +15,16 @@ import torch
 from cfbench.api.component import ASSETS
 from cfbench.api.task import Task, TaskSamples
 from cfbench.errors import UserError
-from cfbench.tasks import synthetic
+from cfbench.tasks.worlds import animals
 
 EVAL_SEED = 303
 
 
 class SyntheticTask(Task):
-    image_size = synthetic.SIZE
+    image_size = animals.SIZE
     has_ground_truth = True
     ground_truth_regions = ("causal", "object", "spurious")
-    class_names = synthetic.CLASSES
+    class_names = animals.CLASSES
     components = {
         "classifier": "asset:classifier",
         "autoencoder": "asset:autoencoder",
@@ -49,17 +49,17 @@ class SyntheticTask(Task):
         tone, so the shortcut is open to every edit."""
         super().__init__(device)
         self.name = f"synth_{pair_name}" + ("_shortcut" if shortcut else "")
-        self.pair = synthetic.PAIRS[pair_name]
+        self.pair = animals.PAIRS[pair_name]
         self.one_direction = one_direction
         if one_direction is not None:
             source, target = (
-                synthetic.CLASSES[self.pair[i]] for i in (one_direction, 1 - one_direction)
+                animals.CLASSES[self.pair[i]] for i in (one_direction, 1 - one_direction)
             )
             self.name = f"synth_{source}_to_{target}"
         self.benchmark = f"imagenet/{pair_name}"  # the ImageNet pair it stands in for
         self.shortcut = shortcut
         self.bg_correlation = 1.0 if shortcut else bg_correlation
-        a, b = (synthetic.CLASSES[c] for c in self.pair)
+        a, b = (animals.CLASSES[c] for c in self.pair)
         self.description = (
             f"procedural {a} <-> {b}, 64x64, ground-truth causal/object/spurious masks"
         )
@@ -89,7 +89,7 @@ class SyntheticTask(Task):
                 f"Sample ids of task '{self.name}' are zero-padded integers; got {ids[:3]}..."
             ) from err
         rendered = [
-            synthetic.render(EVAL_SEED, i, synthetic.label_for(i, self.pair), self.bg_correlation)
+            animals.render(EVAL_SEED, i, animals.label_for(i, self.pair), self.bg_correlation)
             for i in indices
         ]
 

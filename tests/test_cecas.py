@@ -15,7 +15,7 @@ from cfbench.catalog import METHODS
 from cfbench.cli import main
 from cfbench.components.classifier import background_reliance
 from cfbench.methods.cecas import CECAS
-from cfbench.tasks.synthetic import ANIMALS
+from cfbench.tasks.worlds.animals import ANIMALS
 
 FAST = dict(iterations=3, step_size=8 / 255)
 

@@ -135,12 +135,13 @@ def test_inputs_once_accepted_silently_or_with_a_traceback_are_refused(
 
 
 def test_a_task_files_name_cannot_lead_a_default_run_directory_elsewhere(tmp_path, monkeypatch):
+    from cfbench import guard
     from cfbench.runner import Runner, RunSpec
 
     monkeypatch.chdir(tmp_path)
     runner = Runner(RunSpec(task="synth_cheetah_cougar", methods=["slcf"], n=1))
     runner.task.name = "../../escape"
-    chosen = runner._choose_out()
+    chosen = guard.choose_out(runner.spec.out, runner.task.name, runner.config)
     assert chosen.resolve().parent == (tmp_path / "results" / "runs").resolve()
 
 

@@ -8,7 +8,7 @@ import torch
 
 from cfbench.components.diffae import CoatTexture
 from cfbench.components.training import TRAIN_SEED
-from cfbench.tasks import synthetic
+from cfbench.tasks.worlds import animals
 
 CHEETAH, COUGAR = 2, 3
 
@@ -18,12 +18,12 @@ def _scenes(label, monkeypatch=None, n=16):
     for i in range(n):
         if monkeypatch is not None:  # same scene, spots drawn from another generator
             other = np.random.default_rng([TRAIN_SEED, i, 99])
-            spots = synthetic._spots
+            spots = animals._spots
             with monkeypatch.context() as m:
-                m.setattr(synthetic, "_spots", lambda rng, *a, _s=spots, _o=other: _s(_o, *a))
-                images.append(synthetic.render(TRAIN_SEED, i, label).image)
+                m.setattr(animals, "_spots", lambda rng, *a, _s=spots, _o=other: _s(_o, *a))
+                images.append(animals.render(TRAIN_SEED, i, label).image)
         else:
-            images.append(synthetic.render(TRAIN_SEED, i, label).image)
+            images.append(animals.render(TRAIN_SEED, i, label).image)
     return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2) * 2 - 1
 
 

@@ -1,4 +1,5 @@
-"""The README's recipes: a toy method, metric, model component, task and experiment, each added with
+"""docs/extending.md's recipes: a toy method, metric, attribution map, model component, task and
+experiment, each added with
 one module (here: a class or function in this file) plus one registry line in cfbench/catalog.py,
 and found everywhere it should be."""
 
@@ -13,12 +14,21 @@ import pytest
 import torch
 from torch import nn
 
+from cfbench.api.attribution import Attribution
 from cfbench.api.component import Component
 from cfbench.api.method import CounterfactualMethod, HParams, hparam
 from cfbench.api.metric import Metric
 from cfbench.api.task import Task, TaskSamples
 from cfbench.api.types import Counterfactuals
-from cfbench.catalog import COMPONENTS, EXPERIMENTS, METHODS, METRICS, TABLES, TASKS
+from cfbench.catalog import (
+    ATTRIBUTIONS,
+    COMPONENTS,
+    EXPERIMENTS,
+    METHODS,
+    METRICS,
+    TABLES,
+    TASKS,
+)
 from cfbench.cli import main
 from cfbench.tables import Layout
 
@@ -50,6 +60,16 @@ class MeanChange(Metric):
 
     def per_sample(self, ctx):
         return {self.name: (ctx.counterfactuals.images - ctx.batch.images).abs().flatten(1).mean(1)}
+
+
+class Brightness(Attribution):
+    """Toy attribution map: how bright each pixel is (what the toy classifier reads), weighted
+    from left to right so the map orders the pixels."""
+
+    label = "Brightness"
+
+    def explain(self, x, source, target):
+        return x.mean(1, keepdim=True) * torch.linspace(0.1, 1.0, x.shape[-1])
 
 
 class Offset(nn.Module):
@@ -150,10 +170,11 @@ def add_sweep_command(subparsers) -> None:
 @pytest.fixture
 def registered(monkeypatch, tmp_path):
     """One registry line per toy (the registries are restored after the test)."""
-    for registry in (METHODS, METRICS, COMPONENTS, TASKS, EXPERIMENTS, TABLES):
+    for registry in (METHODS, METRICS, ATTRIBUTIONS, COMPONENTS, TASKS, EXPERIMENTS, TABLES):
         monkeypatch.setattr(registry, "_entries", dict(registry._entries))
     METHODS.add("brighten", "test_extending:Brighten", "toy: brighten the image")
     METRICS.add("MEAN_CHANGE", "test_extending:MeanChange", "toy: mean absolute change")
+    ATTRIBUTIONS.add("brightness", "test_extending:Brightness", "toy: pixel brightness")
     COMPONENTS.add("offset", "test_extending:OffsetKind", "toy: a brightness offset")
     TASKS.add(
         "toy_squares",
@@ -222,3 +243,12 @@ def test_a_toy_experiment_adds_its_command_and_its_table(registered, capsys):
     assert main(["table", "sweep/eps-0.1", "sweep/eps-0.3", "--table", "sweep"]) == 0
     table = capsys.readouterr().out
     assert "Brightness sweep" in table and "| 0.3 " in table and "MEAN_CHANGE ↓" in table
+
+
+def test_a_toy_attribution_is_scored_by_localize(registered, capsys):
+    assert main(["list", "attributions"]) == 0 and "brightness" in capsys.readouterr().out
+    argv = ["localize", "--task", "toy_squares", "--attributions", "brightness", "--n", "4"]
+    assert main([*argv, "--out", "loc"]) == 0
+    metrics = pd.read_csv("loc/metrics.csv")
+    assert metrics["method"].tolist() == ["brightness"] and metrics["PF"].notna().all()
+    assert "Brightness" in capsys.readouterr().out  # its label in Table 4

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from cfbench.catalog import TASKS
-from cfbench.tasks import faces
+from cfbench.tasks.worlds import faces
 
 
 def test_a_render_is_a_function_of_its_arguments():

@@ -13,7 +13,9 @@ from torch import nn
 
 from cfbench.api.types import Batch
 from cfbench.catalog import METHODS
-from cfbench.methods.gcd import GCD, clip_top, fit_proxy
+from cfbench.methods.gcd import GCD
+from cfbench.methods.gcd.bblig import bb_lig, clip_top
+from cfbench.methods.gcd.proxy import fit_proxy
 from cfbench.runner import Runner, RunSpec
 
 TINY = [
@@ -396,7 +398,7 @@ def test_one_direction_serves_the_pair_and_r_is_in_raw_units(tmp_path):
     assert METHODS.params("gcd", task, {"share_direction": "false"}).share_direction is False
 
 
-def test_h_directions_take_the_codes_side():
+def test_h_directions_take_the_codes_side(monkeypatch):
     """gcd/src/strategies/single_image_gmc_mlp_proxy_training.py, ``get_grads_dict``: ``if
     eigenval.real > 0.: eigenvector = - eigenvector``, then ``src_latent_sem - step_sizes * grads``
     with step sizes in [0.0001, 3]: one side, along +v for a positive eigenvalue."""
@@ -404,9 +406,12 @@ def test_h_directions_take_the_codes_side():
     method = METHODS.build("gcd_h", task, torch.device("cpu"), index=0)
     proxy = torch.nn.Module()
     hessian = torch.diag(torch.tensor([2.0, -1.0]))
-    method._proxy = lambda *a: (
-        lambda v: torch.stack([0.5 * (v @ hessian * v).sum(1), 0 * v[:, 0]], 1),
-        {"z_dim": 2},
+    monkeypatch.setattr(
+        "cfbench.methods.gcd.method.proxy_around",
+        lambda *a: (
+            lambda v: torch.stack([0.5 * (v @ hessian * v).sum(1), 0 * v[:, 0]], 1),
+            {"z_dim": 2},
+        ),
     )
     d, facts, _ = method._fit_direction("s", torch.zeros(1, 3, 64, 64), 2, 1.0, 0)
     assert facts["eigenvalues"][0] == 2.0
@@ -463,7 +468,7 @@ def test_bb_lig_walks_a_fresh_path_to_the_baseline_and_puts_the_change_on_its_pi
     # at margin -5 (sigmoid(-5) = .0067): the baseline is alpha 4
     assert float(found["baseline"][0]) == 4.0 and sum(calls) == 5
     calls.clear()
-    mask = method.bb_lig(x, found, source, target)
+    mask = bb_lig(method, x, found, source, target)
     assert sum(calls) == 7  # a fresh path, not the search's five renders
     assert mask[0, 0, 0, 0] == 1 and mask[0, 0].flatten()[1:].abs().sum() == 0
 
@@ -477,7 +482,7 @@ def test_bb_lig_gradients_by_finite_differences_or_exactly_agree_on_a_linear_cla
         if rule == "exact":
             method.task._loaded["classifier"] = method.classifier
         x, source, target = torch.full((1, 3, 4, 4), 0.5), torch.tensor([2]), torch.tensor([3])
-        maps[rule] = method.bb_lig(x, method.search(x, source, target), source, target)
+        maps[rule] = bb_lig(method, x, method.search(x, source, target), source, target)
     torch.testing.assert_close(maps["finite"], maps["exact"])
 
 
@@ -488,7 +493,7 @@ def test_bb_lig_is_zero_when_the_path_has_no_baseline():
     x, source, target = torch.full((1, 3, 4, 4), 0.5), torch.tensor([2]), torch.tensor([3])
     found = method.search(x, source, target)
     assert found["baseline"].isnan().all()
-    assert method.bb_lig(x, found, source, target).abs().sum() == 0
+    assert bb_lig(method, x, found, source, target).abs().sum() == 0
 
 
 def test_bb_lig_normalisation_clips_the_top_two_percent_of_mass():

@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from cfbench.catalog import ATTRIBUTIONS
 from cfbench.cli import main
-from cfbench.experiments.localize import cam_layer, guided_backprop
+from cfbench.methods.attributions import cam_layer
 from cfbench.metrics.locality import mask_auroc
 
 
@@ -31,7 +32,7 @@ def test_guided_backprop_rule_acts_on_the_synthetic_classifier(task):
     functional ReLUs: the synthetic classifier's ReLUs must be modules for Table 4 to mean
     anything."""
     s = task.load(task.sample_ids(2))
-    guided = guided_backprop(task, s.images, s.labels, None)
+    guided = ATTRIBUTIONS.build("gbp", task, torch.device("cpu")).explain(s.images, s.labels, None)
     inputs = s.images.clone().requires_grad_(True)
     with torch.enable_grad():
         (plain,) = torch.autograd.grad(
@@ -75,16 +76,14 @@ def test_localize_cli_writes_table4_and_resumes(tmp_path, capsys, monkeypatch):
         and (out / "figures" / "attributions.png").exists()
     )
     assert main(["table", str(out), "--table", "4", "--format", "latex"]) == 0
-    from cfbench.runner import git_commit
+    from cfbench.provenance import git_commit
 
     info = json.loads((out / "run.json").read_text())
     assert info["git_commit"] == git_commit() and "torch" in info["versions"]
 
-    import cfbench.experiments.localize as localize
+    from cfbench.methods.attributions import InputXGradientMap
 
     called = []
-    monkeypatch.setitem(
-        localize.ATTRIBUTIONS, "ixg", ("Input×Gradient", lambda *a: called.append(1))
-    )
+    monkeypatch.setattr(InputXGradientMap, "explain", lambda *a: called.append(1))
     assert main(argv) == 0 and not called, "a finished localisation recomputed its maps"
     assert main(["localize", "--task", "synth_cheetah_cougar", "--attributions", "ixg,nope"]) == 2

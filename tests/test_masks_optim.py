@@ -2,8 +2,8 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 
-from cfbench.methods.masks import gaussian_blur, postprocess_mask
-from cfbench.methods.optim import PerSampleAdam
+from cfbench.methods.toolkit.masks import gaussian_blur, postprocess_mask
+from cfbench.methods.toolkit.optim import PerSampleAdam
 
 
 def test_blur_equals_scipy_reflect_filter():

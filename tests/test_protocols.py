@@ -148,12 +148,28 @@ def test_protocols_select_their_samples():
     from cfbench.metrics.cout import CounterfactualTransition
 
     metric = CounterfactualTransition.__new__(CounterfactualTransition)
-    metric.protocol, metric.task = PROTOCOLS["slcf"], _Task(6)
+    metric.rules = metric.resolve_options(PROTOCOLS["slcf"].options("COUT"))
+    metric.task = _Task(6)
     value, _ = metric.summarize(None, "m", PROTOCOLS["slcf"].select("COUT", rows))
     assert value == pytest.approx((0.2 + (0.6 + 1.0) / 2) / 2)  # mean of the two directions' means
     metric.task = _Task(2)  # the code's ``if not is_binary_dataset``: a binary one averages samples
     value, _ = metric.summarize(None, "m", PROTOCOLS["slcf"].select("COUT", rows))
     assert value == pytest.approx((0.2 + 0.6 + 1.0) / 3)
+
+
+def test_every_protocol_sets_only_options_its_metrics_declare():
+    """A protocol's options are each metric's own: a misspelt or foreign option is refused."""
+    from cfbench.catalog import METRICS
+
+    for protocol in PROTOCOLS.values():
+        for metric in protocol.metrics:
+            METRICS.get(metric).load().resolve_options(protocol.options(metric))
+    from cfbench.metrics.cout import CounterfactualTransition
+
+    with pytest.raises(ValueError, match="no protocol option"):
+        CounterfactualTransition.resolve_options({"shuffle": "python"})
+    with pytest.raises(ValueError, match="is not one of"):
+        CounterfactualTransition.resolve_options({"rule": "slcf"})
 
 
 def test_ace_success_is_main_py_target_rule():
@@ -171,10 +187,8 @@ def test_ace_success_is_main_py_target_rule():
         }
     )
     metric = FlipRate.__new__(FlipRate)
-    metric.protocol = PROTOCOLS["ace"]
     assert metric.values(PROTOCOLS["ace"].select("FR", rows)).tolist() == [1.0, 1.0, 0.0, 1.0]
-    metric.protocol = PROTOCOLS["cfbench"]
-    assert metric.values(rows).tolist() == [1.0, 0.0, 0.0, 0.0]
+    assert metric.values(PROTOCOLS["cfbench"].select("FR", rows)).tolist() == [1.0, 0.0, 0.0, 0.0]
 
 
 def test_ace_fid_compares_all_originals_with_the_successful_counterfactuals(monkeypatch):
@@ -192,11 +206,11 @@ def test_ace_fid_compares_all_originals_with_the_successful_counterfactuals(monk
     monkeypatch.setattr(FID, "features", lambda self, run, method, r: (originals, counterfactuals))
     metric = FID.__new__(FID)
     metric.notes = []
-    metric.protocol = PROTOCOLS["ace"]
-    got, _ = metric.summarize(None, "m", rows)
+    metric.rules = metric.resolve_options(PROTOCOLS["ace"].options("FID"))
+    got, _ = metric.summarize(None, "m", PROTOCOLS["ace"].select("FID", rows))
     assert got == pytest.approx(_scipy_frechet(originals, counterfactuals[flipped]), abs=1e-4)
-    metric.protocol = PROTOCOLS["cfbench"]
-    got, _ = metric.summarize(None, "m", rows)
+    metric.rules = metric.resolve_options(PROTOCOLS["cfbench"].options("FID"))
+    got, _ = metric.summarize(None, "m", PROTOCOLS["cfbench"].select("FID", rows))
     assert got == pytest.approx(_scipy_frechet(originals, counterfactuals), abs=1e-4)
 
 
@@ -215,7 +229,8 @@ def test_slcf_cout_is_computed_at_224_pixels():
         counterfactuals = type("C", (), {"images": x_cf})
 
     metric = CounterfactualTransition.__new__(CounterfactualTransition)
-    metric.protocol, metric.task = PROTOCOLS["slcf"], type("T", (), {"classifier": Pooled()})
+    metric.rules = metric.resolve_options(PROTOCOLS["slcf"].options("COUT"))
+    metric.task = type("T", (), {"classifier": Pooled()})
     curve = metric.per_sample(Ctx)["COUT_curve_target"]
     assert curve.shape[1] == len(
         transition(
@@ -303,11 +318,11 @@ def test_sfid_follows_each_protocols_split_rule(name, monkeypatch):
         }
     )
     metric = SplitFID.__new__(SplitFID)
-    metric.protocol, metric.notes = PROTOCOLS[name], []
+    metric.rules, metric.notes = metric.resolve_options(PROTOCOLS[name].options("sFID")), []
     monkeypatch.setattr(
         SplitFID, "features", lambda self, run, method, r: (originals, counterfactuals)
     )
-    got, _ = metric.summarize(None, "m", rows)
+    got, _ = metric.summarize(None, "m", PROTOCOLS[name].select("sFID", rows))
     if name == "ace":
         perm = np.random.default_rng(0).permutation(60)
         one, two = perm[:30], perm[30:]

@@ -11,7 +11,7 @@ from PIL import Image
 from cfbench import seeding, user_regions
 from cfbench.api.types import Batch
 from cfbench.errors import UserError
-from cfbench.methods import regions
+from cfbench.methods.toolkit import regions
 
 
 def test_cell_size_scales_from_the_papers_256_pixels():

@@ -58,9 +58,9 @@ def test_overlapping_parts_from_another_batch_size_count_each_sample_once(tmp_pa
 
 
 def test_default_directories_started_in_the_same_second_differ(tmp_path, monkeypatch):
-    import cfbench.runner as runner
+    from cfbench import guard
 
-    monkeypatch.setattr(runner, "DEFAULT_ROOT", tmp_path / "runs")
+    monkeypatch.setattr(guard, "DEFAULT_ROOT", tmp_path / "runs")
     spec = dict(task="synth_cheetah_cougar", methods=["slcf"], n=2, device="cpu")
     first, second = Runner(RunSpec(**spec, seed=1)), Runner(RunSpec(**spec, seed=2))
     assert (

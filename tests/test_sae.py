@@ -7,7 +7,7 @@ from test_slcf_variants import build
 from cfbench.api.classifier import split
 from cfbench.components import training
 from cfbench.components.sae import MatryoshkaSAE, evaluate_sae, penultimate_activations
-from cfbench.tasks.synthetic import ANIMALS
+from cfbench.tasks.worlds.animals import ANIMALS
 
 
 def test_shipped_sae_reconstructs_held_out_activations_with_few_features(task):

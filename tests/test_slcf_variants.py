@@ -48,8 +48,10 @@ def test_slcf_code_converts_the_released_units_and_stops_only_when_confident(tas
 
     code = METHODS.build("slcf_code", task, torch.device("cpu"), stage2_steps=60)
     scale = code.ae.scale
-    lr, noise, lambda_s, sigma = code.effective_units()
-    grid = task.image_size // code.latent_factor()
+    from cfbench.methods.slcf.params import latent_factor
+
+    lr, noise, lambda_s, sigma = code.lr, code.noise, code.lambda_s, code.sigma
+    grid = task.image_size // latent_factor(code.ae, task.image_size)
     assert (lr, noise, lambda_s, sigma) == pytest.approx(
         (0.1 * scale, 2.0 * scale, 0.1 / scale, 3.0 * grid / 64)
     )

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from cfbench.api.types import Batch
-from cfbench.methods.attribution import latent_integrated_gradients
+from cfbench.methods.attributions import latent_integrated_gradients
 from cfbench.methods.slcf import SLCF, LatentEditSpace, Trajectory
 
 C, G, K = 4, 8, 3  # latent channels, latent grid, classes; images are 3 x 32 x 32

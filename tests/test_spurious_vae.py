@@ -8,7 +8,7 @@ from conftest import make_task
 
 from cfbench.components.spurious_vae import _representations
 from cfbench.components.training import HELDOUT_SEED
-from cfbench.tasks.synthetic import ANIMALS
+from cfbench.tasks.worlds.animals import ANIMALS
 
 
 def test_s_is_invariant_to_the_label_and_g_reads_the_shortcut_only_where_there_is_one():

@@ -109,6 +109,12 @@ class HParams:
         raise ValueError(f"'{value}' is not {_type_name(declared_types(cls)[name])}")
 
 
+class SharedFits(dict):
+    """Fits several runs of one process may reuse (a study's g- and h-directions of one source
+    share GCD's proxy): a study creates one and hands it to each ``Runner``; a method keys what it
+    stores by everything the fit depends on. Outside a study every fit is fresh."""
+
+
 class CounterfactualMethod(abc.ABC):
     name: ClassVar[str]  # the registry entry it was built as (set by ``METHODS.build``)
     Params: ClassVar[type[HParams]] = HParams
@@ -122,6 +128,7 @@ class CounterfactualMethod(abc.ABC):
         self.device = device
         self.hparams = params if params is not None else self.Params(**hparams)
         self.progress: Callable[[str], None] = lambda status: None  # the runner shows it on its bar
+        self.shared_fits: SharedFits | None = None  # set by a study running several methods
 
     @classmethod
     def task_defaults(cls, task: Task) -> dict[str, Any]:

@@ -2,10 +2,12 @@
 
 A metric may add per-sample columns while the run generates (``per_sample``: it sees the exact
 tensors, after 8-bit quantisation) and turns a method's rows into the numbers of metrics.csv
-(``summarize``, on the rows the run's protocol selects for it). Per-sample metrics summarise to
-their mean with a bootstrap 95% half-width; set-level metrics (FID) override ``summarize`` and
-read what they need from the run directory (its PNGs), so a finished or sharded run's set-level
-numbers are computed from the directory alone.
+(``summarize``, on the rows the run's protocol selects for it). A metric declares the options a
+protocol may set for it (``options``: name -> ``Option``; every metric has ``rows``) and checks
+the values it is given, so a protocol names its rules per metric and no other module knows them.
+Per-sample metrics summarise to their mean with a bootstrap 95% half-width; set-level metrics
+(FID) override ``summarize`` and read what they need from the run directory (its PNGs), so a
+finished or sharded run's set-level numbers are computed from the directory alone.
 
 The class attributes are the metric's facts, read by metrics.csv (its column), tables (label,
 direction, percent, decimals, what the interval means) and ``cfbench regress`` (tolerance):
@@ -15,13 +17,12 @@ registering a metric is one line in ``cfbench/catalog.py`` and nothing else.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import torch
 
-from cfbench.api.protocol import CFBENCH, Protocol
 from cfbench.api.types import Batch, Counterfactuals
 from cfbench.errors import UserError
 from cfbench.stats import bootstrap_half_width
@@ -40,6 +41,29 @@ class SampleContext:
     logits_before: torch.Tensor
     logits_after: torch.Tensor
 
+
+@dataclass(frozen=True)
+class Option:
+    """A protocol option a metric understands: its default, and the values it accepts (one of
+    ``choices``, or any value of type ``kind``)."""
+
+    default: Any
+    choices: tuple = ()
+    kind: type | tuple[type, ...] | None = None
+    doc: str = ""
+
+    def check(self, metric: str, name: str, value) -> None:
+        ok = value in self.choices or (self.kind is not None and isinstance(value, self.kind))
+        if not ok:
+            accepted = list(self.choices) + ([self.kind] if self.kind is not None else [])
+            raise ValueError(f"{metric}: option {name}={value!r} is not one of {accepted}")
+
+
+ROWS = Option(
+    "all",
+    ("all", "correct", "flipped"),
+    doc="samples counted: all, originals classified right, or successful counterfactuals",
+)
 
 INTERVALS = {
     "bootstrap": "95% bootstrap half-width over samples",
@@ -64,12 +88,23 @@ class Metric:
     )
     column: ClassVar[str | None] = None  # per-sample column summarised by the default
     model: ClassVar[str | None] = None  # the task component (role) the metric computes with
+    options: ClassVar[dict[str, Option]] = {}  # what a protocol may set, besides ``rows``
 
-    def __init__(self, task: Task, device: torch.device, protocol: Protocol = CFBENCH):
+    def __init__(self, task: Task, device: torch.device, options: dict | None = None):
         self.task = task
         self.device = device
-        self.protocol = protocol  # which samples, orderings and splits (``--protocol``)
+        # the protocol's settings for this metric (``--protocol``), checked, defaults filled in
+        self.rules = self.resolve_options(options or {})
         self.notes: list[str] = []  # warnings about a summary (printed and kept in run.json)
+
+    @classmethod
+    def resolve_options(cls, given: dict) -> dict[str, Any]:
+        declared = {"rows": ROWS, **cls.options}
+        if unknown := sorted(set(given) - set(declared)):
+            raise ValueError(f"{cls.name} has no protocol option {', '.join(unknown)}")
+        for key, value in given.items():
+            declared[key].check(cls.name, key, value)
+        return {key: given.get(key, option.default) for key, option in declared.items()}
 
     def unavailable(self) -> str | None:
         """Why this metric cannot be computed on this task (None when it can): by default, that

@@ -81,6 +81,11 @@ class Task(abc.ABC):
     # -- components -----------------------------------------------------------------------------
     # role (a component kind) -> location, see cfbench.api.component
     components: dict[str, str] = {}
+    # what every task offers unless it declares otherwise (LPIPS networks from torch's hub cache)
+    common_components: dict[str, str] = {"lpips": "hub:torchvision"}
+
+    def declared(self) -> dict[str, str]:
+        return {**self.common_components, **self.components}
 
     def component(self, role: str):
         """The task's ``role`` model, loaded on first use, frozen, on the task's device; a UserError
@@ -88,9 +93,10 @@ class Task(abc.ABC):
         loaded = self.__dict__.setdefault("_loaded", {})
         if role not in loaded:
             kind = self.component_kind(role)
-            where = kind.resolve(self.components[role], self.name)
+            location = self.declared()[role]
+            where = kind.resolve(location, self.name)
             needs = {r: self.component(r) for r in kind.needs}
-            model = kind.load(where, needs, shipped=self.components[role].startswith("asset:"))
+            model = kind.load(where, needs, shipped=location.startswith("asset:"))
             if isinstance(model, nn.Module):
                 model = _frozen(model).to(self.device)
                 if kind.channels_last:
@@ -101,15 +107,15 @@ class Task(abc.ABC):
     def component_kind(self, role: str):
         from cfbench.catalog import COMPONENTS
 
-        if role not in self.components:
+        if role not in self.declared():
             what = COMPONENTS.get(role).load().what if role in COMPONENTS else role
             raise UserError(f"Task '{self.name}' does not provide {what}.")
         return COMPONENTS.get(role).load()
 
     def has_component(self, role: str) -> bool:
         """Declared and resolvable (its files exist), without loading it."""
-        return role in self.components and self.component_kind(role).available(
-            self.components[role]
+        return role in self.declared() and self.component_kind(role).available(
+            self.declared()[role]
         )
 
     @property
@@ -140,9 +146,8 @@ class Task(abc.ABC):
         for r in roles if roles is not None else self.components:
             if r not in known and self.has_component(r):
                 kind = self.component_kind(r)
-                known[r] = kind.provenance(
-                    self.components[r], kind.resolve(self.components[r], self.name)
-                )
+                location = self.declared()[r]
+                known[r] = kind.provenance(location, kind.resolve(location, self.name))
         return {
             r: dict(known[r])
             for r in (roles if roles is not None else self.components)
