@@ -37,7 +37,7 @@ METHODS.add("slcf_sae", SLCF, "SLCF + SAE trait-sparsity loss (lambda_t=0.1)", l
 _CODE = dict(lr=0.1, lambda_s=0.1, stop_rule="code", confidence=0.95, patience=5, noise=2.0,
              stage2_start="zero", lag_sign="positive", sigma=3.0, threshold=0.5, class_loss="logit",
              roundtrip=True, residual=False, return_noiseless=True, units="code",
-             lag_stop_step=False)
+             lag_stop_step=False, vae_size=512)
 METHODS.add("slcf_code", SLCF, "SLCF as released (cfg_2, imagenet_paired.py)", **_CODE)
 METHODS.add("slcf_code_v1", SLCF, "SLCF as released (cfg_1, per-pair scripts)",
             **_CODE | dict(lr=1.0, lambda_s=0.0, confidence=0.9, noise=0.2, lag_sign="abs",
@@ -57,8 +57,9 @@ METHODS.add("gcd_code", GCD, "GCD g-direction with the released configs",
             encode_steps=250, decode_steps=100, search_steps=100, n_proxy=1024, blocks=52,
             proxy_epochs=1024, early_stop_from=2, distance_head="sigmoid", lpips_net="vgg",
             g_weights="code", k=128, alpha_max=3.0, radius=1.0, perturbation="uniform_norm",
-            proxy_weight=3.0, score="logit", search_rule="code", lig_path=128,
-            lig_gradient="exact")
+            proxy_weight=3.0, score="logit", search_rule="pair_weights", lig_path=128,
+            lig_gradient="exact", units="raw", hessian_of="f", sign_by="prediction",
+            proxy_outputs="logits")
 METHODS.add("gcd_h", GCD, "GCD h-direction number `index` (Hessian eigenvector)", direction="h")
 METHODS.add("gcd_random", GCD, "control: a random direction searched as GCD", direction="random")
 # CECAS (causally guided PGD after purification, spurious term, mask attack, RePaint refinement).
@@ -100,6 +101,14 @@ METRICS.add("S3", "cfbench.metrics.similarity:SimSiamSimilarity", "cosine simila
             "embeddings of x and x_cf")
 METRICS.add("FID", "cfbench.metrics.fid:FID", "Frechet distance, originals vs counterfactuals")
 METRICS.add("sFID", "cfbench.metrics.fid:SplitFID", "FID across random halves (10 seeded splits)")
+METRICS.add("KID", "cfbench.metrics.realism:KID", "kernel distance of the counterfactuals to real "
+            "images of the target class (a large reference set), with its standard error")
+METRICS.add("Precision", "cfbench.metrics.realism:Precision", "share of counterfactuals inside the "
+            "real target images' k-NN manifold (k = 3)")
+METRICS.add("Recall", "cfbench.metrics.realism:Recall", "share of real target images inside the "
+            "counterfactuals' k-NN manifold (k = 3)")
+METRICS.add("Realism", "cfbench.metrics.realism:Realism", "per-sample realism score against the "
+            "real target images (above 1: inside their manifold)")
 METRICS.add("LPIPS", "cfbench.metrics.perceptual:LPIPS", "LPIPS (AlexNet) between x and x_cf")
 METRICS.add("PF", "cfbench.metrics.pixel_flipping:PixelFlipping", "Quantus pixel-flipping AUC of "
             "the method's mask")
@@ -115,8 +124,8 @@ METRICS.add("FS", "cfbench.metrics.faces:FaceSimilarity", "face similarity: cosi
             "features of x and x_cf")
 METRICS.add("MNAC", "cfbench.metrics.faces:AttributesChanged", "attributes whose oracle prediction "
             "the edit changed")
-METRICS.add("OFR", "cfbench.metrics.faces:OracleFlipRate", "oracle flip rate: the attribute "
-            "oracle reads the target on x_cf")
+METRICS.add("OFR", "cfbench.metrics.oracle:OracleFlipRate", "oracle flip rate: a second network "
+            "(class or attribute oracle) reads the target on x_cf")
 METRICS.add("CD", "cfbench.metrics.faces:CorrelationDifference", "correlation difference of the "
             "attribute changes from the data's")
 METRICS.add("nfe", "cfbench.metrics.cost:ClassifierEvaluations", "classifier forward passes per "
@@ -128,7 +137,8 @@ METRICS.add("sec_per_cf", "cfbench.metrics.cost:SecondsPerCounterfactual", "seco
 PROTOCOLS = Registry("protocol")
 PROTOCOLS.add("cfbench", "cfbench.api.protocol:CFBENCH", "every metric over all samples (cfbench's "
               "rules)")
-PROTOCOLS.add("ace", "cfbench.metrics.protocols:ACE", "ACE / FastDiME evaluation scripts")
+PROTOCOLS.add("ace", "cfbench.metrics.protocols:ACE", "ACE / FastDiME evaluation scripts (also "
+              "GCD's Table 1, scored with them)")
 PROTOCOLS.add("slcf", "cfbench.metrics.protocols:SLCF", "SLCF's released evaluation code")
 # fmt: on
 
@@ -220,10 +230,14 @@ TASKS.add("celeba_smile", CELEBA, "CelebA smile (needs data and a classifier che
           task_name="celeba_smile")
 TASKS.add("celeba_age", CELEBA, "CelebA age (needs data and a classifier checkpoint)",
           task_name="celeba_age")
+TASKS.add("celeba_gender", CELEBA, "CelebA gender, attribute Male (needs data and a classifier "
+          "checkpoint)", task_name="celeba_gender")
 TASKS.add("celebahq_smile", CELEBAHQ, "CelebA-HQ smile (needs data and a classifier checkpoint)",
           task_name="celebahq_smile")
 TASKS.add("celebahq_age", CELEBAHQ, "CelebA-HQ age (needs data and a classifier checkpoint)",
           task_name="celebahq_age")
+TASKS.add("celebahq_gender", CELEBAHQ, "CelebA-HQ gender, attribute Male (needs data and a "
+          "classifier checkpoint)", task_name="celebahq_gender")
 TASKS.add("cub_pair", "cfbench.tasks.real:CubPairTask", "CUB-200-2011 class pair from "
           "CFBENCH_CUB_CLASSES (needs data and a classifier checkpoint)")
 TASKS.add("synth_smile", FACES, "procedural faces, not smiling <-> smiling, with ground truth, "
@@ -244,17 +258,31 @@ COMPONENTS.add("sae", "cfbench.components.sae:SparseAutoencoder", "Matryoshka SA
 COMPONENTS.add("fid_features", "cfbench.components.fid_features:FIDFeatures", "torch-fidelity "
                "extractor for FID/sFID")
 COMPONENTS.add("diffusion_prior", "cfbench.components.diffusion_prior:Prior", "pixel-space DDPM "
-               "prior (RCSB, CECAS)")
+               "prior: guided-diffusion's ADM or a diffusers pipeline (RCSB, CECAS)")
 COMPONENTS.add("diffae", "cfbench.components.diffae:DiffAE", "diffusion autoencoder: z_sem + DDIM "
                "x_T (GCD)")
 COMPONENTS.add("spurious_vae", "cfbench.components.spurious_vae:SpuriousFactorVAE", "VAE splitting "
                "penultimate features into causal C and spurious S, with g on S (CECAS)")
 COMPONENTS.add("attribute_oracle", "cfbench.components.attribute_oracle:AttributeOracle",
                "a separate network reading every face attribute (MNAC, CD)")
+COMPONENTS.add("class_oracle", "cfbench.components.class_oracle:ClassOracle", "a second "
+               "classifier of the explained classes, blind to the background shortcut (OFR)")
 COMPONENTS.add("lpips", "cfbench.components.lpips:LPIPS", "LPIPS networks on torchvision's "
                "ImageNet backbones (the LPIPS metric, GCD's distance)")
 COMPONENTS.add("face_identity", "cfbench.components.face_identity:FaceIdentity", "face-identity "
                "features (FVA, FS)")
+
+# -- built-in classifier kinds (a location of the classifier role; ``cfbench list classifiers``) --
+CLASSIFIERS = Registry("classifier kind")
+CLASSIFIERS.add("torchvision", "cfbench.components.classifier:Classifier", "torchvision:ARCH:"
+                "WEIGHTS, e.g. resnet50:IMAGENET1K_V1 or V2: [0, 1] input resized to 224 "
+                "(antialiased bilinear), ImageNet mean/std")
+CLASSIFIERS.add("ace-densenet", "cfbench.components.densenet_classifiers:load", "ace-densenet:"
+                "celeba:<attribute>:<classifier.pth>: DiME/ACE's CelebA DenseNet-121 (40 logits), "
+                "[-1, 1] input at 128 px unresized, logits [0, l_q]")
+CLASSIFIERS.add("steex-densenet", "cfbench.components.densenet_classifiers:load", "steex-densenet:"
+                "celebahq:<attribute>:<checkpoint>: STEEX's DecisionDensenetModel (Male, Smiling, "
+                "Young), [-1, 1] input at 256 px unresized, logits [0, l_q]")
 
 # -- synthetic worlds: the procedural data the shipped assets are trained on ---------------------
 WORLDS = Registry("synthetic world")

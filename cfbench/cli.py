@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cfbench.catalog import (
     ATTRIBUTIONS,
+    CLASSIFIERS,
     COMPONENTS,
     EXPERIMENTS,
     METHODS,
@@ -40,12 +41,22 @@ def task_options(task: bool = True) -> argparse.ArgumentParser:
     return on_task
 
 
-RUN_DEFAULTS = {"n": 32, "seed": 0, "batch_size": "16", "metrics": "all", "protocol": "cfbench"}
+RUN_DEFAULTS = {
+    "n": 32,
+    "seed": 0,
+    "batch_size": "16",
+    "metrics": "all",
+    "protocol": "cfbench",
+    "dtype": "float32",
+    "compile": None,
+}
 
 
 def _with_run_options(spec, args):
     """A recorded run repeated with the options given next to --config, each said aloud."""
     changes = {k: getattr(args, k) for k in RUN_DEFAULTS if getattr(args, k) is not None}
+    if changes.get("compile") == "none":
+        changes["compile"] = None
     if "batch_size" in changes:
         changes["batch_size"], changes["batch_sizes"] = parse_batch_sizes(changes["batch_size"])
     for key, value in changes.items():
@@ -98,6 +109,8 @@ def _cmd_run(args) -> int:
             overrides=args.set or [],
             regions=args.regions,
             protocol=args.protocol,
+            dtype=args.dtype,
+            compile=None if args.compile == "none" else args.compile,
         )
     spec = dataclasses.replace(spec, wait=args.wait)
     if args.shards != 1 and args.launcher == "none":
@@ -223,6 +236,7 @@ LISTS = {
     "attributions": ATTRIBUTIONS,
     "protocols": PROTOCOLS,
     "components": COMPONENTS,
+    "classifiers": CLASSIFIERS,
     "worlds": WORLDS,
     "tables": TABLES,
     "experiments": EXPERIMENTS,
@@ -230,10 +244,12 @@ LISTS = {
 
 
 def _cmd_list(args) -> int:
-    registry = LISTS[args.kind]
-    width = max(len(e.name) for e in registry.entries())
-    for entry in registry.entries():
-        print(f"{entry.name:<{width}}  {entry.summary}")
+    rows = [(e.name, e.summary) for e in LISTS[args.kind].entries()]
+    if args.kind == "components":  # the classifier role's built-in kinds
+        rows += [(f"classifier:{e.name}", e.summary) for e in CLASSIFIERS.entries()]
+    width = max(len(name) for name, _ in rows)
+    for name, summary in rows:
+        print(f"{name:<{width}}  {summary}")
     return 0
 
 
@@ -337,6 +353,20 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         choices=PROTOCOLS.names(),
         help="metric protocol: which samples, orderings and splits each metric uses "
         "(`cfbench list protocols`)",
+    )
+    r.add_argument(
+        "--dtype",
+        default=None,
+        help="float32 (default), bfloat16 or float16 for the generative networks; per component "
+        "as ROLE=DTYPE (e.g. bfloat16,diffae=float32); classifiers stay float32",
+    )
+    r.add_argument(
+        "--compile",
+        nargs="?",
+        const="inductor",
+        default=None,
+        help="torch.compile the generative networks (backend: inductor, aot_eager; 'none' to "
+        "turn a recorded one off); eager with a warning where it fails",
     )
     r.add_argument(
         "--launcher",

@@ -3,7 +3,8 @@
 - ``triplets_<method>.png`` (Figure 2 of the papers): original, counterfactual, |difference|.
 - ``masks_<method>.png`` (Figure 5): the method's mask overlaid on the original.
 - ``compare.png`` (runs of several methods): a row per method on the same samples, so the methods
-  are compared at a glance.
+  are compared at a glance; a counterfactual that flips the classifier but not the oracle
+  (``fooled`` in samples.parquet) is titled "fooled: oracle disagrees" in red.
 - a metric's own figure where it draws one (``Metric.figure``: COUT's mean curves,
 ``cout_curves.png``).
 """
@@ -32,9 +33,10 @@ def write_run_figures(
         _save(triplet_figure(run, method, ids, original), run, f"triplets_{method}.png")
         if run.masks(method).exists():
             _save(mask_figure(run, method, ids, original), run, f"masks_{method}.png")
-    if len(methods) > 1:
-        _save(comparison_figure(run, methods, ids[:COMPARE_SAMPLES], original), run, "compare.png")
     samples = pd.read_parquet(run.samples) if run.samples.exists() else None
+    if len(methods) > 1:
+        figure = comparison_figure(run, methods, ids[:COMPARE_SAMPLES], original, samples)
+        _save(figure, run, "compare.png")
     for metric in metrics.values():
         drawn = metric.figure(samples, methods) if samples is not None else None
         if drawn is not None:
@@ -93,17 +95,27 @@ def mask_figure(run: RunDir, method: str, ids: list[str], original):
     return fig
 
 
-def comparison_figure(run: RunDir, methods: list[str], ids: list[str], original):
+def comparison_figure(run: RunDir, methods: list[str], ids: list[str], original, samples=None):
     """Rows: methods. Per sample four columns: original, counterfactual, |x_cf - x|, mask (blank
-    where the method has none)."""
+    where the method has none); a counterfactual the oracle does not read as the target while the
+    classifier does is marked."""
+    fooled = set()
+    if samples is not None and "fooled" in samples:
+        hits = samples[samples["fooled"].fillna(False).astype(bool)]
+        fooled = set(zip(hits["method"], hits["sample_id"]))
     fig, axes = _grid(len(methods), 4 * len(ids))
     for r, method in enumerate(methods):
         cf = load_pngs(run.images(method), ids)
         masks = load_pngs(run.masks(method), ids) if run.masks(method).exists() else None
         for s, sid in enumerate(ids):
+            tricked = (method, sid) in fooled
             panels = [
                 (original[s].permute(1, 2, 0), None, sid),
-                (cf[s].permute(1, 2, 0), None, "counterfactual"),
+                (
+                    cf[s].permute(1, 2, 0),
+                    None,
+                    "fooled: oracle disagrees" if tricked else "counterfactual",
+                ),
                 ((cf[s] - original[s]).abs().sum(0), "magma", "|x_cf - x|"),
                 (None if masks is None else masks[s][0], "jet", "mask"),
             ]
@@ -112,7 +124,9 @@ def comparison_figure(run: RunDir, methods: list[str], ids: list[str], original)
                 if img is not None:
                     scale = {"vmin": 0, "vmax": 1} if title == "mask" else {}
                     ax.imshow(img.numpy(), cmap=cmap, interpolation="nearest", **scale)
-                ax.set_title(title, fontsize=7)
+                ax.set_title(
+                    title, fontsize=7, color="red" if title.startswith("fooled") else "black"
+                )
                 ax.axis("off")
         axes[r][0].text(
             -0.15,

@@ -13,12 +13,11 @@ import datetime as dt
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import torch
 
-from cfbench import damage, distributed, guard, seeding
+from cfbench import damage, distributed, guard, numerics, seeding
 from cfbench.api.method import SharedFits
 from cfbench.api.metric import Metric
 from cfbench.api.types import Batch
@@ -57,6 +56,9 @@ class Runner:
         self.device = resolve_device(spec.device, self.shard.local_rank)
         self.group = Group(self.shard, self.device)
         self.task = TASKS.build(spec.task, device=self.device)
+        dtype, per_role = numerics.parse_dtypes(spec.dtype)
+        numerics.check(dtype, per_role, spec.compile, self.device)
+        self.task.set_numerics(dtype, per_role, spec.compile)
         # every method's hyperparameters, built once (see cfbench.api.method)
         self.params = {
             m: METHODS.params(m, self.task, {**spec.hparams.get(m, {}), **overrides[m]})
@@ -69,23 +71,15 @@ class Runner:
         for role in roles:  # load now: a missing or broken model stops the run before any work
             self.task.component(role)
         self.task.check()
-        self.sample_ids = self.task.sample_ids(spec.n)
-        if spec.n is not None and len(self.sample_ids) < spec.n:
-            print(
-                f"Note: task '{spec.task}' has {len(self.sample_ids)} samples, fewer than --n "
-                f"{spec.n}; "
-                f"running all {len(self.sample_ids)}.",
-                file=sys.stderr,
-            )
+        # built now too, so what a method checks of the task (a classifier it cannot split)
+        # stops the run before any work; fitted on first use (``_method``)
+        self.built = {
+            m: METHODS.build(m, self.task, self.device, params=self.params[m]) for m in self.methods
+        }
+        self.fitted: set[str] = set()
+        self.sample_ids = _sample_ids(self.task, spec)
         if spec.regions is not None:
-            check_user_regions(Path(spec.regions), self.sample_ids, self.task.image_size)
-            ignoring = [m for m in self.methods if "region" not in self.hparams[m]]
-            if ignoring:
-                print(
-                    f"Note: --regions constrains region-based methods only; {', '.join(ignoring)} "
-                    "ignore it.",
-                    file=sys.stderr,
-                )
+            _check_regions(spec, self.sample_ids, self.task, self.hparams)
         self.components = self.task.provenance(roles)
         self.config = {
             "task": spec.task,
@@ -98,6 +92,8 @@ class Runner:
             "components": {r: p["sha256"] for r, p in self.components.items()},
             "protocol": self.protocol.name,
         }
+        if spec.dtype != "float32" or spec.compile is not None:  # absent: as every earlier run
+            self.config["numerics"] = {"dtype": spec.dtype, "compile": spec.compile}
         if spec.regions is not None:
             self.config["regions"] = str(Path(spec.regions).resolve())
         # rank 0 of a torchrun job chooses the directory and announces it (or the reason it cannot)
@@ -109,7 +105,6 @@ class Runner:
         if isinstance(chosen, UserError):
             raise chosen
         self.run = RunDir(chosen)
-        self.built: dict[str, Any] = {}
 
     @property
     def coordinator(self) -> bool:
@@ -204,14 +199,14 @@ class Runner:
     def _method(self, name: str):
         """The method, built once per process, with its run-level fit done (or loaded from the
         run)."""
-        if name not in self.built:
-            method = METHODS.build(name, self.task, self.device, params=self.params[name])
+        method = self.built[name]
+        if name not in self.fitted:
             method.shared_fits = self.shared_fits
             with StatusLine(f"{name} fit") as line:
                 method.progress = line.report
                 method.fit(self.sample_ids, self.spec.seed, self.run.root / "fitted" / name)
-            self.built[name] = method
-        return self.built[name]
+            self.fitted.add(name)
+        return method
 
     def _generate(self, name: str, metrics: dict[str, Metric]) -> None:
         ids = self.shard.ids(self.sample_ids)
@@ -334,8 +329,37 @@ class Runner:
             ended=dt.datetime.now().isoformat(timespec="seconds"),
             metric_warnings=notes,
             metric_provenance={n: m.provenance() for n, m in metrics.items() if m.provenance()},
+            numerics={
+                role: setting.describe()
+                for role, setting in self.task.numerics.items()
+                if role in self.components
+                and (setting.dtype != "float32" or setting.backend is not None)
+            },
         )
         write_json(self.run.run_json, info)
+
+
+def _sample_ids(task, spec: RunSpec) -> list[str]:
+    ids = task.sample_ids(spec.n)
+    if spec.n is not None and len(ids) < spec.n:
+        print(
+            f"Note: task '{spec.task}' has {len(ids)} samples, fewer than --n {spec.n}; "
+            f"running all {len(ids)}.",
+            file=sys.stderr,
+        )
+    return ids
+
+
+def _check_regions(spec: RunSpec, ids: list[str], task, hparams: dict) -> None:
+    """The user's region file fits the samples; say which methods ignore it."""
+    check_user_regions(Path(spec.regions), ids, task.image_size)
+    ignoring = [m for m in hparams if "region" not in hparams[m]]
+    if ignoring:
+        print(
+            f"Note: --regions constrains region-based methods only; {', '.join(ignoring)} "
+            "ignore it.",
+            file=sys.stderr,
+        )
 
 
 def _sync(device: torch.device) -> None:

@@ -32,6 +32,8 @@ class RunSpec:
     wait: bool = False  # queue behind another writer of the same --out instead of exit 2
     batch_sizes: dict[str, int] = field(default_factory=dict)  # per-method --batch-size METHOD=N
     protocol: str = "cfbench"  # metric protocol (PROTOCOLS in cfbench/catalog.py)
+    dtype: str = "float32"  # the generative networks' (--dtype; cfbench/numerics.py)
+    compile: str | None = None  # torch.compile backend (--compile)
     shard: tuple[int, int] | None = (
         None  # (rank, world) of an independent shard (Slurm); else from torchrun
     )
@@ -79,6 +81,8 @@ class RunSpec:
                 batch_size=info.get("batch_size", 16),
                 batch_sizes=info.get("batch_sizes", {}),
                 hparams=config["methods"],
+                dtype=config.get("numerics", {}).get("dtype", "float32"),
+                compile=config.get("numerics", {}).get("compile"),
             )
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise UserError(

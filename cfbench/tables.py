@@ -1,7 +1,10 @@
 """Paper tables from one or more run directories, as LaTeX, Markdown or CSV.
 
 Layouts follow the VCE papers: rows per task block, arrows in headers, best value bold and second
-underlined per column (per task block, where there is something to compare). How a metric is shown
+underlined per column and task block, but only where the marked value's interval does not overlap
+the next one's; values tied with the best within their intervals are italic, and a value without
+an interval ranks nothing. A FID or sFID resting on fewer samples than its features' dimensions is
+marked with a dagger and ranks nothing. How a metric is shown
 (label, direction, percent, decimals, what its interval means) is the metric's own fact. Captions
 name the task, n, seed, the metric protocol, every stand-in model the numbers were computed with
 and every metric that was not computed.
@@ -75,8 +78,9 @@ TABLE_GCD_1 = Layout(
 )
 TABLE_COMPARE = Layout(
     "Method comparison",
-    ("FR", "COUT", "S3", "GT_IN", "GT_SPUR", "AUROC", "nfe", "sec_per_cf"),
+    ("FR", "OFR", "GT_IN", "GT_SPUR", "KID", "Realism", "COUT", "S3", "sec_per_cf"),
 )
+DAGGER = "†"
 TABLE_3 = Layout(
     "Table 3 (mask ablation)",
     ("FID", "sFID", "S3", "COUT", "FR", "GT_IN"),
@@ -123,6 +127,14 @@ def caption(
     text = f"{title}. Tasks: {'; '.join(dict.fromkeys(parts))}."
     protocols = sorted({info.get("protocol", "cfbench") for info in infos})
     text += f" Metric protocol: {', '.join(protocols)}."
+    for info in infos:
+        setting = info.get("config", {}).get("numerics")
+        if setting:
+            compiled = f", compiled ({setting['compile']})" if setting.get("compile") else ""
+            text += (
+                f" {info['task']}: generative networks in {setting['dtype']}{compiled}; "
+                "classifiers and metrics in float32."
+            )
     stand_ins: dict[str, list[str]] = {}
     for info in infos:
         for name, provenance in info.get("metric_provenance", {}).items():
@@ -134,6 +146,10 @@ def caption(
         for role, provenance in info.get("task_provenance", {}).items():
             if isinstance(provenance, dict) and provenance.get("stand_in"):
                 stand_ins.setdefault(provenance["description"], [role])
+        for provenance in info.get("method_provenance", {}).values():
+            for what, description in (provenance or {}).get("stand_ins", {}).items():
+                stand_ins.setdefault(description, [])
+                stand_ins[description] += [what] if what not in stand_ins[description] else []
     if stand_ins:
         text += (
             " Stand-in models: "
@@ -188,19 +204,43 @@ def _task_settings(infos: list[dict]) -> list[tuple[str, dict]]:
     return list(found.items())
 
 
-def _rank_marks(values: pd.Series, higher: bool | None) -> list[str]:
-    """'best' / 'second' / '' per row by the metric's direction, only where values differ: a best
-    needs two distinct values, a second three."""
+def _rank_marks(values: pd.Series, cis: pd.Series, higher: bool | None) -> list[str]:
+    """'best' / 'second' / 'tie' / '' per row by the metric's direction. The best is marked only
+    where its interval does not overlap the runner-up's (else every value whose interval overlaps
+    the best's is a 'tie'), the second only where it is separated from the third the same way;
+    values without an interval rank nothing."""
     marks = [""] * len(values)
-    ordered = sorted(set(values.dropna()), reverse=bool(higher))
-    if higher is None or len(ordered) < 2:
+    rows = [
+        (float(v), float(c), i)
+        for i, (v, c) in enumerate(zip(values, cis))
+        if pd.notna(v) and c is not None and pd.notna(c)
+    ]
+    if higher is None or len(rows) < 2:
         return marks
-    for i, v in enumerate(values):
-        if pd.notna(v) and v == ordered[0]:
-            marks[i] = "best"
-        elif pd.notna(v) and len(ordered) > 2 and v == ordered[1]:
-            marks[i] = "second"
+    rows.sort(key=lambda r: -r[0] if higher else r[0])
+
+    def apart(a, b) -> bool:  # a ranks before b with no overlap of the intervals
+        return a[0] - a[1] > b[0] + b[1] if higher else a[0] + a[1] < b[0] - b[1]
+
+    if not apart(rows[0], rows[1]):
+        for row in rows:
+            if not apart(rows[0], row):  # the best itself included
+                marks[row[2]] = "tie"
+        return marks
+    marks[rows[0][2]] = "best"
+    if len(rows) > 2 and apart(rows[1], rows[2]):
+        marks[rows[1][2]] = "second"
     return marks
+
+
+def underpowered(name: str, n, info: dict | None) -> bool:
+    """Whether a value rests on fewer samples than its features' dimensions (run.json's metric
+    provenance gives them)."""
+    m = metric(name)
+    if m is None or not m.needs_samples_over_dims or info is None or pd.isna(n):
+        return False
+    dims = info.get("metric_provenance", {}).get(name, {}).get("feature_dims")
+    return dims is not None and m.samples_used(int(n)) < dims
 
 
 def _fmt(name: str, value, ci, with_ci: bool) -> str:
@@ -223,35 +263,42 @@ def _fmt(name: str, value, ci, with_ci: bool) -> str:
     return text
 
 
-def build_table(metrics: pd.DataFrame, layout: Layout, with_ci: bool):
-    """(display frame, marks frame, shown columns): strings and 'best'/'second' marks per cell."""
+def build_table(metrics: pd.DataFrame, layout: Layout, with_ci: bool, infos: list[dict] = ()):
+    """(display frame, marks frame, shown columns, whether a dagger was drawn): strings and
+    'best'/'second'/'tie' marks per cell."""
     columns = [c for c in layout.columns if c in metrics and metrics[c].notna().any()]
     if not columns:
         raise UserError(
             "None of this table's metrics were computed in the given runs. Re-run with "
             "--metrics all, or choose another --table."
         )
-    shown, marks = [], []
+    by_task = {info["task"]: info for info in infos}
+    shown, marks, dagger = [], [], False
     for task, block in metrics.groupby("task", sort=False):
         block = block.reset_index(drop=True)
-        cell_marks = {
-            c: _rank_marks(
-                block[c],
-                metric(c).higher_is_better if metric(c) and c not in layout.unranked else None,
-            )
+        weak = {
+            c: [underpowered(c, n, by_task.get(task)) for n in block.get("n", [None] * len(block))]
             for c in columns
         }
+        cell_marks = {}
+        for c in columns:
+            has_interval = metric(c) is not None and metric(c).interval is not None
+            cis = block.get(f"{c}_ci") if has_interval else None
+            cis = cis if cis is not None else pd.Series([None] * len(block))
+            ranked = block[c].where(~pd.Series(weak[c], dtype=bool))
+            higher = metric(c).higher_is_better if metric(c) and c not in layout.unranked else None
+            cell_marks[c] = _rank_marks(ranked, cis, higher)
         heads = {c: header(c, c not in layout.unranked) for c in columns}
         for i, row in block.iterrows():
-            shown.append(
-                {
-                    "task": task,
-                    **{label: row[label] for label in layout.labels},
-                    **{heads[c]: _fmt(c, row[c], row.get(f"{c}_ci"), with_ci) for c in columns},
-                }
-            )
+            cells = {}
+            for c in columns:
+                text = _fmt(c, row[c], row.get(f"{c}_ci"), with_ci)
+                if weak[c][i] and text != "–":
+                    text, dagger = text + DAGGER, True
+                cells[heads[c]] = text
+            shown.append({"task": task, **{label: row[label] for label in layout.labels}, **cells})
             marks.append({heads[c]: cell_marks[c][i] for c in columns})
-    return pd.DataFrame(shown), pd.DataFrame(marks), columns
+    return pd.DataFrame(shown), pd.DataFrame(marks), columns, dagger
 
 
 def render(
@@ -261,7 +308,7 @@ def render(
         return shown.to_csv(index=False)
     if fmt == "markdown":
         decorated = shown.copy()
-        style = {"best": "**{}**", "second": "<u>{}</u>", "": "{}"}
+        style = {"best": "**{}**", "second": "<u>{}</u>", "tie": "*{}*", "": "{}"}
         for col in marks:
             decorated[col] = [style[m].format(v) for v, m in zip(shown[col], marks[col])]
         return f"{title}\n\n" + decorated.to_markdown(index=False, disable_numparse=True) + "\n"
@@ -278,6 +325,7 @@ _TEX = {
     "↓": r"$\downarrow$",
     "–": "--",
     "×": r"$\times$",
+    "†": r"$^\dagger$",
     "^": r"\^{}",
     "~": r"\textasciitilde{}",
     "$": r"\$",
@@ -304,7 +352,12 @@ def _latex(shown: pd.DataFrame, marks: pd.DataFrame, title: str, labels: tuple[s
     mark_frame.index = frame.index
     styler = frame.style.apply(
         lambda _: mark_frame.replace(
-            {"best": "textbf:--rwrap;", "second": "underline:--rwrap;", "": ""}
+            {
+                "best": "textbf:--rwrap;",
+                "second": "underline:--rwrap;",
+                "tie": "textit:--rwrap;",
+                "": "",
+            }
         ),
         axis=None,
     )
@@ -334,11 +387,13 @@ def table(paths: list[str], number: str | int | None, fmt: str, with_ci: bool) -
     metrics, infos = load_runs(paths)
     if layout.rows is not None:
         metrics = layout.rows(metrics)
-    shown, marks, columns = build_table(metrics, layout, with_ci)
-    return render(
-        shown,
-        marks,
-        fmt,
-        caption(infos, layout.title, layout.columns, columns, with_ci),
-        layout.labels,
-    )
+    shown, marks, columns, dagger = build_table(metrics, layout, with_ci, infos)
+    text = caption(infos, layout.title, layout.columns, columns, with_ci)
+    text += " Bold: best, underlined: second, each only where its interval does not overlap the"
+    text += " next value's; italic: tied with the best within the intervals."
+    if dagger:
+        text += (
+            f" {DAGGER}: fewer samples than the features' dimensions: the value is biased by n "
+            "and ranks nothing."
+        )
+    return render(shown, marks, fmt, text, layout.labels)

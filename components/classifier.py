@@ -236,8 +236,9 @@ class Classifier(Component):
     kind = "classifier"
     what = "the classifier under explanation"
     how = (
-        "a TorchScript file taking [0, 1] images (or torchvision:ARCH:WEIGHTS, or a torch.save'd "
-        "module)"
+        "a TorchScript file taking [0, 1] images, a built-in kind (torchvision:resnet50:"
+        "IMAGENET1K_V1|V2, ace-densenet:celeba:<attribute>:<file>, steex-densenet:celebahq:"
+        "<attribute>:<file>; `cfbench list classifiers`), or a torch.save'd module"
     )
     # shortcut_classifier: the background tone follows the class in SHORTCUT_RHO of the training
     # images and SHORTCUT_ANIMAL_NOISE of them show the partner's animal.
@@ -265,6 +266,10 @@ class Classifier(Component):
             return load_weights(SynthClassifier(classes), where)
         if isinstance(where, str) and where.startswith(("torchvision:", "timm:")):
             return _torchvision(where)
+        if isinstance(where, str) and where.startswith(("ace-densenet:", "steex-densenet:")):
+            from cfbench.components import densenet_classifiers
+
+            return densenet_classifiers.load(where)
         try:
             return torch.jit.load(str(where), map_location="cpu")
         except RuntimeError:
@@ -294,6 +299,15 @@ class Classifier(Component):
     def describe(cls, location, where):
         if location.startswith("asset:"):
             return f"project-trained SmallResNet on synthetic images ({location[6:]}, tasks/assets)"
+        if isinstance(where, str) and where.startswith(("ace-densenet:", "steex-densenet:")):
+            from cfbench.components import densenet_classifiers
+
+            return densenet_classifiers.describe(where)
+        if isinstance(where, str) and where.startswith("torchvision:"):
+            return (
+                f"torchvision {where.split(':')[1]} {where.split(':')[2]}: [0, 1] input resized "
+                "to 224 (antialiased bilinear), ImageNet mean/std"
+            )
         return f"classifier {where}"
 
     @classmethod
@@ -307,6 +321,9 @@ class Classifier(Component):
         if isinstance(where, str) and where.startswith(("torchvision:", "timm:")):
             file = _torchvision_weights_file(where)
             found["sha256"] = weights_digest(file) if file is not None and file.exists() else None
+        if isinstance(where, str) and where.startswith(("ace-densenet:", "steex-densenet:")):
+            file = Path(where.split(":", 3)[3]).expanduser()
+            found["sha256"] = weights_digest(file) if file.exists() else None
         return found
 
 

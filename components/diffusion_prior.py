@@ -1,4 +1,13 @@
-"""The diffusion prior: a ``diffusers`` UNet2DModel + DDPM noise schedule (RCSB's inpainting prior).
+"""The diffusion prior of CECAS's purification and refinement (and of RCSB's SGM ablation): a
+pixel-space DDPM behind one [0, 1]-image interface, read from either of two layouts.
+
+- guided-diffusion's ADM (``256x256_diffusion_uncond.pt``, DiME/ACE's CelebA DDPM): the released
+  state dict, loaded key for key into ``components/adm_unet.py``'s UNet, with guided-diffusion's
+  process (``components/gaussian_diffusion.py``: its beta schedule over its T, learned-range
+  variance). Its flags come from a ``config.json`` beside the file (the name of a released one,
+  e.g. ``"celeba_ddpm"``, or guided-diffusion's flags) or, for a released file under its own
+  name, from cfbench's table (``adm_unet.RELEASED``).
+- a ``diffusers`` DDPM pipeline folder (``unet/`` + ``scheduler/``), as the synthetic tasks ship.
 
 Why pixel space: region-constrained inpainting must leave every pixel outside the region exactly as
 it was and edit freely inside it; a pixel-space prior sees the region boundary at full resolution,
@@ -7,9 +16,7 @@ about 20 minutes. The UNet has no attention, so it is fully convolutional: it is
 32 x 32 crops (4x cheaper than whole images) and applied to whole 64 x 64 images; the coat textures
 it must synthesise are local. The noise schedule is the cosine one (better for small images).
 
-On disk a prior is a standard diffusers DDPM pipeline folder (``model_index.json``, ``unet/``,
-``scheduler/``), so a real task can use any diffusers checkpoint of that layout
-(``CFBENCH_DIFFUSION_PRIOR``)."""
+The synthetic prior (this module's recipe) is a small diffusers pipeline folder."""
 
 from __future__ import annotations
 
@@ -21,6 +28,7 @@ from torch.nn import functional as F
 
 from cfbench.api.component import Component
 from cfbench.errors import UserError
+from cfbench.numerics import Numerics
 
 CROP = 32
 
@@ -55,6 +63,8 @@ class DiffusionPrior(nn.Module):
     the posterior-mean estimate of x0, as a DDIM step's ``pred_original_sample``.
     """
 
+    numerics = Numerics()  # ``--dtype`` / ``--compile`` (the task sets its own)
+
     def __init__(self, unet, scheduler, source: str = ""):
         from diffusers import DDIMScheduler
 
@@ -83,7 +93,9 @@ class DiffusionPrior(nn.Module):
         self, x_t: torch.Tensor, t: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(predicted noise, the learned variance's interpolation value in [-1, 1] or None)."""
-        out = self.unet(x_t.contiguous(memory_format=torch.channels_last), t).sample
+        x_t = x_t.contiguous(memory_format=torch.channels_last)
+        with self.numerics.precision(x_t.device):
+            out = self.numerics.network(self.unet)(x_t, t).sample.to(x_t.dtype)
         return (out[:, :3], out[:, 3:]) if self.learned_variance else (out, None)
 
     def epsilon(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -94,6 +106,105 @@ class DiffusionPrior(nn.Module):
         eps = self.epsilon(x_t, torch.full((len(x_t),), t, device=x_t.device))
         x0 = self.ddim.step(eps, t, x_t).pred_original_sample
         return eps, ((x0 + 1) / 2).clamp(0, 1)
+
+
+class ADMPrior(nn.Module):
+    """guided-diffusion's ADM behind ``DiffusionPrior``'s interface: noising and the Tweedie
+    estimate on its own process, the learned variance where the model predicts one."""
+
+    numerics = Numerics()
+
+    def __init__(self, config, source: str = ""):
+        from diffusers import DDPMScheduler
+
+        from cfbench.components.adm_unet import ADMUNet
+        from cfbench.components.gaussian_diffusion import GaussianDiffusion, named_betas
+
+        super().__init__()
+        self.source = source
+        self.config = config
+        self.unet = ADMUNet(config)
+        betas = named_betas(config.noise_schedule, config.diffusion_steps)
+        self.process = GaussianDiffusion(betas)
+        self.num_train_timesteps = config.diffusion_steps
+        self.learned_variance = config.learn_sigma
+        # the same betas as a diffusers scheduler, for samplers written against one
+        self.scheduler = DDPMScheduler(
+            num_train_timesteps=len(betas), trained_betas=betas.tolist(), clip_sample=False
+        )
+        self.register_buffer(
+            "alphas_cumprod", torch.tensor(self.process.abar, dtype=torch.float32), persistent=False
+        )
+
+    def noised(self, x: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        a = self.alphas_cumprod[t].view(-1, 1, 1, 1)
+        return a.sqrt() * (x * 2 - 1) + (1 - a).sqrt() * noise
+
+    def predict(self, x_t, t):
+        x_t = x_t.contiguous(memory_format=torch.channels_last)
+        with self.numerics.precision(x_t.device):
+            out = self.numerics.network(self.unet)(x_t, t).to(x_t.dtype)
+        return (out[:, :3], out[:, 3:]) if self.learned_variance else (out, None)
+
+    def epsilon(self, x_t, t):
+        return self.predict(x_t, t)[0]
+
+    def denoise(self, x_t: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        eps = self.epsilon(x_t, torch.full((len(x_t),), t, device=x_t.device))
+        x0 = self.process.predict_x0(x_t, t, eps, clip=False)
+        return eps, ((x0 + 1) / 2).clamp(0, 1)
+
+
+def load_adm(path: Path) -> ADMPrior:
+    """A released ADM state dict with its flags (``config.json`` beside it, or its own name)."""
+    import json
+
+    from cfbench.api.component import read_torch_file, state_mismatch
+    from cfbench.components.adm_unet import RELEASED, ADMConfig
+
+    beside = path.parent / "config.json"
+    if beside.is_file():
+        text = json.loads(beside.read_text())
+        name = text if isinstance(text, str) else text.get("name")
+        if name is not None and name not in RELEASED:
+            raise UserError(
+                f"{beside} names the ADM configuration {name!r}, which cfbench does not know; "
+                f"known: {', '.join(RELEASED)} (or give guided-diffusion's flags)."
+            )
+        try:
+            config = RELEASED[name] if name else ADMConfig.from_flags(text)
+        except (TypeError, ValueError) as err:
+            raise UserError(f"{beside} holds no ADM flags cfbench can read: {err}.") from None
+        named = name or f"flags from {beside}"
+    elif path.stem in RELEASED:
+        config, named = RELEASED[path.stem], path.stem
+    else:
+        raise UserError(
+            f"Which ADM configuration {path} has cannot be told: its name is not a released one "
+            f"({', '.join(RELEASED)}); put a config.json beside it holding a released name (e.g. "
+            '"celeba_ddpm") or its guided-diffusion flags.'
+        )
+    state = read_torch_file(
+        path, "a guided-diffusion state dict (e.g. 256x256_diffusion_uncond.pt)"
+    )
+    if not isinstance(state, dict) or not all(hasattr(v, "shape") for v in state.values()):
+        raise UserError(f"{path} is not a guided-diffusion state dict (name -> tensor).")
+    prior = ADMPrior(config, f"{path} ({named})")
+    if problem := state_mismatch(prior.unet, state):
+        fits = [n for n, c in RELEASED.items() if state_mismatch(_meta_unet(c), state) is None]
+        raise UserError(
+            f"The ADM checkpoint {path} does not fit the configuration {named} ({problem})."
+            + (f" It fits {', '.join(fits)}: name it in config.json." if fits else "")
+        )
+    prior.unet.load_state_dict(state)
+    return prior
+
+
+def _meta_unet(config):
+    from cfbench.components.adm_unet import ADMUNet
+
+    with torch.device("meta"):
+        return ADMUNet(config)
 
 
 def load_pipeline_folder(path: Path) -> DiffusionPrior:
@@ -169,18 +280,21 @@ def train_synthetic(world, n_train=6000, steps=1000, batch=32, lr=2e-3, seed=0):
 
 class Prior(Component):
     kind = "diffusion_prior"
-    what = "a diffusion prior (RCSB inpaints with it)"
+    what = "a diffusion prior (CECAS purifies and refines with it; RCSB's SGM ablation inpaints)"
     how = (
-        "a diffusers DDPM pipeline folder ('unet/' + 'scheduler/', e.g. saved with "
-        "DDPMPipeline.save_pretrained) trained on images of this task's domain"
+        "guided-diffusion's ADM checkpoint (e.g. 256x256_diffusion_uncond.pt; another one with a "
+        "config.json beside it naming its configuration or flags), or a diffusers DDPM pipeline "
+        "folder ('unet/' + 'scheduler/')"
     )
     assets = {"diffusion_prior": {}, "face_diffusion_prior": {"world": "faces"}}
     asset_suffix = ""
     channels_last = True
+    generative = True
 
     @classmethod
     def load(cls, where, needs, shipped):
-        return load_pipeline_folder(where)
+        where = Path(where)
+        return load_pipeline_folder(where) if where.is_dir() else load_adm(where)
 
     @classmethod
     def train(cls, out, needs, world, **options):
@@ -197,4 +311,4 @@ class Prior(Component):
                 "project-trained pixel-space diffusers UNet2DModel + DDPM cosine schedule "
                 "(tasks/assets)"
             )
-        return f"diffusers DDPM pipeline {where}"
+        return f"diffusers DDPM pipeline {where}" if Path(where).is_dir() else f"ADM {where}"

@@ -102,7 +102,7 @@ def isolate_traits(
     feature."""
     device = device or task.device
     slcf = METHODS.build("slcf", task, device, **slcf_hparams)
-    features, head = split(task.classifier)
+    features, head = split(task.classifier, task.image_size)
     sae = task.component("sae")
     samples = task.load([sample_id])
     x = samples.images.to(device)

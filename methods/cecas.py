@@ -35,8 +35,11 @@ depend on its batch; all noise comes from the sample's own generator.
 Settings (``task_defaults``): the task's row of Table 5, chosen by ``Task.benchmark``: ImageNet
 pairs 100 iterations, gamma 0.15, lambda 0.001, respacing 25 and fraction 0.2 (ACE's
 ``imagenet-attack.sh``) with the L_S weight of the pair (cougar-cheetah 0.02, sorrel-zebra 0.03,
-Persian-Egyptian 0.04); CelebA 50 iterations, gamma 0.1, L_S 0.2 (smile) or 0.5 (age), respacing 50
-and fraction 0.1 (ACE's ``celeba-attack.sh``). The synthetic animal pairs use their pair's row
+Persian-Egyptian 0.04); CelebA 50 iterations, gamma 0.1, L_S 0.2 (smile), 0.5 (age) or 0.4
+(gender), respacing 50 and fraction 0.1 (ACE's ``celeba-attack.sh``); CelebA-HQ 50 iterations,
+gamma 0.1, L_S 0.01 (smile), 0.03 (age) or 0.005 (gender), respacing 25 and fraction 0.2
+(``celebahq-attack.sh``). ACE's grids are over its priors' T (1000 on ImageNet, 500 on CelebA and
+CelebA-HQ); run.json notes a prior whose T differs. The synthetic animal pairs use their pair's row
 with the measured ``SYNTHETIC`` attack (40 iterations of 4/255, lambda 0.016, gamma 0.05: with
 Table 5's gamma the region dropped edits the flip needed, see below); the synthetic faces use the
 CelebA row with lambda scaled to their 64 px. Ablations are registry presets: ``pgd`` (plain
@@ -64,16 +67,24 @@ from cfbench.methods.toolkit import regions
 # composited into it flips 91%, refined 56%; gamma 0.05: 40%, 100%, 97%). lambda is ACE's scaled by
 # the pixel count (16x fewer than ACE's 256 px), so the l1 term weighs the same per image.
 SYNTHETIC = dict(iterations=40, step_size=4 / 255, l1=0.016, gamma=0.05)
-# Table 5 (and ACE's attack scripts for what it leaves out), by ``Task.benchmark``
+# Table 5 (and ACE's attack scripts, imagenet-, celeba- and celebahq-attack.sh, for the respaced
+# grid, the fraction and the prior's T they leave out), by ``Task.benchmark``
 IMAGENET = dict(iterations=100, gamma=0.15, l1=0.001, respacing=25, time_fraction=0.2)
 CELEBA = dict(iterations=50, gamma=0.1, l1=0.001, respacing=50, time_fraction=0.1)
+CELEBAHQ = dict(iterations=50, gamma=0.1, l1=0.001, respacing=25, time_fraction=0.2)
 ROWS = {
     "imagenet/cheetah_cougar": IMAGENET | dict(spurious_weight=0.02),
     "imagenet/zebra_sorrel": IMAGENET | dict(spurious_weight=0.03),
     "imagenet/egyptian_persian": IMAGENET | dict(spurious_weight=0.04),
     "celeba/smile": CELEBA | dict(spurious_weight=0.2),
     "celeba/age": CELEBA | dict(spurious_weight=0.5),
+    "celeba/gender": CELEBA | dict(spurious_weight=0.4),
+    "celebahq/smile": CELEBAHQ | dict(spurious_weight=0.01),
+    "celebahq/age": CELEBAHQ | dict(spurious_weight=0.03),
+    "celebahq/gender": CELEBAHQ | dict(spurious_weight=0.005),
 }
+# the T of the DDPM each released script's grid is over (ACE: --diffusion_steps)
+SCRIPT_T = {"imagenet": 1000, "celeba": 500, "celebahq": 500}
 
 
 @dataclass(frozen=True)
@@ -137,7 +148,9 @@ class CECAS(CounterfactualMethod):
         # L_S reads the penultimate features; without it the classifier may be any module
         # (TorchScript too).
         self.features, self.head = (
-            split(task.classifier) if self.vae is not None else (task.classifier, None)
+            split(task.classifier, task.image_size)
+            if self.vae is not None
+            else (task.classifier, None)
         )
         if h.purify or h.refine:
             self.prior = task.component("diffusion_prior")
@@ -191,7 +204,17 @@ class CECAS(CounterfactualMethod):
                     if self.prior.learned_variance
                     else "the posterior variance (the prior has no learned one)"
                 )
-        found["table5_row"] = self.task.benchmark or "none (the defaults: the ImageNet row)"
+        found["table5_row"] = (
+            self.task.benchmark
+            if self.task.benchmark in ROWS
+            else "none (the defaults: the ImageNet row)"
+        )
+        script_t = SCRIPT_T.get(self.task.benchmark.split("/")[0])
+        if (h.purify or h.refine) and script_t and script_t != self.prior.num_train_timesteps:
+            found["grid_note"] = (
+                f"the released script's grid is over T = {script_t}; this prior has T = "
+                f"{self.prior.num_train_timesteps}, so its respaced steps differ from ACE's"
+            )
         return found
 
     @property
@@ -225,9 +248,10 @@ class CECAS(CounterfactualMethod):
         return ((x_t + 1) / 2).clamp(0, 1)
 
     def attack(
-        self, x: torch.Tensor, target: torch.Tensor, batch: Batch, l1: float
+        self, x: torch.Tensor, target: torch.Tensor, batch: Batch, l1: float, mask_attack: bool
     ) -> torch.Tensor:
-        """Targeted sign-PGD on CE + spurious_weight * L_S (+ l1 * ||x' - x||_1)."""
+        """Targeted sign-PGD on CE + spurious_weight * L_S (+ l1 * ||x' - x||_1); the mask attack
+        (Eq. 7) leaves L_S out unless ``mask_attack_ls``."""
         h = self.hparams
         reference = None
         if self.vae is not None:
@@ -236,7 +260,7 @@ class CECAS(CounterfactualMethod):
         shortcut = h.purify and h.gradient == "shortcut"
         x_adv = x.clone()
         for i in range(h.iterations):
-            self.progress(f"{'mask attack' if l1 else 'attack'} {i + 1}/{h.iterations}")
+            self.progress(f"{'mask attack' if mask_attack else 'attack'} {i + 1}/{h.iterations}")
             with torch.enable_grad():
                 x_in = x_adv.detach().requires_grad_(True)
                 if shortcut:
@@ -247,7 +271,7 @@ class CECAS(CounterfactualMethod):
                 seen = self.features(seen_in)  # R, or the logits
                 logits = seen if self.head is None else self.head(seen)
                 loss = F.cross_entropy(logits, target, reduction="sum")
-                if reference is not None and (not l1 or h.mask_attack_ls):
+                if reference is not None and (not mask_attack or h.mask_attack_ls):
                     log_p = self.vae.spurious_logits(seen).log_softmax(1)
                     loss = loss + h.spurious_weight * -(reference * log_p).sum()
                 if shortcut:  # ACE adds the distance's own gradient to the shortcut's
@@ -289,10 +313,10 @@ class CECAS(CounterfactualMethod):
     def generate(self, batch: Batch) -> Counterfactuals:
         h = self.hparams
         x, target = batch.images.to(self.device), batch.target.to(self.device)
-        x_adv = self.attack(x, target, batch, 0.0)
+        x_adv = self.attack(x, target, batch, 0.0, mask_attack=False)
         evals = h.iterations + (self.vae is not None)
         if h.refine:
-            region = self.region(x, self.attack(x, target, batch, h.l1))
+            region = self.region(x, self.attack(x, target, batch, h.l1, mask_attack=True))
             evals += h.iterations + (self.vae is not None)
             images = self.refine(x, x_adv, region, batch)
         else:

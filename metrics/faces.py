@@ -4,10 +4,7 @@
   a cosine similarity above 0.5; FS (GCD's Table 1): the mean of that similarity.
 - MNAC (``compute_MNAC.py``): per pair, the number of attributes whose oracle prediction (> 0.5)
   differs between original and counterfactual, summed over every attribute (the query too).
-- OFR (not in ACE's scripts): the share of counterfactuals on which the oracle reads the target
-  value of the query attribute (class 1 = present, as the CelebA tasks define their classes). FR
-  asks the explained classifier; an edit that flips it but not the oracle fooled the classifier
-  rather than changed the face.
+- OFR (``metrics/oracle.py``; not in ACE's scripts) reads the same oracle's query attribute.
 - CD (``compute_CD.py``, ``diff=True``, ``remove_unchanged_oracle=False``): with deltas = oracle
   predictions of the counterfactuals minus those of the originals, the correlation of each
   attribute's delta with the query attribute's delta (0 where undefined), and CD = the sum over
@@ -93,28 +90,6 @@ class AttributesChanged(Metric):
             self.task.component(self.model), ctx.batch.images, ctx.counterfactuals.images
         )
         return {"MNAC": (pred["oracle_before"] != pred["oracle_after"]).sum(1).float(), **pred}
-
-
-class OracleFlipRate(Metric):
-    """OFR: the oracle, a separate network, sees the target attribute on the counterfactual."""
-
-    name = "OFR"
-    model = "attribute_oracle"
-    higher_is_better = True
-    percent, decimals, tolerance = True, 1, (0.1, 0.0)
-
-    def unavailable(self):
-        if self.task.attribute_correlations() is None:
-            return f"task '{self.task.name}' does not say which oracle attribute it explains"
-        return super().unavailable()
-
-    def per_sample(self, ctx: SampleContext):
-        pred = oracle_predictions(
-            self.task.component(self.model), ctx.batch.images, ctx.counterfactuals.images
-        )
-        query = self.task.attribute_correlations()[2]
-        seen = pred["oracle_after"][:, query] == ctx.batch.target.to(pred["oracle_after"])
-        return {"OFR": seen.float(), **pred}
 
 
 def correlation_difference(

@@ -31,7 +31,7 @@ STREAM_BATCH = 64
 
 
 @functools.lru_cache(maxsize=2)
-def _extractor(name: str, weights: str, cuda: bool):
+def extractor(name: str, weights: str, cuda: bool):
     from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
     from torch_fidelity.utils import create_feature_extractor
 
@@ -49,23 +49,28 @@ def folder_features(
     name: str, weights: str, cuda: bool, folder: str, ids: tuple[str, ...]
 ) -> np.ndarray:
     """(n, d) features of the PNGs ``folder/<id>.png``, read and embedded STREAM_BATCH at a time."""
-    extractor = _extractor(name, weights, cuda)
+    net = extractor(name, weights, cuda)
     chunks = []
     for start in range(0, len(ids), STREAM_BATCH):
         images = load_pngs(Path(folder), list(ids[start : start + STREAM_BATCH]))
         batch = torch.round(images * 255).to(torch.uint8)
         with torch.no_grad():
-            (feats,) = extractor(batch.cuda() if cuda else batch)
+            (feats,) = net(batch.cuda() if cuda else batch)
         chunks.append(feats.double().cpu().numpy())
     return np.concatenate(chunks)
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """FID between two feature sets with torch-fidelity's statistics and distance."""
+    """FID between two feature sets with torch-fidelity's statistics and distance (its warning on
+    a singular covariance is silenced: the run says so once, ``_FeatureDistance.features``)."""
+    import warnings
+
     from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
 
     stats = [fid_features_to_statistics(torch.from_numpy(np.ascontiguousarray(f))) for f in (a, b)]
-    return float(fid_statistics_to_metric(*stats, verbose=False)[KEY_METRIC_FID])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(fid_statistics_to_metric(*stats, verbose=False)[KEY_METRIC_FID])
 
 
 def split_orders(n: int, repeats: int, seed: int, shuffle: str = "numpy") -> list[np.ndarray]:
@@ -120,6 +125,10 @@ class _FeatureDistance(Metric):
     interval = None
     min_samples = 2
     model = "fid_features"
+    needs_samples_over_dims = True
+
+    def provenance(self) -> dict:
+        return {**super().provenance(), "feature_dims": self.task.component(self.model).dims}
 
     def features(self, run, method, rows) -> tuple[np.ndarray, np.ndarray]:
         ids = tuple(rows["sample_id"])
@@ -129,12 +138,11 @@ class _FeatureDistance(Metric):
             folder_features(source.name, source.weights, cuda, str(folder), ids)
             for folder in (run.images(), run.images(method))
         )
-        used = len(ids) // 2 if self.name == "sFID" else len(ids)
-        if used < found[0].shape[1]:
+        if self.samples_used(len(ids)) < found[0].shape[1]:
             self.notes.append(
-                f"{self.name} of {method} uses {used} samples per feature set, fewer than the "
-                f"{found[0].shape[1]} feature dimensions: the covariance is singular and the value "
-                "is biased; compare it only with runs of the same size."
+                f"FID and sFID rest on fewer samples than their {found[0].shape[1]} feature "
+                "dimensions: the covariances are singular and the values biased by n; tables mark "
+                "them and rank nothing on them (KID and precision do not need as many)."
             )
         return found
 
@@ -163,6 +171,11 @@ class SplitFID(_FeatureDistance):
     name = "sFID"
     interval = "splits"
     min_samples = 4
+
+    @staticmethod
+    def samples_used(n: int) -> int:
+        return n // 2
+
     options = {
         "repeats": Option(10, kind=int, doc="half-splits drawn"),
         "seed": Option(0, kind=int, doc="seed of the splits"),
@@ -187,7 +200,8 @@ class SplitFID(_FeatureDistance):
     def _flipped_only(self, originals, counterfactuals, flipped):
         """One seeded half-split; the counterfactual halves keep their successful members."""
         (perm,) = split_orders(len(originals), 1, self.rules["seed"], self.rules["shuffle"])
-        one, two = perm[: len(perm) // 2], perm[len(perm) // 2 :]
+        half = len(perm) // 2  # compute_sFID.sh: head and tail of N/2 each, an odd middle dropped
+        one, two = perm[:half], perm[len(perm) - half :]
         cf_one, cf_two = one[flipped[one]], two[flipped[two]]
         if min(len(cf_one), len(cf_two)) < 2:
             return None, None

@@ -13,8 +13,10 @@ ace      ACE / FastDiME (``eval_utils/cout_metrics.py``, ``compute_FID.sh``, ``c
          COUT orders by (v - min) / (max - min) of the channel-summed |x_cf - x| with a non-stable
          sort and integrates the last partial step as a full one (the curve ends at
          1 + (ceil(N/s) s - N)/N); sFID: one half-split, the counterfactual halves holding only
-         successful counterfactuals, the mean of the two cross-FIDs (ACE splits unseeded; here
-         seed 0, so a rerun gives the same number). GCD's Table 1 was scored with these scripts.
+         successful counterfactuals, an odd middle sample dropped, the mean of the two cross-FIDs
+         (``compute_sFID.sh`` prints both and leaves averaging to its user; it shuffles unseeded,
+         here seed 0, so a rerun gives the same number). GCD's Table 1 was scored with these
+         scripts (GCD's code computes no metric), so ``--protocol ace`` is GCD's protocol too.
 slcf     SLCF's evaluation (``slc/evaluation``): FR against the other class of the label over all
          images; COUT over correctly classified originals resized to 224 px (its
          ``img_transform(224)``), the two directions' means averaged unless the classifier is

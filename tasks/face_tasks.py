@@ -23,6 +23,7 @@ from cfbench.errors import UserError
 from cfbench.tasks.worlds import faces
 
 EVAL_SEED = 404
+REFERENCE_SEED = 606  # realism references: renders no asset or evaluation split uses
 ANNOTATION_SEED, ANNOTATED = (
     101,
     20000,
@@ -60,6 +61,11 @@ class FaceTask(Task):
             "attribute_oracle": "asset:face_oracle",
             "face_identity": "asset:face_identity",
         }
+
+    def reference(self, label, n):
+        """Fresh renders of class ``label`` from a seed of their own."""
+        images, _ = self.world.images(REFERENCE_SEED, n, classes=(label,))
+        yield from (b.float() / 255 for b in images.split(64))
 
     def sample_ids(self, n: int | None) -> list[str]:
         if n is None:

@@ -1,4 +1,5 @@
-"""Real-data tasks: ImageNet pairs, CelebA smile/age and a CUB-200-2011 class pair.
+"""Real-data tasks: ImageNet pairs, CelebA and CelebA-HQ smile/age/gender and a CUB-200-2011
+class pair.
 
 Data comes from a user-given root and weights (environment variables below), loaded through the
 ecosystem's own loaders: torchvision weights, diffusers
@@ -17,7 +18,9 @@ Environment variables:
                         CUB: <root>/CUB_200_2011/ (images/ + images.txt + image_class_labels.txt
                         + train_test_split.txt; the test split is is_training_image == 0)
   CFBENCH_AUTOENCODER   diffusers AutoencoderKL directory or hub id (kl-f8-d16 for SLCF)
-  CFBENCH_DIFFUSION_PRIOR  diffusers DDPM pipeline folder (RCSB)
+  CFBENCH_DIFFUSION_PRIOR  guided-diffusion's ADM checkpoint (CECAS, RCSB;
+                        256x256_diffusion_uncond.pt, or another with a config.json beside it), or
+                        a diffusers DDPM folder
   CFBENCH_CLASSIFIER    TorchScript classifier for CelebA / CUB (inputs in [0,1]); CelebA: logits
                         (negative, positive) of the attribute; CUB: 200 logits, index = class id - 1
   CFBENCH_CUB_CLASSES   the CUB pair as "<class id>,<class id>" (ids 1..200 as in classes.txt);
@@ -55,6 +58,8 @@ CELEBA_ATTRIBUTES = {
     "celeba_age": "Young",
     "celebahq_smile": "Smiling",
     "celebahq_age": "Young",
+    "celeba_gender": "Male",
+    "celebahq_gender": "Male",
 }
 CUB_DEFAULT_CLASSES = "59,62"  # California Gull, Herring Gull
 
@@ -88,6 +93,13 @@ class _FolderTask(Task):
     """Samples are image files; ids are '<class>/<file stem>'."""
 
     image_size = 256
+
+    def settings(self) -> dict:
+        """The resolution the images are read at (the released code's for the benchmark)."""
+        return {
+            "image_size": self.image_size,
+            "resize": "shorter side to image_size (antialiased bilinear), then a center crop",
+        }
 
     def _files(self) -> list[tuple[str, Path, int]]:
         raise NotImplementedError
@@ -210,9 +222,11 @@ class _ScriptedClassifierTask(_FolderTask):
 
 
 class CheckpointTask(_ScriptedClassifierTask):
-    """CelebA smile/age: the classifier is a user checkpoint (CFBENCH_CLASSIFIER); the face
-    metrics read ACE's networks (CFBENCH_FACE_IDENTITY, CFBENCH_CELEBA_ORACLE) and the dataset's
-    attribute annotations."""
+    """CelebA smile/age/gender at 128 px (as ACE, DiME, GCD's celeba configs and RCSB read it): the
+    classifier is a user checkpoint (CFBENCH_CLASSIFIER); the face metrics read ACE's networks
+    (CFBENCH_FACE_IDENTITY, CFBENCH_CELEBA_ORACLE) and the dataset's attribute annotations."""
+
+    image_size = 128
 
     components = {
         **_ScriptedClassifierTask.components,
@@ -273,8 +287,11 @@ class CheckpointTask(_ScriptedClassifierTask):
 
 
 class CelebAHQTask(CheckpointTask):
-    """CelebA-HQ (CelebAMask-HQ's 30,000 images) smile/age, split by the CelebA partition of each
-    image's original (as ACE's ``CelebAHQDataset``); MNAC and CD read ACE's CelebA-HQ oracle."""
+    """CelebA-HQ (CelebAMask-HQ's 30,000 images) smile/age/gender at 256 px, split by the CelebA
+    partition of each image's original (as ACE's ``CelebAHQDataset``); MNAC and CD read ACE's
+    CelebA-HQ oracle."""
+
+    image_size = 256
 
     components = {**CheckpointTask.components, "attribute_oracle": "env:CFBENCH_CELEBAHQ_ORACLE"}
 

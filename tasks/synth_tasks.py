@@ -18,6 +18,7 @@ from cfbench.errors import UserError
 from cfbench.tasks.worlds import animals
 
 EVAL_SEED = 303
+REFERENCE_SEED = 505  # realism references: renders no asset or evaluation split uses
 
 
 class SyntheticTask(Task):
@@ -34,6 +35,7 @@ class SyntheticTask(Task):
         "diffusion_prior": "asset:diffusion_prior",
         "diffae": "asset:diffae",
         "spurious_vae": "asset:spurious_vae",
+        "class_oracle": "asset:animal_oracle",
     }
 
     def __init__(
@@ -102,6 +104,14 @@ class SyntheticTask(Task):
             for k in ("causal", "object", "spurious")
         }
         return TaskSamples(images, torch.tensor([r.label for r in rendered]), list(ids), masks)
+
+    def reference(self, label, n):
+        """Fresh renders of class ``label`` from a seed of their own, drawn as the evaluation
+        split is (the task's background correlation)."""
+        images, _ = animals.images(
+            REFERENCE_SEED, n, classes=(label,), bg_correlation=self.bg_correlation
+        )
+        yield from (b.float() / 255 for b in images.split(64))
 
     @cached_property
     def manifest(self) -> dict:

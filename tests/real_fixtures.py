@@ -260,16 +260,49 @@ def diffusion_prior(folder: Path) -> Path:
     return folder
 
 
-def diffae(folder: Path) -> Path:
+TINY_ADM = dict(
+    image_size=256,
+    num_channels=32,
+    num_res_blocks=1,
+    channel_mult=[1, 1, 2],
+    attention_resolutions=[64],
+    resblock_updown=True,
+    use_scale_shift_norm=True,
+)
+ADM_HEADS = {  # the two head layouts of the released ADM checkpoints
+    "imagenet": dict(num_head_channels=32, learn_sigma=True, diffusion_steps=1000),
+    "celeba": dict(num_heads=4, learn_sigma=True, diffusion_steps=500),
+}
+
+
+def adm(folder: Path, layout: str) -> Path:
+    """A tiny randomly initialised guided-diffusion state dict (``model.pt``, keys as the released
+    UNetModel's) with its flags in ``config.json`` beside it."""
+    import json
+
+    from cfbench.components.adm_unet import ADMConfig, ADMUNet
+
+    torch.manual_seed(1)
+    flags = TINY_ADM | ADM_HEADS[layout]
+    net = ADMUNet(ADMConfig.from_flags(flags))
+    for p in net.parameters():
+        p.data.normal_(0, 0.02)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(net.state_dict(), folder / "model.pt")
+    (folder / "config.json").write_text(json.dumps(flags))
+    return folder / "model.pt"
+
+
+def diffae(folder: Path, size: int = 256) -> Path:
     """A tiny randomly initialised diffusion autoencoder in cfbench's layout (unet/, scheduler/,
-    encoder/)."""
+    encoder/) for ``size``-pixel images."""
     from diffusers import UNet2DModel
 
     from cfbench.components.diffae import DiffusionAutoencoder, SemanticEncoder, scheduler_config
 
     torch.manual_seed(0)
     unet = UNet2DModel(
-        sample_size=256,
+        sample_size=size,
         in_channels=3,
         out_channels=3,
         layers_per_block=1,
@@ -280,7 +313,7 @@ def diffae(folder: Path) -> Path:
         class_embed_type="identity",
         time_embedding_dim=32,
     )
-    encoder = SemanticEncoder(32, 256, (8, 8, 8, 8, 8, 8))
+    encoder = SemanticEncoder(32, size, (8,) * (size.bit_length() - 3))
     DiffusionAutoencoder(encoder, unet, scheduler_config()).save(folder)
     return folder
 

@@ -8,11 +8,18 @@ import hashlib
 import shutil
 
 import pytest
+from torch import nn
 
 from cfbench.catalog import METHODS
 from cfbench.cli import main
 
 TASK = "synth_cheetah_cougar"
+# released-model files of the other families: (name, component role, method that needs it)
+MODEL_FILES = (
+    ("adm_unknown", "diffusion_prior", "cecas_no_ls"),
+    ("adm_wrong_flags", "diffusion_prior", "cecas_no_ls"),
+    ("adm_not_a_state_dict", "diffusion_prior", "cecas_no_ls"),
+)
 FAST = ["--set", "slcf.stage1_steps=1", "--set", "slcf.stage2_steps=1", "--metrics", "FR"]
 
 
@@ -81,6 +88,10 @@ COMMAND_ROWS = [
     run("--metrics", "FR,XYZ"),
     run("--metrics", "nope"),
     run("--protocol", "nope"),
+    run("--dtype", "int8"),
+    run("--dtype", "diffae=half"),
+    run("--dtype", "float16", "--device", "cpu"),
+    run("--compile", "nope"),
     run("--set", "slcf.lr"),
     run("--set", "=1"),
     run("--set", "slcf.=1"),
@@ -133,10 +144,58 @@ COMMAND_ROWS = [
     ["assets", "build", "--only", "nope"],
     ["nope"],
     ["gcd-study", "--task", "synth_nope", "--out", "{tmp}/study"],
+    # a wrapper whose output is not its last linear layer's: the SAE would read other outputs
+    [
+        "run",
+        "--task",
+        "{world}/tasks/head_not_output.toml",
+        "--methods",
+        "slcf_sae",
+        "--out",
+        "{tmp}/new",
+    ],
+    # released-model files that do not fit (the task file points GCD at each)
+    *(
+        ["run", "--task", f"{{world}}/tasks/{name}.toml", "--methods", m, "--out", "{tmp}/new"]
+        for name, _, m in MODEL_FILES
+    ),
     ["shortcut-study", "--task", "synth_nope", "--out", "{tmp}/study"],
 ]
 
 ROWS = COMMAND_ROWS + hyperparameter_rows()
+
+
+class PicksAfterTheHead(nn.Module):
+    """Two outputs read after the synthetic classifier's six-way head (a module users write)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x)[:, [2, 3]]
+
+
+def _model_files(folder):
+    """ADM files that must be refused before any work (``MODEL_FILES``)."""
+    import json
+
+    import torch
+
+    from cfbench.components.adm_unet import ADMConfig, ADMUNet
+
+    flags = dict(image_size=64, num_channels=32, num_res_blocks=1, channel_mult=[1, 2])
+    flags |= dict(attention_resolutions=[16], num_heads=1)
+    state = ADMUNet(ADMConfig.from_flags(flags)).state_dict()
+    for name in ("adm_unknown", "adm_wrong_flags", "adm_not_a_state_dict"):
+        (folder / name).mkdir()
+    torch.save(state, folder / "adm_unknown" / "model.pt")
+    torch.save(state, folder / "adm_wrong_flags" / "model.pt")
+    (folder / "adm_wrong_flags" / "config.json").write_text(
+        json.dumps(flags | {"num_channels": 64})
+    )
+    torch.save({"weights": [1, 2]}, folder / "adm_not_a_state_dict" / "model.pt")
+    (folder / "adm_not_a_state_dict" / "config.json").write_text(json.dumps(flags))
 
 
 def _damage_copies(world):
@@ -173,6 +232,29 @@ def _task_files(world):
         + 'torchscript = "w.pth"\n',
         "unknown_key": "colour = 3\n" + base,
     }
+    import torch
+
+    torch.jit.script(torch.nn.Conv2d(3, 2, 1)).save(str(folder / "c.pt"))
+    _model_files(folder)
+    base_with = (
+        '[data]\nfolder = "images"\nclasses = ["cheetah", "cougar"]\npair = ["cheetah", '
+        '"cougar"]\n[classifier]\ntorchscript = "c.pt"\n[components]\n'
+    )
+    for name, role, _ in MODEL_FILES:
+        target = f"{name}/model.pt" if role == "diffusion_prior" else name
+        files[name] = base_with + f'{role} = "{target}"\n'
+    from cfbench.api.component import ASSETS
+    from cfbench.catalog import COMPONENTS
+
+    synthetic = (
+        COMPONENTS.get("classifier").load().load(ASSETS / "classifier.safetensors", {}, True)
+    )
+    torch.save(PicksAfterTheHead(synthetic), folder / "wrapper.pt")
+    files["head_not_output"] = (
+        '[data]\nfolder = "images"\nclasses = ["cheetah", "cougar"]\npair = ["cheetah", '
+        f'"cougar"]\n[classifier]\nmodule = "wrapper.pt"\n[components]\nsae = "{ASSETS}/sae.'
+        f'safetensors"\nautoencoder = "{ASSETS}/autoencoder"\n'
+    )
     (folder / "w.pth").write_bytes(b"x")
     for name, text in files.items():
         (folder / f"{name}.toml").write_text(text)

@@ -82,11 +82,15 @@ def test_spurious_term_and_purification_each_change_the_attack():
     task = make_task("synth_cheetah_cougar_shortcut")
     batch = make_batch(task, ["00000"])
     x, target = batch.images, batch.target
-    base = cecas(task).attack(x, target, make_batch(task, ["00000"]), 0.0)
-    no_ls = cecas(task, spurious_weight=0.0).attack(x, target, make_batch(task, ["00000"]), 0.0)
-    strong_ls = cecas(task, spurious_weight=5.0).attack(x, target, make_batch(task, ["00000"]), 0.0)
+    base = cecas(task).attack(x, target, make_batch(task, ["00000"]), 0.0, mask_attack=False)
+    no_ls = cecas(task, spurious_weight=0.0).attack(
+        x, target, make_batch(task, ["00000"]), 0.0, mask_attack=False
+    )
+    strong_ls = cecas(task, spurious_weight=5.0).attack(
+        x, target, make_batch(task, ["00000"]), 0.0, mask_attack=False
+    )
     plain = cecas(task, spurious_weight=0.0, purify=False).attack(
-        x, target, make_batch(task, ["00000"]), 0.0
+        x, target, make_batch(task, ["00000"]), 0.0, mask_attack=False
     )
     assert not torch.equal(strong_ls, no_ls)
     assert not torch.equal(plain, no_ls)
@@ -181,7 +185,7 @@ def test_the_mask_attack_is_eq_7_without_the_spurious_term():
             return counted(r)
 
         method.vae.spurious_logits = counting
-        method.attack(batch.images, batch.target, batch, l1=0.01)
+        method.attack(batch.images, batch.target, batch, l1=0.01, mask_attack=True)
         method.vae.spurious_logits = counted
     assert calls == {False: 1, True: 3}  # the reference only, or the reference and 2 steps
 
@@ -213,7 +217,7 @@ def test_the_shortcut_steps_along_the_gradient_at_the_purified_image():
     method = cecas(task, iterations=1, spurious_weight=0.0, gradient="shortcut")
     x = make_batch(task, ["00000", "00001"]).images
     target = make_batch(task, ["00000", "00001"]).target
-    ours = method.attack(x, target, make_batch(task, ["00000", "00001"]), l1=0.01)
+    ours = method.attack(x, target, make_batch(task, ["00000", "00001"]), 0.01, mask_attack=False)
     with torch.no_grad():
         purified = method.purify(x, make_batch(task, ["00000", "00001"]))
     purified.requires_grad_(True)
@@ -223,5 +227,5 @@ def test_the_shortcut_steps_along_the_gradient_at_the_purified_image():
     torch.testing.assert_close(ours, expected)
     exact = cecas(task, iterations=1, spurious_weight=0.0)
     assert not torch.equal(
-        exact.attack(x, target, make_batch(task, ["00000", "00001"]), 0.01), ours
+        exact.attack(x, target, make_batch(task, ["00000", "00001"]), 0.01, mask_attack=False), ours
     )

@@ -98,11 +98,17 @@ def test_ofr_is_the_oracles_reading_of_the_query_attribute_against_the_target(pa
     target = torch.arange(len(x)) % 2
     batch = Batch(x, 1 - target, target, [str(i) for i in range(len(x))])
     metric = METRICS.build("OFR", task, torch.device("cpu"))
-    out = metric.per_sample(SampleContext(task, batch, None, Counterfactuals(x_cf), None, None))
+    read = torch.where(torch.arange(len(x)) < len(x) // 2, target, 1 - target)  # half flipped
+    logits_after = torch.nn.functional.one_hot(read, 2).float()
+    context = SampleContext(task, batch, None, Counterfactuals(x_cf), None, logits_after)
+    out = metric.per_sample(context)
     with torch.no_grad():
         reads = (task._loaded["attribute_oracle"](x_cf)[:, 0] > 0.5).long().numpy()
     reference = (reads == target.numpy()).astype(float)
     assert np.array_equal(out["OFR"].numpy(), reference) and 0 < reference.mean() < 1
+    flipped = (read == target).numpy()
+    fooled = flipped & (reference == 0)
+    assert np.array_equal(out["fooled"].numpy(), fooled) and fooled.any()
 
 
 def test_cd_follows_compute_cd(pairs):

@@ -79,8 +79,8 @@ def test_classifier_is_only_called_forward(tmp_path, monkeypatch):
     batch = make_batch(task, ["00000", "00001"])
     wrapped.calls = 0
     out = method.generate(batch)
-    # k alphas on the code's side of h, then the BB-LIG path
-    assert int(out.info["nfe"].sum()) == 2 * 3
+    # k alphas on each side of h, then the BB-LIG path
+    assert int(out.info["nfe"].sum()) == 2 * 2 * 3
     assert wrapped.calls == int(out.info["nfe"].sum() + out.info["mask_nfe"].sum())
     # and the check itself works: a white-box gradient through the wrapper fails
     x = batch.images.clone().requires_grad_(True)
@@ -202,7 +202,9 @@ def test_gcd_study_writes_its_three_tables(tmp_path, capsys):
     assert sources["FR"][0] == pytest.approx(per_fit["FR"].mean())
     assert sources["FR_std"][0] == pytest.approx(per_fit["FR"].std(ddof=1), nan_ok=True)
     table = pd.read_csv(out / "metrics.csv")
-    assert table["method"].tolist()[0] == "g" and len(table) == 4
+    assert table["method"].tolist()[:2] == ["g", "g (r = 4)"] and len(table) == 5
+    radius = json.loads((out / "g-r4" / "run.json").read_text())["methods"]["gcd"]["radius"]
+    assert radius == 4.0
     assert set(pd.read_csv(out / "masks.csv")["map"]) == {"BB-LIG", "|x - x_cf|"}
     fits = [
         json.loads((out / f"g-source-{i}" / "run.json").read_text())["method_provenance"]["gcd"][
@@ -350,12 +352,17 @@ class _Path:
         return z[:, :1].view(-1, 1, 1, 1).expand(-1, 3, 4, 4) / 10
 
 
-@pytest.mark.parametrize("rule, expected", [("paper", 1.0), ("code", 3.0), ("flipped", 2.0)])
-def test_the_line_search_takes_its_sources_choice(rule, expected):
+@pytest.mark.parametrize(
+    "rule, weights, expected",
+    [("paper", None, 1.0), ("pair_weights", [1.0, 0.0], 3.0), ("pair_weights", [0.05, 1.0], 0.0)]
+    + [("flipped", None, 2.0)],
+)
+def test_the_line_search_takes_its_sources_choice(rule, weights, expected):
     """Paper, Eq. 5 / Alg. 3: argmin over alpha of L_CF = f + lambda s over all alphas. Released
-    strategy (gcd/src/strategies/single_image_gmc_mlp_proxy_training.py, ``post_proxy_loop``):
-    ``batch_losses = self.ce_loss(...)`` with ``weight_lpips: 0`` in ``ce_loss_kwargs``, then
-    ``torch.argmin(batch_losses)``: f alone. cfbench's earlier rule: the lowest L_CF among flips."""
+    strategy (gcd/src/strategies/single_image_gmc_mlp_proxy_training.py, ``post_proxy_loop``): the
+    line-search loss of each (w_cls, w_lpips) pair, w_cls * f + w_lpips * s, on its direction's
+    source image (the code picks no alpha for other images). cfbench's earlier rule: the lowest
+    L_CF among flips."""
     task = make_task()
     method = METHODS.build("gcd", task, torch.device("cpu"), search_rule=rule, k=4, alpha_max=3.0)
     method.dae = _Path()
@@ -366,10 +373,12 @@ def test_the_line_search_takes_its_sources_choice(rule, expected):
         1,
     )
     method.distance = lambda a, b: (b.mean((1, 2, 3)) * 10) ** 2 / 2
-    method.fit_record = {"z_scale": 1.0}
+    fitted = {"weights": weights} if weights else {}
+    method.fit_record = {"z_scale": 1.0, "directions": {"2": fitted}}
     method.directions = {2: torch.tensor([1.0, 0.0])}
     found = method.search(torch.zeros(1, 3, 4, 4), torch.tensor([2]), torch.tensor([3]))
-    # alphas 0, 1, 2, 3: L_CF = 1, 0.5, 1, 2.5; f = 1, 0, -1, -2; flips at 2 and 3
+    # alphas 0, 1, 2, 3: L_CF = 1, 0.5, 1, 2.5; f = 1, 0, -1, -2; flips at 2 and 3;
+    # 0.05 f + s = 0.05, 0.5, 1.95, 4.4
     assert float(found["alpha"][0]) == expected
 
 
@@ -398,26 +407,71 @@ def test_one_direction_serves_the_pair_and_r_is_in_raw_units(tmp_path):
     assert METHODS.params("gcd", task, {"share_direction": "false"}).share_direction is False
 
 
-def test_h_directions_take_the_codes_side(monkeypatch):
-    """gcd/src/strategies/single_image_gmc_mlp_proxy_training.py, ``get_grads_dict``: ``if
-    eigenval.real > 0.: eigenvector = - eigenvector``, then ``src_latent_sem - step_sizes * grads``
-    with step sizes in [0.0001, 3]: one side, along +v for a positive eigenvalue."""
+def test_h_directions_are_the_papers_hessian_or_the_codes_and_search_both_signs(monkeypatch):
+    """Paper, Eq. 4: eigenvectors of the Hessian of p_f + lambda * p_s; released strategy
+    (``get_grads_dict``): of the classifier term alone (``weight_lpips=0.0``), by |eigenvalue|,
+    with a side picked from the eigenvalue's sign whose meaning depends on the eigensolver's
+    arbitrary sign; the released transfer renders a symmetric grid, so both sides are searched."""
     task = make_task()
-    method = METHODS.build("gcd_h", task, torch.device("cpu"), index=0)
-    proxy = torch.nn.Module()
-    hessian = torch.diag(torch.tensor([2.0, -1.0]))
+
+    class Quadratic(torch.nn.Module):  # f = v' H_f v / 2, s = v' H_s v / 2
+        read_f = staticmethod(lambda out: out[:, 0])
+
+        def f_and_s(self, v):
+            return (0.5 * (v @ hf * v).sum(1), 0.5 * (v @ hs * v).sum(1))
+
+    hf, hs = torch.diag(torch.tensor([2.0, -1.0])), torch.diag(torch.tensor([0.0, 5.0]))
     monkeypatch.setattr(
-        "cfbench.methods.gcd.method.proxy_around",
-        lambda *a: (
-            lambda v: torch.stack([0.5 * (v @ hessian * v).sum(1), 0 * v[:, 0]], 1),
-            {"z_dim": 2},
-        ),
+        "cfbench.methods.gcd.method.proxy_around", lambda *a: (Quadratic(), {"z_dim": 2})
     )
-    d, facts, _ = method._fit_direction("s", torch.zeros(1, 3, 64, 64), 2, 1.0, 0)
+    paper = METHODS.build("gcd_h", task, torch.device("cpu"), index=0, lam=1.0)
+    d, facts, _ = paper._fit_direction("s", torch.zeros(1, 3, 64, 64), 2, 1.0, 0)
+    assert facts["eigenvalues"][0] == 4.0  # H_f + H_s = diag(2, 4): the second axis
+    torch.testing.assert_close(d.abs(), torch.tensor([0.0, 1.0]))
+    code = METHODS.build("gcd_h", task, torch.device("cpu"), index=0, hessian_of="f")
+    d, facts, _ = code._fit_direction("s", torch.zeros(1, 3, 64, 64), 2, 1.0, 0)
     assert facts["eigenvalues"][0] == 2.0
     torch.testing.assert_close(d.abs(), torch.tensor([1.0, 0.0]))
-    assert float(d[0]) * torch.linalg.eigh(hessian)[1][:, 1][0] > 0  # +v, v as eigh returns it
-    del proxy
+    assert METHODS.params("gcd_h", task).h_signs == "both"
+    assert METHODS.params("gcd_code", task).hessian_of == "f"
+
+
+def test_code_proxy_data_accumulate_over_blocks(monkeypatch):
+    """general_multicomponent_mlp.py: ``prepare_train_val_data`` appends every iteration's batches
+    to ``training_data`` / ``validation_data``, which ``reinit`` never clears: block i's fresh MLP
+    trains on (i + 1) x n_proxy samples."""
+    from cfbench.methods.gcd import proxy
+
+    task = make_task()
+    gen = torch.Generator().manual_seed(0)
+
+    def data(method, x, source, scale, g, block):
+        z = torch.randn(32, 4, generator=gen)
+        return z, torch.stack([z[:, 0], z[:, 1].abs()], 1)
+
+    monkeypatch.setattr(proxy, "proxy_data", data)
+    for mode, expected in (("accumulate", [32, 64, 96]), ("fresh", [32, 32, 32])):
+        method = METHODS.build(
+            "gcd", task, torch.device("cpu"), n_proxy=32, proxy_epochs=2, proxy_data=mode
+        )
+        samples = [
+            proxy.proxy_around(method, "s", None, 2, 1.0, 0, block)[1]["proxy_samples"]
+            for block in range(3)
+        ]
+        assert samples == expected
+    assert METHODS.params("gcd_code", task).proxy_data == "accumulate"
+
+
+def test_gcd_code_runs_in_raw_units_and_follows_the_prediction():
+    task = make_task()
+    p = METHODS.params("gcd_code", task)
+    assert (p.units, p.sign_by, p.search_rule, p.proxy_outputs) == (
+        "raw",
+        "prediction",
+        "pair_weights",
+        "logits",
+    )
+    assert METHODS.params("gcd", task).units == "scaled"  # the synthetic CPU setting
 
 
 class _Pixel:

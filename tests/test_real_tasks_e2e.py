@@ -53,7 +53,8 @@ def weights(tmp_path_factory):
     return {
         "TORCH_HOME": root / "torch",
         "CFBENCH_AUTOENCODER": fake.autoencoder(root / "ae"),
-        "CFBENCH_DIFFUSION_PRIOR": fake.diffusion_prior(root / "prior"),
+        "CFBENCH_DIFFUSION_PRIOR": fake.adm(root / "adm_imagenet", "imagenet"),
+        "adm_celeba": fake.adm(root / "adm_celeba", "celeba"),
         "CFBENCH_DIFFAE": fake.diffae(root / "diffae"),
         "celeba": fake.scripted_classifier(root / "celeba.pt", 2),
         "cub": fake.scripted_classifier(root / "cub.pt", 200),
@@ -63,7 +64,12 @@ def weights(tmp_path_factory):
 @pytest.fixture
 def real_env(weights, tmp_path, monkeypatch):
     """Environment of a user with the stand-in weights; returns the data root to fill."""
-    for var in ("TORCH_HOME", "CFBENCH_AUTOENCODER", "CFBENCH_DIFFUSION_PRIOR", "CFBENCH_DIFFAE"):
+    for var in (
+        "TORCH_HOME",
+        "CFBENCH_AUTOENCODER",
+        "CFBENCH_DIFFUSION_PRIOR",
+        "CFBENCH_DIFFAE",
+    ):
         monkeypatch.setenv(var, str(weights[var]))
     for var in ("CFBENCH_SIMSIAM", "CFBENCH_INCEPTION", "CFBENCH_SAE", "CFBENCH_CUB_CLASSES"):
         monkeypatch.delenv(var, raising=False)
@@ -154,6 +160,8 @@ def test_one_method_per_family_runs_on_celeba_with_a_torchscript_classifier(
     (the task-specific parts do not depend on the method within a family)."""
     fake.celeba(real_env)  # celeba_age shares the loader
     monkeypatch.setenv("CFBENCH_CLASSIFIER", str(weights["celeba"]))
+    monkeypatch.setenv("CFBENCH_DIFFUSION_PRIOR", str(weights["adm_celeba"]))  # 4-head layout
+    monkeypatch.setenv("CFBENCH_DIFFAE", str(fake.diffae(real_env.parent / "dae128", size=128)))
     monkeypatch.setenv("CFBENCH_FACE_IDENTITY", str(fake.vggface2(real_env.parent / "fva.pkl")))
     monkeypatch.setenv("CFBENCH_CELEBA_ORACLE", str(fake.celeba_oracle(real_env.parent / "o.pth")))
     from cfbench.catalog import TASKS
@@ -234,10 +242,10 @@ def test_one_method_per_family_runs_on_cub_ids_with_slashes_spaces_and_unicode(
     real_env, weights, monkeypatch, capsys
 ):
     """The task-specific parts (ids, 200-class classifier) do not depend on the method within a
-    family."""
+    family; CECAS purifies with the ADM of guided-diffusion's head-channel layout here."""
     fake.cub(real_env)
     monkeypatch.setenv("CFBENCH_CLASSIFIER", str(weights["cub"]))
-    methods = ["slcf", "rcsb", "gcd", "pgd"]
+    methods = ["slcf", "rcsb", "gcd", "cecas_no_ls"]
     argv = [
         "run",
         "--task",

@@ -35,6 +35,9 @@ class FakeTask:
         assert role == "autoencoder"
         return self.ae
 
+    def declared(self):
+        return {"autoencoder": "asset:autoencoder"}
+
 
 def linear_classifier():
     gen = torch.Generator().manual_seed(2)

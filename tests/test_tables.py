@@ -52,8 +52,9 @@ def test_table1_latex_marks_best_and_second_by_direction(tmp_path):
     )
     tex = table([run], 1, "latex", with_ci=False)
     lines = {line.split("&")[1].strip(): line for line in tex.splitlines() if line.count("&") == 6}
-    # FID: lower is better
-    assert r"\textbf{1.000}" in lines["b"] and r"\underline{2.000}" in lines["c"]
+    # sFID: lower is better; FID has no interval, so nothing separates its values: no marks
+    assert r"\textbf{7.000}" in lines["c"] and r"\underline{8.000}" in lines["b"]
+    assert r"\textbf{1.000}" not in lines["b"]
     # S3: higher is better
     assert r"\textbf{0.950}" in lines["b"] and r"\underline{0.900}" in lines["a"]
     assert r"\textbf{100.0}" in lines["a"]  # FR as a percentage
@@ -68,15 +69,15 @@ def test_table1_latex_marks_best_and_second_by_direction(tmp_path):
 def test_ci_and_markdown(tmp_path):
     run = fake_run(tmp_path / "r", "synth_x", METHOD_ROWS)
     md = table([run], 2, "markdown", with_ci=True)
-    # FID has no interval; no S3 in Table 2
-    assert "**1.000**" in md and "S3" not in md.split("\n\n")[1]
+    # FID has no interval (and ranks nothing); no S3 in Table 2
+    assert "**1.000**" not in md and "| 1.000 " in md and "S3" not in md.split("\n\n")[1]
     assert "**7.000 ± 0.010**" in md  # sFID's spread over splits
     assert "**100.0 ± 1.0**" in md
 
 
 def test_tasks_are_ranked_in_separate_blocks(tmp_path):
-    one = fake_run(tmp_path / "one", "t1", {"a": {"FID": 1.0}, "b": {"FID": 2.0}})
-    two = fake_run(tmp_path / "two", "t2", {"a": {"FID": 5.0}, "b": {"FID": 4.0}})
+    one = fake_run(tmp_path / "one", "t1", {"a": {"sFID": 1.0}, "b": {"sFID": 2.0}})
+    two = fake_run(tmp_path / "two", "t2", {"a": {"sFID": 5.0}, "b": {"sFID": 4.0}})
     csv = pd.read_csv(pd.io.common.StringIO(table([one, two], 1, "csv", with_ci=False)))
     assert list(csv["task"]) == ["t1", "t1", "t2", "t2"]
     md = table([one, two], 1, "markdown", with_ci=False)
@@ -151,7 +152,7 @@ def test_marks_only_where_there_is_something_to_compare(tmp_path):
     )
     assert "**" not in one and "<u>" not in one  # one method: nothing is best
     two = table(
-        [fake_run(tmp_path / "two", "t", {"a": {"FID": 1.0}, "b": {"FID": 2.0}})],
+        [fake_run(tmp_path / "two", "t", {"a": {"sFID": 1.0}, "b": {"sFID": 2.0}})],
         1,
         "markdown",
         False,
@@ -164,6 +165,27 @@ def test_marks_only_where_there_is_something_to_compare(tmp_path):
         False,
     )
     assert "**" not in tie
+
+
+def test_bests_need_separated_intervals_ties_are_marked_and_small_n_fid_ranks_nothing(tmp_path):
+    """Runs at n = 16 with 128-dimensional features: FID and sFID rest on 16 and 8 samples, so
+    they get a dagger and no mark; a best whose interval overlaps the runner-up's is a tie."""
+    rows = {
+        "a": {"FID": 3.0, "sFID": 9.0, "S3": 0.90, "COUT": 0.50, "FR": 1.0},
+        "b": {"FID": 1.0, "sFID": 8.0, "S3": 0.905, "COUT": 0.40, "FR": 0.75},
+        "c": {"FID": 2.0, "sFID": 7.0, "S3": 0.80, "COUT": 0.60, "FR": 0.875},
+    }
+    dims = {"feature_dims": 128, "model": "m", "stand_in": True}
+    run = fake_run(tmp_path / "r", "t", rows, {"FID": dims, "sFID": dims}, n=16)
+    md = table([run], 1, "markdown", with_ci=True)
+    body = md.split("\n\n")[1]
+    assert "1.000†" in body and "7.000 ± 0.010†" in body and "**7.000" not in body
+    assert "fewer samples than the features' dimensions" in md.split("\n\n")[0]
+    # S3 0.905 ± 0.01 and 0.900 ± 0.01 overlap: both tied, neither bold; 0.80 is apart
+    assert "*0.905 ± 0.010*" in body and "*0.900 ± 0.010*" in body
+    assert "**0.905" not in body and "*0.800" not in body
+    # COUT 0.60 ± 0.01 is apart from 0.50 ± 0.01, which is apart from 0.40: best and second
+    assert "**0.600 ± 0.010**" in body and "<u>0.500 ± 0.010</u>" in body
 
 
 def test_per_batch_timing_has_no_interval_and_the_caption_says_what_intervals_mean(tmp_path):

@@ -49,15 +49,19 @@ class _Tracer(torch.fx.Tracer):
         return isinstance(module, (Preprocess, Normalize)) or super().is_leaf_module(module, name)
 
 
-def split(classifier: nn.Module) -> tuple[nn.Module, nn.Module]:
+def split(classifier: nn.Module, image_size: int = 64) -> tuple[nn.Module, nn.Module]:
     """(features, head) with ``head(features(x)) == classifier(x)``: the head is the last
     ``nn.Linear`` the forward pass calls, the features are its input, cut out of the torch.fx
-    graph of the classifier (torchvision's feature extraction does the same for node names)."""
+    graph of the classifier (torchvision's feature extraction does the same for node names).
+    Checked on a probe batch of ``image_size`` images: a classifier whose output is not its last
+    linear layer's (an attribute picked after it, a wrapper adding terms) is refused, since a
+    loss on the cut features would act on other outputs than the classifier's."""
     if isinstance(classifier, torch.jit.ScriptModule):
         raise UserError(
             "The classifier is a TorchScript file, whose graph cannot be cut at the penultimate "
             "features that the sparse autoencoder (or spurious VAE) reads: provide it as an "
-            "architecture with weights (torchvision:ARCH:WEIGHTS) or a torch.save'd module."
+            "architecture with weights (torchvision:ARCH:WEIGHTS, a built-in kind such as "
+            "ace-densenet:celeba:Smiling) or a torch.save'd module."
         )
     try:
         graph = _Tracer().trace(classifier)
@@ -80,7 +84,29 @@ def split(classifier: nn.Module) -> tuple[nn.Module, nn.Module]:
     features = torch.fx.GraphModule(classifier, graph)
     features.graph.eliminate_dead_code()
     features.recompile()
-    return features, classifier.get_submodule(heads[-1].target)
+    head = classifier.get_submodule(heads[-1].target)
+    _check_split(classifier, features, head, image_size)
+    return features, head
+
+
+def _check_split(classifier, features, head, image_size: int) -> None:
+    device = next((t.device for t in classifier.parameters()), torch.device("cpu"))
+    probe = torch.rand(2, 3, image_size, image_size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        whole, parts = classifier(probe.to(device)), head(features(probe.to(device)))
+    if whole.shape != parts.shape or not torch.allclose(whole, parts, rtol=1e-5, atol=1e-5):
+        difference = (
+            f"shapes {tuple(parts.shape)} and {tuple(whole.shape)}"
+            if whole.shape != parts.shape
+            else f"values differing by up to {float((whole - parts).abs().max()):.3g}"
+        )
+        raise UserError(
+            f"The classifier {type(classifier).__name__} is not its last linear layer applied to "
+            f"the features before it (head(features(x)) and classifier(x) give {difference}), so "
+            "a loss on those features would act on other outputs than the ones explained. Provide "
+            "the classifier as the module whose output is that layer's (e.g. pick the attribute "
+            "by the task's class indices, not after the head)."
+        )
 
 
 def split_spatial(classifier: nn.Module, image_size: int) -> tuple[nn.Module, nn.Module, nn.Module]:

@@ -55,6 +55,87 @@ def load_weights(model: nn.Module, path: Path) -> nn.Module:
     return model
 
 
+def read_torch_file(path: Path, what: str) -> Any:
+    """A released ``torch.save`` checkpoint, read without running code from it: tensors and plain
+    containers as saved; any other object it pickled (a training library's callback class, an
+    optimiser) becomes an inert placeholder, since cfbench reads only the weights. ``what`` names
+    the expected file in the error a non-checkpoint gets."""
+    import pickle
+
+    import torch
+
+    class _Placeholder:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __setstate__(self, state):
+            pass
+
+    plain = {"set", "frozenset", "slice", "complex", "tuple", "list", "dict", "int", "float"}
+    plain |= {"bool", "str", "bytes", "bytearray", "range"}
+
+    def allowed(module: str, name: str) -> bool:
+        """Only what rebuilds tensors and plain containers resolves to a real object."""
+        if module == "torch":
+            value = getattr(torch, name, None)
+            return (
+                name.endswith("Storage")
+                or name in ("Size", "device")
+                or isinstance(value, torch.dtype)
+            )
+        return (
+            (module == "torch._utils" and name.startswith("_rebuild"))
+            or (module == "collections" and name == "OrderedDict")
+            or (module == "builtins" and name in plain)
+        )
+
+    class _Unpickler(pickle.Unpickler):
+        def find_class(self, module, name):
+            if allowed(module, name):
+                return super().find_class(module, name)
+            return type(name, (_Placeholder,), {})
+
+    class _Module:
+        Unpickler = _Unpickler
+        load = staticmethod(pickle.load)
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        pass  # an object beyond tensors and containers: read again, replacing it
+    except Exception as error:
+        raise UserError(
+            f"{path} cannot be read as a PyTorch checkpoint ({type(error).__name__}: {error}); it "
+            f"should be {what}."
+        ) from None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_Module)
+    except Exception as error:
+        raise UserError(
+            f"{path} cannot be read as a PyTorch checkpoint ({type(error).__name__}: {error}); it "
+            f"should be {what}."
+        ) from None
+
+
+def state_mismatch(model: nn.Module, state: dict) -> str | None:
+    """The first missing, unexpected and mis-shaped keys of a released ``state`` dict against
+    ``model`` (None when it fits), for the message that refuses a file."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state][:3]
+    unexpected = [k for k in state if k not in own][:3]
+    shaped = [
+        f"{k} {tuple(state[k].shape)} (expected {tuple(own[k].shape)})"
+        for k in own
+        if k in state and state[k].shape != own[k].shape
+    ][:3]
+    parts = [
+        f"{what}: {', '.join(keys)}"
+        for what, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shaped))
+        if keys
+    ]
+    return "; ".join(parts) or None
+
+
 def save_weights(model: nn.Module, path: Path) -> None:
     from safetensors.torch import save_file
 
@@ -72,6 +153,9 @@ class Component:
     assets: ClassVar[dict[str, dict[str, Any]]] = {}  # shipped asset name -> training options
     asset_suffix: ClassVar[str] = ".safetensors"  # "" when an asset is a folder
     hub_ids: ClassVar[bool] = False  # a location may be a hub id cached locally (from_pretrained)
+    # a generative network (UNet, VAE, DiffAE, bridge): ``--dtype`` and ``--compile`` apply to it
+    # through the loaded model's ``numerics`` (``cfbench/numerics.py``)
+    generative: ClassVar[bool] = False
     channels_last: ClassVar[bool] = (
         False  # store NHWC: models methods differentiate through hundreds
     )

@@ -68,6 +68,7 @@ ROWS = Option(
 INTERVALS = {
     "bootstrap": "95% bootstrap half-width over samples",
     "splits": "half the 2.5-97.5 percentile range over split repetitions",
+    "jackknife": "jackknife standard error over the counterfactuals",
 }
 
 
@@ -89,6 +90,9 @@ class Metric:
     column: ClassVar[str | None] = None  # per-sample column summarised by the default
     model: ClassVar[str | None] = None  # the task component (role) the metric computes with
     options: ClassVar[dict[str, Option]] = {}  # what a protocol may set, besides ``rows``
+    # a set-level value from feature covariances: below ``feature_dims`` samples (run.json's
+    # metric provenance) it is biased, and tables mark it rather than rank it
+    needs_samples_over_dims: ClassVar[bool] = False
 
     def __init__(self, task: Task, device: torch.device, options: dict | None = None):
         self.task = task
@@ -129,6 +133,11 @@ class Metric:
         if len(values) == 0:
             return None, None
         return float(np.mean(values)), bootstrap_half_width(values) if self.interval else None
+
+    @staticmethod
+    def samples_used(n: int) -> int:
+        """How many samples per feature set a value over ``n`` rows rests on."""
+        return n
 
     def values(self, rows: pd.DataFrame) -> np.ndarray:
         """The per-sample numbers the default summary averages (its column)."""

@@ -16,6 +16,7 @@ from torch import nn
 from cfbench import seeding
 from cfbench.api.types import Batch
 from cfbench.errors import UserError
+from cfbench.numerics import Numerics
 
 
 @dataclass
@@ -44,6 +45,12 @@ class Task(abc.ABC):
 
     def __init__(self, device: torch.device = torch.device("cpu")):
         self.device = device
+        self.numerics: dict[str, Numerics] = {}  # role -> setting (``--dtype``, ``--compile``)
+
+    def set_numerics(self, dtype: str, per_role: dict[str, str], backend: str | None) -> None:
+        """How the generative components compute (before they load)."""
+        roles = set(per_role) | set(self.declared())
+        self.numerics = {r: Numerics(per_role.get(r, dtype), backend) for r in roles}
 
     # the papers' one-direction subsets (e.g. CECAS A.1: cougar -> cheetah): explain only the pair's
     # class at this position (0 or 1); None explains both directions
@@ -101,6 +108,8 @@ class Task(abc.ABC):
                 model = _frozen(model).to(self.device)
                 if kind.channels_last:
                     model = model.to(memory_format=torch.channels_last)
+            if kind.generative and role in getattr(self, "numerics", {}):
+                model.numerics = self.numerics[role]
             loaded[role] = model
         return loaded[role]
 
@@ -122,6 +131,23 @@ class Task(abc.ABC):
     def classifier(self) -> nn.Module:
         """The classifier under explanation."""
         return self.component("classifier")
+
+    def reference(self, label: int, n: int):
+        """Up to ``n`` real images of class ``label`` (realism metrics compare counterfactuals of
+        that class with them), as [0, 1] batches. By default the task's own samples of that class
+        from the end of its evaluation split, since a run explains it from the start; generated
+        tasks render fresh ones."""
+        ids = self.sample_ids(None)[::-1]
+        found = 0
+        for start in range(0, len(ids), 64):
+            if found >= n:
+                return
+            samples = self.load(ids[start : start + 64])
+            keep = samples.labels == label
+            batch = samples.images[keep][: n - found]
+            found += len(batch)
+            if len(batch):
+                yield batch
 
     def attribute_correlations(self) -> tuple[tuple[str, ...], torch.Tensor, int] | None:
         """For tasks whose images carry annotated attributes (faces): the attribute names, the

@@ -45,9 +45,11 @@ class GCDParams(HParams):
     )
     search_rule: str = hparam(
         "paper",
-        ("paper", "code", "flipped"),
-        "line search: argmin of f + lam * s (paper), of f alone (code), or the lowest L_CF among "
-        "flipped renders (cfbench's earlier rule)",
+        ("paper", "pair_weights", "flipped"),
+        "line search: argmin of f + lam * s (paper); argmin of w_cls * f + w_lpips * s with the "
+        "weight pair the direction came from (the released strategy's line-search loss; the "
+        "code itself picks no per-image alpha, it saves every render of its grid); or the "
+        "lowest L_CF among flipped renders (cfbench's earlier rule)",
     )
     units: str = hparam(
         "raw",
@@ -55,7 +57,22 @@ class GCDParams(HParams):
         "r and alpha in z_sem units (paper, code) or in median code distances",
     )
     h_signs: str = hparam(
-        "one", ("one", "both"), "h-directions: the code's side only, or both signs"
+        "both",
+        ("both", "one"),
+        "h-directions: both signs, the better kept per image (as the released transfer's "
+        "symmetric grid); or one side, the strategy's rule on the eigenvector's sign, which the "
+        "eigensolver picks arbitrarily",
+    )
+    hessian_of: str = hparam(
+        "f_and_s",
+        ("f_and_s", "f"),
+        "h-directions: the Hessian of f + lam * s (the paper's Eq. 4) or of f alone (the code)",
+    )
+    sign_by: str = hparam(
+        "label",
+        ("label", "prediction"),
+        "which class's direction an image takes: its label, or its predicted class (the "
+        "released transfer negates the direction when the prediction differs from the source's)",
     )
     lig_threshold: float = hparam(
         0.01, "open_fraction", "BB-LIG baseline: first render with p(source) below"
@@ -67,10 +84,13 @@ class GCDParams(HParams):
     search_steps: int = hparam(250, "count", "DDIM steps of proxy data and line-search renders")
     n_proxy: int = hparam(8192, "count", "N: proxy training samples")
     k: int = hparam(128, "count", "line search: number of alphas")
-    alpha_max: float = hparam(
-        3.0, "positive", "line search: largest alpha (units: median z_sem distance)"
+    alpha_max: float = hparam(3.0, "positive", "line search: largest alpha (in ``units``)")
+    radius: float = hparam(
+        1.0,
+        "positive",
+        "r: perturbation radius (in ``units``); App. F.3 calls r = 4 close to optimal and the "
+        "paper does not state its tables' r, the released configs use 1",
     )
-    radius: float = hparam(1.0, "positive", "r: perturbation radius (units: median z_sem distance)")
     perturbation: str = hparam(
         "ball", ("ball", "uniform_norm"), "ball (paper) or uniform_norm (released code)"
     )
@@ -80,8 +100,20 @@ class GCDParams(HParams):
     blocks: int = hparam(
         1,
         "count",
-        "proxy fits, each on n_proxy fresh samples (code: n_iters 52 of 1024); the candidate "
+        "proxy fits, each adding n_proxy fresh samples (code: n_iters 52 of 1024); the candidate "
         "whose line search from the source image reaches the lowest search loss is kept",
+    )
+    proxy_data: str = hparam(
+        "accumulate",
+        ("accumulate", "fresh"),
+        "block i's fresh MLP trains on the samples of blocks 0..i, each block's held-out share "
+        "kept held out (the released strategy and App. F), or on its own block only",
+    )
+    proxy_outputs: str = hparam(
+        "score",
+        ("score", "logits"),
+        "the proxy predicts (f, s) (the paper) or every class logit and s, f read from them, "
+        "the logits' squared errors averaged (the code)",
     )
     g_weights: str = hparam(
         "paper",

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from torch.nn import functional as F
 
 from cfbench import seeding
 from cfbench.methods.toolkit.optim import PerSampleAdam
@@ -32,16 +33,33 @@ class LatentEditSpace:
     x: torch.Tensor
     code: torch.Tensor
     recon: torch.Tensor | None
+    size: int = 0  # the autoencoder's input side (0: the image's own)
 
     @classmethod
-    def encode(cls, ae, x: torch.Tensor, residual: bool) -> LatentEditSpace:
+    def encode(cls, ae, x: torch.Tensor, residual: bool, size: int = 0) -> LatentEditSpace:
+        """``size``: the released code's resolution for the autoencoder: the image is resized
+        to it bilinearly and every render resized back bicubically."""
+        space = cls(ae, x, None, None, size if size and size != x.shape[-1] else 0)
         with torch.no_grad():
-            z = ae.encode(x)
-            recon = ae.decode(z) if residual else None
-        return cls(ae, x, z, recon)
+            z = ae.encode(space.into(x))
+            space.code = z
+            space.recon = space.back(ae.decode(z)) if residual else None
+        return space
+
+    def into(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.size:
+            return x
+        return F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+
+    def back(self, out: torch.Tensor) -> torch.Tensor:
+        if not self.size:
+            return out
+        side = self.x.shape[-1]
+        out = F.interpolate(out, size=(side, side), mode="bicubic", align_corners=False)
+        return out.clamp(0, 1)
 
     def render(self, code: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        out = self.ae.decode(code)
+        out = self.back(self.ae.decode(code))
         if self.recon is not None:
             out = (self.x[rows] + out - self.recon[rows]).clamp(0, 1)
         return out

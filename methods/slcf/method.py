@@ -52,7 +52,7 @@ from cfbench.methods.slcf.edit import (
     Trajectory,
     optimise_offsets,
 )
-from cfbench.methods.slcf.params import SLCFParams, effective_units
+from cfbench.methods.slcf.params import SLCFParams, effective_units, units_record
 from cfbench.methods.toolkit.masks import postprocess_mask, upsample
 
 
@@ -76,32 +76,29 @@ class SLCF(CounterfactualMethod):
         h = self.hparams
         self.classifier = task.classifier
         self.ae = task.component("autoencoder") if h.space == "latent" else None
-        self.lr, self.noise, self.lambda_s, self.sigma = effective_units(h, self.ae, task)
+        shipped = task.declared().get("autoencoder", "").startswith("asset:")
+        self.vae_size = 0 if self.ae is None or shipped else h.vae_size
+        self.lr, self.noise, self.lambda_s, self.sigma = effective_units(
+            h, self.ae, task, self.vae_size
+        )
         self.sae = None
         if h.lambda_t > 0:
             from cfbench.api.classifier import split
 
             self.sae = task.component("sae")
-            self.features, self.head = split(self.classifier)
+            self.features, self.head = split(self.classifier, task.image_size)
             if h.sae_features == "masked_spatial":
                 from cfbench.api.classifier import split_spatial
 
                 self.spatial, self.pool, _ = split_spatial(self.classifier, task.image_size)
 
     def provenance(self) -> dict:
-        if self.hparams.units == "cfbench":
+        if self.ae is None:
             return {}
-        lr, noise, lambda_s, sigma = self.lr, self.noise, self.lambda_s, self.sigma
-        return {
-            "effective_units": {
-                "lr": lr,
-                "noise": noise,
-                "lambda_s": lambda_s,
-                "sigma": sigma,
-                "rule": "released-code units converted: lr, noise x scaling_factor; "
-                "lambda_s / scaling_factor; sigma x grid / 64",
-            }
-        }
+        units = (self.lr, self.noise, self.lambda_s, self.sigma)
+        return units_record(
+            self.hparams, self.vae_size or self.task.image_size, self.vae_size, units
+        )
 
     @classmethod
     def requires(cls, params):
@@ -228,7 +225,7 @@ class SLCF(CounterfactualMethod):
     def edit_space(self, x: torch.Tensor):
         if self.hparams.space == "pixel":
             return PixelEditSpace(x)
-        return LatentEditSpace.encode(self.ae, x, self.hparams.residual)
+        return LatentEditSpace.encode(self.ae, x, self.hparams.residual, self.vae_size)
 
     def masked_goal(
         self, target: torch.Tensor, seen: torch.Tensor, mask: torch.Tensor | None

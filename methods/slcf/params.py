@@ -85,6 +85,12 @@ class SLCFParams(HParams):
     sae_loss: str = hparam(
         "sum", ("sum", "mean"), "trait loss: L1 summed over SAE features, or averaged (code)"
     )
+    vae_size: int = hparam(
+        0,
+        "nonnegative",
+        "the autoencoder's input side (0: the task's; the released code: 512, bilinear in, "
+        "bicubic back); the synthetic stand-ins always take the task's",
+    )
     units: str = hparam(
         "cfbench",
         ("cfbench", "code"),
@@ -94,7 +100,9 @@ class SLCFParams(HParams):
     )
 
 
-def effective_units(h: SLCFParams, ae, task) -> tuple[float, float, float, float]:
+def effective_units(
+    h: SLCFParams, ae, task, vae_size: int = 0
+) -> tuple[float, float, float, float]:
     """(lr, noise, lambda_s, sigma) in cfbench's units. The released code edits the unscaled
     posterior mode on a 64 x 64 latent grid; cfbench's latents are scaled by the autoencoder's
     ``scaling_factor`` s, so a step or noise of v there is v * s here, an L1 weight is divided
@@ -102,8 +110,28 @@ def effective_units(h: SLCFParams, ae, task) -> tuple[float, float, float, float
     if h.units == "cfbench" or ae is None:
         return h.lr, h.noise, h.lambda_s, h.sigma
     scale = float(getattr(ae, "scale", 1.0))
-    grid = task.image_size // latent_factor(ae, task.image_size)
+    side = vae_size or task.image_size
+    grid = side // latent_factor(ae, side)
     return h.lr * scale, h.noise * scale, h.lambda_s / scale, h.sigma * grid / 64
+
+
+def units_record(h: SLCFParams, side: int, vae_size: int, units: tuple) -> dict:
+    """What run.json says of the latent edit: the autoencoder's input and, for ``units="code"``,
+    the converted (lr, noise, lambda_s, sigma)."""
+    found = {
+        "autoencoder_input": f"{side} px, bilinear in and bicubic back (the released code's)"
+        if vae_size
+        else f"{side} px, the task's images as they are"
+    }
+    if h.units == "cfbench":
+        return found
+    rule = (
+        "released-code units converted: lr, noise x scaling_factor; lambda_s / scaling_factor; "
+        "sigma x grid / 64"
+    )
+    return found | {
+        "effective_units": dict(zip(("lr", "noise", "lambda_s", "sigma"), units)) | {"rule": rule}
+    }
 
 
 def latent_factor(ae, image_size: int) -> int:
