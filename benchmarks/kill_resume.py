@@ -46,7 +46,7 @@ def command(out: Path, n: int = 16) -> list[str]:
         "--set",
         "slcf.stage2_steps=40",
         "--set",
-        "rcsb_a.steps=10",
+        "rcsb_a.nfe=10",
         "--set",
         "rcsb_a.ig_steps=8",
         *("--set", "gcd.n_proxy=128", "--set", "gcd.proxy_epochs=10", "--set", "gcd.k=3"),

@@ -45,11 +45,20 @@ METHODS.add("slcf_code_v1", SLCF, "SLCF as released (cfg_1, per-pair scripts)",
 METHODS.add("slcf_sae_code", SLCF, "SLCF + SAE as released (cfg_2 sae_configs, SAE pipeline)",
             **_CODE | dict(noise=1.0, lambda_t=0.1, sae_reference="reconstruction",
                            sae_features="masked_spatial", sae_loss="mean"))
-# RCSB (region-constrained, classifier-guided diffusion inpainting): the paper's presets A/B/C.
-METHODS.add("rcsb_a", RCSB, "RCSB preset A: IG cells a=0.1, s=3", a=0.1, c=4, s=3.0, tau=0.6)
-METHODS.add("rcsb_b", RCSB, "RCSB preset B: IG cells a=0.2, s=1.5", a=0.2, c=4, s=1.5, tau=0.6)
-METHODS.add("rcsb_c", RCSB, "RCSB preset C: IG cells a=0.3, s=1.5", a=0.3, c=4, s=1.5, tau=0.6)
-METHODS.add("rcsb", RCSB, "RCSB (= rcsb_a)", a=0.1, c=4, s=3.0, tau=0.6)
+# RCSB (region-constrained, classifier-guided inpainting on I2SB's bridge): the paper's presets
+# A/B/C; rcsb_sgm_*: the paper's ablation with a DDPM (score-based) inpainter instead.
+_A = dict(a=0.1, c=4, s=3.0, tau=0.6)
+_B, _C = _A | dict(a=0.2, s=1.5), _A | dict(a=0.3, s=1.5)
+METHODS.add("rcsb_a", RCSB, "RCSB preset A on I2SB's bridge: IG cells a=0.1, s=3", **_A)
+METHODS.add("rcsb_b", RCSB, "RCSB preset B on I2SB's bridge: IG cells a=0.2, s=1.5", **_B)
+METHODS.add("rcsb_c", RCSB, "RCSB preset C on I2SB's bridge: IG cells a=0.3, s=1.5", **_C)
+METHODS.add("rcsb", RCSB, "RCSB (= rcsb_a)", **_A)
+METHODS.add("rcsb_code", RCSB, "RCSB preset A as released: x0_hat min-max stretched per image for "
+            "the classifier", **_A, classifier_input="minmax")
+METHODS.add("rcsb_sgm_a", RCSB, "RCSB's SGM ablation, preset A: DDPM inpainting, not the bridge",
+            prior="sgm", **_A)
+METHODS.add("rcsb_sgm_b", RCSB, "RCSB's SGM ablation, preset B", prior="sgm", **_B)
+METHODS.add("rcsb_sgm_c", RCSB, "RCSB's SGM ablation, preset C", prior="sgm", **_C)
 # GCD (global, black-box directions in a diffusion autoencoder's semantic space); gcd_code: the
 # released configs (configs/*.yaml of sobieskibj/gcd) where they differ from the paper's text.
 METHODS.add("gcd", GCD, "GCD g-direction (the paper's settings)")
@@ -258,7 +267,9 @@ COMPONENTS.add("sae", "cfbench.components.sae:SparseAutoencoder", "Matryoshka SA
 COMPONENTS.add("fid_features", "cfbench.components.fid_features:FIDFeatures", "torch-fidelity "
                "extractor for FID/sFID")
 COMPONENTS.add("diffusion_prior", "cfbench.components.diffusion_prior:Prior", "pixel-space DDPM "
-               "prior: guided-diffusion's ADM or a diffusers pipeline (RCSB, CECAS)")
+               "prior: guided-diffusion's ADM or a diffusers pipeline (CECAS; RCSB's SGM ablation)")
+COMPONENTS.add("rcsb_bridge", "cfbench.components.i2sb:RCSBBridge", "I2SB's inpainting bridge "
+               "(RCSB)")
 COMPONENTS.add("diffae", "cfbench.components.diffae:DiffAE", "diffusion autoencoder: z_sem + DDIM "
                "x_T (GCD)")
 COMPONENTS.add("spurious_vae", "cfbench.components.spurious_vae:SpuriousFactorVAE", "VAE splitting "

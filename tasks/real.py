@@ -18,9 +18,11 @@ Environment variables:
                         CUB: <root>/CUB_200_2011/ (images/ + images.txt + image_class_labels.txt
                         + train_test_split.txt; the test split is is_training_image == 0)
   CFBENCH_AUTOENCODER   diffusers AutoencoderKL directory or hub id (kl-f8-d16 for SLCF)
-  CFBENCH_DIFFUSION_PRIOR  guided-diffusion's ADM checkpoint (CECAS, RCSB;
-                        256x256_diffusion_uncond.pt, or another with a config.json beside it), or
-                        a diffusers DDPM folder
+  CFBENCH_DIFFUSION_PRIOR  guided-diffusion's ADM checkpoint (CECAS; 256x256_diffusion_uncond.pt,
+                        or another with a config.json beside it), or a diffusers DDPM folder
+  CFBENCH_RCSB_BRIDGE   I2SB's inpainting latest.pt (RCSB; e.g. inpaint-freeform2030) with its
+                        options.pkl or a config.json beside it
+  CFBENCH_DIFFAE        a diffusion autoencoder folder in cfbench's layout (GCD)
   CFBENCH_CLASSIFIER    TorchScript classifier for CelebA / CUB (inputs in [0,1]); CelebA: logits
                         (negative, positive) of the attribute; CUB: 200 logits, index = class id - 1
   CFBENCH_CUB_CLASSES   the CUB pair as "<class id>,<class id>" (ids 1..200 as in classes.txt);
@@ -135,6 +137,7 @@ class _FolderTask(Task):
     components = {
         "autoencoder": "env:CFBENCH_AUTOENCODER",
         "diffusion_prior": "env:CFBENCH_DIFFUSION_PRIOR",
+        "rcsb_bridge": "env:CFBENCH_RCSB_BRIDGE",
         "simsiam": "env:CFBENCH_SIMSIAM",
         "fid_features": "env:CFBENCH_INCEPTION",
         "sae": "env:CFBENCH_SAE",

@@ -33,6 +33,7 @@ class SyntheticTask(Task):
         "fid_features": "asset:simsiam",
         "sae": "asset:sae",
         "diffusion_prior": "asset:diffusion_prior",
+        "rcsb_bridge": "asset:animal_bridge",
         "diffae": "asset:diffae",
         "spurious_vae": "asset:spurious_vae",
         "class_oracle": "asset:animal_oracle",

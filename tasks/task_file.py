@@ -29,7 +29,8 @@ the file are relative to the file. A complete example::
 
     [components]                            # optional; each a path (see `cfbench list components`)
     autoencoder = "ae/"                     # diffusers AutoencoderKL folder (SLCF)
-    diffusion_prior = "prior/"              # diffusers DDPM pipeline folder (RCSB)
+    rcsb_bridge = "i2sb/latest.pt"          # I2SB inpainting bridge (RCSB)
+    diffusion_prior = "prior/"              # ADM file or diffusers DDPM folder (CECAS, RCSB's SGM)
 
     [masks]                                 # optional per-image ground truth: <folder>/<sample
     id>.png

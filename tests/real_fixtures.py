@@ -219,17 +219,17 @@ def resnet50_weights(torch_home: Path) -> Path:
 
 
 def autoencoder(folder: Path) -> Path:
-    """A tiny randomly initialised 16-channel diffusers AutoencoderKL (downsampling factor 2)."""
+    """A tiny randomly initialised 16-channel diffusers AutoencoderKL with kl-f8-d16's
+    downsampling factor 8 (so the released 512-px input gives its 64 x 64 grid)."""
     from diffusers import AutoencoderKL
 
     torch.manual_seed(0)
-    # attention over 128 x 128 is slow
     AutoencoderKL(
         in_channels=3,
         out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2,
-        block_out_channels=(8, 16),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(8, 8, 16, 16),
         layers_per_block=1,
         latent_channels=16,
         norm_num_groups=8,
@@ -291,6 +291,39 @@ def adm(folder: Path, layout: str) -> Path:
     torch.save(net.state_dict(), folder / "model.pt")
     (folder / "config.json").write_text(json.dumps(flags))
     return folder / "model.pt"
+
+
+def bridge(folder: Path) -> Path:
+    """A tiny randomly initialised I2SB inpainter as I2SB saves ``latest.pt``: ``net`` (the
+    Image256Net state dict, keys under ``diffusion_model.``), ``ema`` (torch_ema's state, its
+    shadow parameters in the network's parameter order), ``optimizer`` and ``sched``; the UNet's
+    flags (I2SB's own are ADM-256's) in ``config.json``."""
+    import json
+
+    from cfbench.components.adm_unet import ADMConfig
+    from cfbench.components.i2sb import I2SBNetwork
+
+    torch.manual_seed(2)
+    net = I2SBNetwork(ADMConfig.from_flags(TINY_ADM | dict(num_head_channels=32)))
+    for p in net.parameters():
+        p.data.normal_(0, 0.02)
+    shadow = [p.detach() * 0.5 for p in net.parameters()]  # what I2SB samples with
+    folder.mkdir(parents=True, exist_ok=True)
+    checkpoint = {
+        "net": net.state_dict(),
+        "ema": {
+            "decay": 0.99,
+            "num_updates": 10,
+            "shadow_params": shadow,
+            "collected_params": None,
+        },
+        "optimizer": {"state": {}, "param_groups": [{"lr": 5e-5, "params": [0]}]},
+        "sched": None,
+    }
+    torch.save(checkpoint, folder / "latest.pt")
+    unet = TINY_ADM | dict(num_head_channels=32)
+    (folder / "config.json").write_text(json.dumps({"unet": unet, "beta_max": 1.0, "ot_ode": True}))
+    return folder / "latest.pt"
 
 
 def diffae(folder: Path, size: int = 256) -> Path:

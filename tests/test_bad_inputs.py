@@ -19,6 +19,9 @@ MODEL_FILES = (
     ("adm_unknown", "diffusion_prior", "cecas_no_ls"),
     ("adm_wrong_flags", "diffusion_prior", "cecas_no_ls"),
     ("adm_not_a_state_dict", "diffusion_prior", "cecas_no_ls"),
+    ("bridge_wrong_flags", "rcsb_bridge", "rcsb_a"),
+    ("bridge_not_a_checkpoint", "rcsb_bridge", "rcsb_a"),
+    ("bridge_no_net", "rcsb_bridge", "rcsb_a"),
 )
 FAST = ["--set", "slcf.stage1_steps=1", "--set", "slcf.stage2_steps=1", "--metrics", "FR"]
 
@@ -177,12 +180,13 @@ class PicksAfterTheHead(nn.Module):
 
 
 def _model_files(folder):
-    """ADM files that must be refused before any work (``MODEL_FILES``)."""
+    """ADM and I2SB files that must be refused before any work (``MODEL_FILES``)."""
     import json
 
     import torch
 
     from cfbench.components.adm_unet import ADMConfig, ADMUNet
+    from cfbench.components.i2sb import I2SBNetwork
 
     flags = dict(image_size=64, num_channels=32, num_res_blocks=1, channel_mult=[1, 2])
     flags |= dict(attention_resolutions=[16], num_heads=1)
@@ -196,6 +200,16 @@ def _model_files(folder):
     )
     torch.save({"weights": [1, 2]}, folder / "adm_not_a_state_dict" / "model.pt")
     (folder / "adm_not_a_state_dict" / "config.json").write_text(json.dumps(flags))
+    net = I2SBNetwork(ADMConfig.from_flags(flags)).state_dict()
+    for name in ("bridge_wrong_flags", "bridge_not_a_checkpoint", "bridge_no_net"):
+        (folder / name).mkdir()
+        (folder / name / "config.json").write_text(json.dumps({"unet": flags}))
+    torch.save({"net": net, "ema": {}}, folder / "bridge_wrong_flags" / "latest.pt")
+    (folder / "bridge_wrong_flags" / "config.json").write_text(
+        json.dumps({"unet": flags | {"num_channels": 64}})
+    )
+    (folder / "bridge_not_a_checkpoint" / "latest.pt").write_bytes(b"PK\x03 not a checkpoint")
+    torch.save({"ema": {}}, folder / "bridge_no_net" / "latest.pt")
 
 
 def _damage_copies(world):

@@ -385,16 +385,18 @@ def test_pf_under_slcf_is_quantus_raw_auc_with_one_row_per_step():
 
 
 def test_rescore_adds_a_metric_the_run_did_not_score_and_keeps_the_others(tmp_path):
-    """A metric registered after a run (here: one left out with --metrics) is scored from the
-    directory; the run's own columns come out as the run wrote them."""
+    """A metric registered after a run (here: ones left out with --metrics, e.g. the oracle's and
+    realism's, which old runs lack) is scored from the directory; the run's own columns come out
+    as the run wrote them."""
     out = tmp_path / "run"
     argv = ["run", "--task", "synth_cheetah_cougar", "--methods", "pgd", "--n", "4"]
     argv += ["--metrics", "FR,COUT", "--set", "pgd.iterations=3", "--out", str(out)]
     assert main(argv) == 0
-    _, table = rescore(str(out), metrics="FR,COUT,GT_IN")
+    _, table = rescore(str(out), metrics="FR,COUT,GT_IN,OFR,KID")
     written = pd.read_csv(out / "metrics.csv")
-    assert "GT_IN" not in written or written["GT_IN"].isna().all()
-    assert table["GT_IN"].notna().all()
+    for added in ("GT_IN", "OFR", "KID"):
+        assert added not in written or written[added].isna().all()
+        assert table[added].notna().all()
     for column in ("FR", "COUT"):
         np.testing.assert_allclose(table[column], written[column], rtol=1e-12)
 

@@ -1,5 +1,5 @@
-"""RCSB: the shipped prior denoises, the region constraint is exact, every recipe step is
-switchable."""
+"""RCSB: the shipped priors denoise, the region constraint is exact on the bridge and in the SGM
+ablation, every recipe step is switchable."""
 
 from __future__ import annotations
 
@@ -14,13 +14,31 @@ from cfbench.errors import UserError
 from cfbench.methods.rcsb import RCSB
 from cfbench.results import quantize
 
-FAST = dict(steps=5, ig_steps=4)  # 3 denoising steps at tau = 0.6: seconds, not minutes
+# seconds, not minutes: 3 bridge steps; 3 SGM denoising steps at tau = 0.6
+FAST = dict(steps=5, ig_steps=4, nfe=3)
+SGM = dict(prior="sgm")
 
 
 def run(task, ids, regions=None, **hparams):
     return RCSB(task, torch.device("cpu"), **{**FAST, **hparams}).generate(
         make_batch(task, ids, regions=regions)
     )
+
+
+def test_the_bridge_inpaints_a_region_better_than_the_mean_colour(task):
+    """The shipped bridge, unguided, fills a free-form hole closer to the hidden pixels than the
+    image's mean colour does: it has learned the world, not noise."""
+    from cfbench.components.i2sb_training import cell_masks, inpaint
+
+    bridge = task.component("rcsb_bridge")
+    x = task.load([f"{i:05d}" for i in range(4)]).images * 2 - 1
+    gen = torch.Generator().manual_seed(0)
+    masks = cell_masks(gen, 4, x.shape[-1])
+    with torch.no_grad():
+        out = inpaint(bridge, x, masks, gen, nfe=10)
+    mean = x.mean((2, 3), keepdim=True).expand_as(x)
+    err = lambda y: float(((y - x) ** 2 * masks).sum() / (masks.sum() * 3))  # noqa: E731
+    assert err(out) < 0.7 * err(mean), (err(out), err(mean))
 
 
 def test_prior_denoises_a_noised_synthetic_image(task):
@@ -38,12 +56,16 @@ def test_prior_denoises_a_noised_synthetic_image(task):
         assert (err_denoised < 0.5 * err_noisy).all(), (level, err_denoised, err_noisy)
 
 
-@pytest.mark.parametrize("source", ["ig", "freeform", "gt_object", "user"])
-def test_outside_the_region_the_counterfactual_is_the_input(task, source):
+@pytest.mark.parametrize(
+    "source,prior",
+    [("ig", "bridge"), ("freeform", "sgm"), ("gt_object", "bridge"), ("user", "sgm")],
+)
+def test_outside_the_region_the_counterfactual_is_the_input(task, source, prior):
     ids = ["00000", "00001"]
     user = torch.zeros(2, 1, 64, 64)
     user[:, :, 16:48, 8:40] = 1
-    cf = run(task, ids, regions=user if source == "user" else None, region=source, a=0.2)
+    regions = user if source == "user" else None
+    cf = run(task, ids, regions=regions, region=source, a=0.2, prior=prior)
     x = task.load(ids).images
     outside = cf.masks == 0
     assert set(cf.masks.unique().tolist()) == {0.0, 1.0}
@@ -63,29 +85,47 @@ def _differs(a, b) -> float:
 @pytest.mark.parametrize(
     "switch", [dict(tweedie=False), dict(adam=False), dict(truncation=False), dict(s=0.0)]
 )
-def test_each_recipe_step_can_be_turned_off_and_changes_the_result(task, switch):
+def test_each_sgm_recipe_step_can_be_turned_off_and_changes_the_result(task, switch):
+    ids = ["00003"]
+    assert _differs(run(task, ids, **SGM, **switch), run(task, ids, **SGM)) > 2 / 255
+
+
+@pytest.mark.parametrize("switch", [dict(s=0.0), dict(classifier_input="minmax")])
+def test_each_bridge_guidance_choice_changes_the_result(task, switch):
     ids = ["00003"]
     assert _differs(run(task, ids, **switch), run(task, ids)) > 2 / 255
 
 
 def test_adaptive_normalisation_changes_the_unstabilised_step(task):
     ids = ["00003"]
-    a = run(task, ids, adam=False, adaptive_norm=True)
-    b = run(task, ids, adam=False, adaptive_norm=False)
+    a = run(task, ids, **SGM, adam=False, adaptive_norm=True)
+    b = run(task, ids, **SGM, adam=False, adaptive_norm=False)
     assert _differs(a, b) > 2 / 255
 
 
-def test_a_sample_does_not_depend_on_its_batch(task):
+@pytest.mark.parametrize("prior", ["bridge", "sgm"])
+def test_a_sample_does_not_depend_on_its_batch(task, prior):
     ids = ["00004", "00005", "00006"]
-    together = run(task, ids, region="freeform")
-    alone = run(task, ids[1:2], region="freeform")
+    together = run(task, ids, region="freeform", prior=prior)
+    alone = run(task, ids[1:2], region="freeform", prior=prior)
     assert torch.allclose(together.images[1:2], alone.images, atol=1e-4)
     assert torch.equal(together.masks[1:2], alone.masks)
 
 
-def test_guidance_flips_a_small_batch_and_counts_classifier_evaluations(task):
+def test_bridge_guidance_flips_a_small_batch_and_counts_classifier_evaluations(task):
     ids = [f"{i:05d}" for i in range(4)]
-    cf = run(task, ids, a=0.3, s=1.5, steps=20)
+    cf = run(task, ids, a=0.3, s=3.0, nfe=40)  # (at 10 steps none flips: guidance accumulates)
+    with torch.no_grad():
+        pred = task.classifier(quantize(cf.images)).argmax(1)
+    assert (pred == make_batch(task, ids).target).sum() >= 3
+    # IG path + prediction + one per bridge step
+    assert cf.info["nfe"].tolist() == [FAST["ig_steps"] + 1 + 40] * 4
+    assert cf.info["steps"].tolist() == [40] * 4
+
+
+def test_sgm_guidance_flips_a_small_batch_and_counts_classifier_evaluations(task):
+    ids = [f"{i:05d}" for i in range(4)]
+    cf = run(task, ids, **SGM, a=0.3, s=1.5, steps=20)
     with torch.no_grad():
         pred = task.classifier(quantize(cf.images)).argmax(1)
     assert (pred == make_batch(task, ids).target).sum() >= 3
@@ -100,6 +140,9 @@ def test_missing_user_prior_and_regions_are_user_errors(tmp_path, monkeypatch, t
     monkeypatch.delenv("CFBENCH_DIFFUSION_PRIOR", raising=False)
     with pytest.raises(UserError, match="CFBENCH_DIFFUSION_PRIOR"):
         TASKS.build("zebra_sorrel").component("diffusion_prior")
+    monkeypatch.delenv("CFBENCH_RCSB_BRIDGE", raising=False)
+    with pytest.raises(UserError, match="CFBENCH_RCSB_BRIDGE"):
+        TASKS.build("zebra_sorrel").component("rcsb_bridge")
     monkeypatch.setenv("CFBENCH_DIFFUSION_PRIOR", str(tmp_path))
     with pytest.raises(UserError, match="unet"):
         TASKS.build("zebra_sorrel").component("diffusion_prior")
@@ -150,7 +193,7 @@ def test_cli_run_with_user_regions_keeps_everything_outside_them(tmp_path):
                 "--out",
                 str(out),
                 "--set",
-                "rcsb_c.steps=10",
+                "rcsb_c.nfe=4",
                 "--set",
                 "rcsb_c.ig_steps=8",
             ]

@@ -24,7 +24,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 # Tiny step counts for every method family, so a run takes seconds.
 FAST = {
     "slcf": ["stage1_steps=2", "stage2_steps=3", "ig_steps=2"],
-    "rcsb": ["ig_steps=2", "steps=3"],
+    "rcsb": ["ig_steps=2", "steps=3", "nfe=2"],
     "gcd": [
         "n_proxy=16",
         "k=2",
@@ -54,6 +54,7 @@ def weights(tmp_path_factory):
         "TORCH_HOME": root / "torch",
         "CFBENCH_AUTOENCODER": fake.autoencoder(root / "ae"),
         "CFBENCH_DIFFUSION_PRIOR": fake.adm(root / "adm_imagenet", "imagenet"),
+        "CFBENCH_RCSB_BRIDGE": fake.bridge(root / "bridge"),
         "adm_celeba": fake.adm(root / "adm_celeba", "celeba"),
         "CFBENCH_DIFFAE": fake.diffae(root / "diffae"),
         "celeba": fake.scripted_classifier(root / "celeba.pt", 2),
@@ -69,6 +70,7 @@ def real_env(weights, tmp_path, monkeypatch):
         "CFBENCH_AUTOENCODER",
         "CFBENCH_DIFFUSION_PRIOR",
         "CFBENCH_DIFFAE",
+        "CFBENCH_RCSB_BRIDGE",
     ):
         monkeypatch.setenv(var, str(weights[var]))
     for var in ("CFBENCH_SIMSIAM", "CFBENCH_INCEPTION", "CFBENCH_SAE", "CFBENCH_CUB_CLASSES"):
@@ -133,6 +135,18 @@ def test_readme_command_runs_slcf_and_rcsb_on_imagenet_class_folders(real_env, c
     }
 
 
+@pytest.mark.slow
+def test_slcf_code_runs_the_autoencoder_at_512_on_imagenet_as_released(real_env):
+    import json
+
+    fake.imagenet(real_env, "cheetah_cougar")
+    argv = ["run", "--task", "cheetah_cougar", "--methods", "slcf_code", "--n", "1"]
+    assert main(argv + ["--metrics", "FR", "--out", "run"] + fast_settings(["slcf_code"])) == 0
+    edit = json.loads(Path("run/run.json").read_text())["method_provenance"]["slcf_code"]
+    assert edit["autoencoder_input"].startswith("512 px, bilinear in and bicubic back")
+    assert edit["latent_grid"] == "64x64"
+
+
 @pytest.mark.parametrize("label_file", ["csv", "meta"])
 def test_flat_imagenet_validation_layout_is_read_with_its_label_file(real_env, label_file):
     from cfbench.catalog import TASKS
@@ -193,6 +207,11 @@ def test_one_method_per_family_runs_on_celeba_with_a_torchscript_classifier(
     ]
     assert main(argv + fast_settings(methods)) == 0
     check_run(Path("run"), methods, 4, capsys)
+    import json
+
+    assert (
+        json.loads(Path("run/run.json").read_text())["config"]["task_settings"]["image_size"] == 128
+    )
     metrics = pd.read_csv(Path("run") / "metrics.csv")
     # ACE's networks, random stand-in weights
     for face_metric in ("FVA", "FS", "MNAC", "OFR", "CD"):

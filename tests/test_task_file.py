@@ -55,6 +55,7 @@ torchscript = "classifier.pt"
 [components]
 autoencoder = "{ASSETS / "autoencoder"}"
 diffusion_prior = "{ASSETS / "diffusion_prior"}"
+rcsb_bridge = "{ASSETS / "animal_bridge"}"
 [masks]
 causal = "masks/causal"
 {extra}""")
@@ -81,7 +82,7 @@ def test_task_file_runs_slcf_and_rcsb_end_to_end(tmp_path, capsys):
             "--out",
             str(out),
             "--set",
-            "rcsb_a.steps=10",
+            "rcsb_a.nfe=4",
             "--set",
             "rcsb_a.ig_steps=8",
         ]

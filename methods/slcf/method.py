@@ -97,7 +97,7 @@ class SLCF(CounterfactualMethod):
             return {}
         units = (self.lr, self.noise, self.lambda_s, self.sigma)
         return units_record(
-            self.hparams, self.vae_size or self.task.image_size, self.vae_size, units
+            self.hparams, self.ae, self.vae_size or self.task.image_size, self.vae_size, units
         )
 
     @classmethod

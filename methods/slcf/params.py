@@ -115,13 +115,15 @@ def effective_units(
     return h.lr * scale, h.noise * scale, h.lambda_s / scale, h.sigma * grid / 64
 
 
-def units_record(h: SLCFParams, side: int, vae_size: int, units: tuple) -> dict:
-    """What run.json says of the latent edit: the autoencoder's input and, for ``units="code"``,
-    the converted (lr, noise, lambda_s, sigma)."""
+def units_record(h: SLCFParams, ae, side: int, vae_size: int, units: tuple) -> dict:
+    """What run.json says of the latent edit: the autoencoder's input, its latent grid and, for
+    ``units="code"``, the converted (lr, noise, lambda_s, sigma)."""
+    grid = side // latent_factor(ae, side)
     found = {
         "autoencoder_input": f"{side} px, bilinear in and bicubic back (the released code's)"
         if vae_size
-        else f"{side} px, the task's images as they are"
+        else f"{side} px, the task's images as they are",
+        "latent_grid": f"{grid}x{grid}",
     }
     if h.units == "cfbench":
         return found
