@@ -65,6 +65,17 @@ class _Reference(Metric):
     def reference(self, label: int) -> np.ndarray:
         return _reference_features(self.task, label, self.device)
 
+    def counterfactual_features(self, run, method, rows) -> np.ndarray:
+        """The FID features of a method's written counterfactuals (cached per folder and ids)."""
+        source = self.task.component("fid_features")
+        return folder_features(
+            source.name,
+            source.weights,
+            self.device.type == "cuda",
+            str(run.images(method)),
+            tuple(rows["sample_id"]),
+        )
+
 
 @functools.lru_cache(maxsize=16)
 def _cached(key: str, task, label: int, device) -> np.ndarray:
@@ -178,14 +189,7 @@ class KID(_Reference):
             return None, None
         from torch_fidelity.metric_kid import kernel_poly
 
-        source = self.task.component("fid_features")
-        cf = folder_features(
-            source.name,
-            source.weights,
-            self.device.type == "cuda",
-            str(run.images(method)),
-            tuple(rows["sample_id"]),
-        )
+        cf = self.counterfactual_features(run, method, rows)
         targets = rows["target"].to_numpy()
         shares = {c: (targets == c).mean() for c in np.unique(targets)}
         reference = np.concatenate(
@@ -219,14 +223,7 @@ class Recall(_Reference):
             return None, None
         from torch_fidelity.metric_prc import prc_features_to_metric
 
-        source = self.task.component("fid_features")
-        cf = folder_features(
-            source.name,
-            source.weights,
-            self.device.type == "cuda",
-            str(run.images(method)),
-            tuple(rows["sample_id"]),
-        )
+        cf = self.counterfactual_features(run, method, rows)
         targets = rows["target"].to_numpy()
         reference = np.concatenate([self.reference(int(c)) for c in np.unique(targets)])
         found = prc_features_to_metric(
